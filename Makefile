@@ -1,0 +1,43 @@
+# The two commands: `make check` and `make test`. Each sets up what is missing first.
+SHELL := /bin/bash
+.DEFAULT_GOAL := check
+UV_VERSION := 0.13.8
+PYTHON ?= python3
+VENV := .venv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PYTHON := $(shell command -v $(PYTHON))
+
+# uv from PATH when it is the pinned version, else installed with pip into .tools/
+UV := $(shell uv --version 2>/dev/null | grep -q " $(UV_VERSION)" && command -v uv || echo .tools/uv/bin/uv)
+
+.PHONY: setup check test test-fast lint bench clean
+
+.tools/uv/bin/uv:
+	$(PYTHON) -m venv .tools/uv
+	.tools/uv/bin/python -m pip install -q --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: pyproject.toml uv.lock ci/pyproject.toml | $(UV)
+	$(UV) sync --frozen
+	touch $@
+
+setup: $(VENV)/.synced
+
+check: setup
+	$(VENV)/bin/wormhole-ci check --source examples/wormhole
+
+test: setup
+	$(VENV)/bin/pytest
+
+test-fast: setup
+	$(VENV)/bin/pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/pyright
+
+bench: setup
+	$(VENV)/bin/python bench/check.py
+
+clean:
+	rm -rf $(VENV) .tools

@@ -1,0 +1,1 @@
+"""Hasura metadata: loading (with `!include`), the database schema it is checked against, and the check."""

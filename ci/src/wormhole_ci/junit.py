@@ -1,0 +1,50 @@
+"""JUnit XML for a run report, so CI systems can show one test case per task."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from wormhole_ci.results import RunReport, Status
+
+
+def junit_xml(report: RunReport, suite_prefix: str = "wormhole-ci") -> str:
+    """A `<testsuites>` document: a suite per service, a case per task."""
+    root = ET.Element("testsuites", name=suite_prefix, time=f"{report.wall_time:.3f}")
+    for service in report.services():
+        results = [r for r in report.results if r.service == service]
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"{suite_prefix}.{service}",
+            tests=str(len(results)),
+            failures=str(sum(r.status is Status.FAILED for r in results)),
+            skipped=str(sum(r.status is Status.BLOCKED for r in results)),
+            errors="0",
+            time=f"{sum(r.duration for r in results):.3f}",
+        )
+        for result in results:
+            case = ET.SubElement(
+                suite,
+                "testcase",
+                classname=service,
+                name=result.task,
+                time=f"{result.duration:.3f}",
+            )
+            if result.status is Status.FAILED:
+                failure = ET.SubElement(
+                    case, "failure", message=f"{service}/{result.task} exited {result.exit_code}"
+                )
+                failure.text = result.tail
+            elif result.status is Status.BLOCKED:
+                ET.SubElement(case, "skipped", message=result.tail)
+            if result.log:
+                ET.SubElement(case, "system-out").text = f"log: {result.log}"
+    ET.indent(root)
+    return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def write_junit(report: RunReport, path: Path) -> None:
+    """Write the report's JUnit XML to `path`, creating parent directories."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(junit_xml(report), encoding="utf-8")

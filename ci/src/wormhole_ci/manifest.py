@@ -1,0 +1,264 @@
+"""Loading and validating `wormhole-ci.toml`, the monorepo manifest."""
+
+from __future__ import annotations
+
+import re
+import shlex
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from wormhole_ci.errors import ManifestError
+from wormhole_ci.jsonish import as_dict, as_list, as_str_list
+
+MANIFEST_NAME = "wormhole-ci.toml"
+_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+_ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class ServiceKind(StrEnum):
+    """The kinds of service the pipeline knows how to check."""
+
+    NODE = "node"
+    NUXT = "nuxt"
+    PYTHON = "python"
+    HASURA = "hasura"
+
+
+@dataclass(frozen=True)
+class TaskOverride:
+    """A service's replacement for (or removal of) one task's default command."""
+
+    enabled: bool = True
+    """False switches the task off."""
+    run: tuple[str, ...] | None = None
+    """The argv to run instead of the convention; None keeps the default command."""
+    env: tuple[tuple[str, str], ...] = ()
+    """Extra environment for this task (names and plain values, never secrets)."""
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service as the manifest declares it."""
+
+    name: str
+    kind: ServiceKind
+    path: str
+    """Directory relative to the monorepo root, POSIX separators."""
+    tasks: Mapping[str, TaskOverride] = field(default_factory=dict[str, TaskOverride])
+    database: str | None = None
+    """Hasura only: the service whose Prisma migrations define the database schema."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The validated manifest of one monorepo."""
+
+    root: Path
+    project: str
+    services: tuple[ServiceSpec, ...]
+
+    def service(self, name: str) -> ServiceSpec:
+        """The service called `name`, or a ManifestError listing the known ones."""
+        for spec in self.services:
+            if spec.name == name:
+                return spec
+        known = ", ".join(s.name for s in self.services)
+        raise ManifestError(
+            f"{self.root / MANIFEST_NAME}: no service named {name!r} (known services: {known})"
+        )
+
+
+# Top-level tables later capabilities read; accepted here so one manifest serves all.
+_TOP_KEYS = {"project", "services"}
+_PROJECT_KEYS = {"name"}
+_SERVICE_KEYS = {"kind", "path", "tasks", "database"}
+_TASK_KEYS = {"run", "enabled", "env"}
+
+
+def load_manifest(root: Path) -> Manifest:
+    """Read and validate `<root>/wormhole-ci.toml`; every error names file and field."""
+    root = root.resolve()
+    if not root.is_dir():
+        raise ManifestError(f"{root}: source directory does not exist; pass --source DIR")
+    path = root / MANIFEST_NAME
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{path}: manifest not found; create it (see docs/configuration.md) "
+            "or point --source at the monorepo root"
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{path}: invalid TOML: {exc}; fix the syntax") from None
+    return _parse(root, path, data)
+
+
+def _parse(root: Path, path: Path, data: dict[str, object]) -> Manifest:
+    _reject_unknown(path, "", data, _TOP_KEYS)
+    project = _table(path, "project", data.get("project", {}))
+    _reject_unknown(path, "project.", project, _PROJECT_KEYS)
+    name = project.get("name", root.name)
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ManifestError(
+            f"{path}: project.name must be lower-case letters, digits and '-' "
+            f"(at most 40), got {name!r}"
+        )
+    services_table = _table(path, "services", data.get("services"))
+    if not services_table:
+        raise ManifestError(f"{path}: no [services.<name>] tables; declare at least one service")
+    services: list[ServiceSpec] = []
+    for svc_name, raw in services_table.items():
+        services.append(_parse_service(root, path, svc_name, raw))
+    specs = tuple(services)
+    names = {s.name for s in specs}
+    for spec in specs:
+        if spec.kind is ServiceKind.HASURA:
+            _check_hasura_database(path, spec, specs, names)
+    return Manifest(root=root, project=name, services=specs)
+
+
+def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpec:
+    where = f"services.{name}"
+    if not _NAME_RE.match(name):
+        raise ManifestError(
+            f"{path}: [{where}]: service names are lower-case letters, digits and '-'"
+        )
+    table = _table(path, where, raw)
+    _reject_unknown(path, f"{where}.", table, _SERVICE_KEYS)
+    rel = table.get("path", name)
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or ".." in Path(rel).parts:
+        raise ManifestError(
+            f"{path}: {where}.path must be a relative path inside the monorepo, got {rel!r}"
+        )
+    directory = root / rel
+    if not directory.is_dir():
+        raise ManifestError(
+            f"{path}: {where}.path: directory {rel!r} does not exist under {root}; "
+            "fix the path or remove the service"
+        )
+    kind_raw = table.get("kind")
+    if kind_raw is None:
+        kind = _infer_kind(path, where, directory)
+    else:
+        try:
+            kind = ServiceKind(str(kind_raw))
+        except ValueError:
+            allowed = ", ".join(k.value for k in ServiceKind)
+            raise ManifestError(
+                f"{path}: {where}.kind: unknown kind {kind_raw!r}; use one of {allowed}"
+            ) from None
+    database = table.get("database")
+    if database is not None and (kind is not ServiceKind.HASURA or not isinstance(database, str)):
+        raise ManifestError(
+            f"{path}: {where}.database is only valid for kind 'hasura' and must name a service"
+        )
+    tasks = {
+        task: _parse_task(path, f"{where}.tasks.{task}", value)
+        for task, value in _table(path, f"{where}.tasks", table.get("tasks", {})).items()
+    }
+    return ServiceSpec(
+        name=name,
+        kind=kind,
+        path=Path(rel).as_posix(),
+        tasks=tasks,
+        database=database if isinstance(database, str) else None,
+    )
+
+
+def _parse_task(path: Path, where: str, value: object) -> TaskOverride:
+    if value is False:
+        return TaskOverride(enabled=False)
+    if isinstance(value, str) or as_list(value) is not None:
+        return TaskOverride(run=_argv(path, where, value))
+    if as_dict(value) is not None:
+        table = _table(path, where, value)
+        _reject_unknown(path, f"{where}.", table, _TASK_KEYS)
+        enabled = table.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ManifestError(f"{path}: {where}.enabled must be true or false")
+        run = table.get("run")
+        env = _table(path, f"{where}.env", table.get("env", {}))
+        pairs: list[tuple[str, str]] = []
+        for key, val in env.items():
+            if not _ENV_RE.match(key) or not isinstance(val, str):
+                raise ManifestError(
+                    f"{path}: {where}.env.{key}: names are identifiers and values strings"
+                )
+            pairs.append((key, val))
+        return TaskOverride(
+            enabled=enabled,
+            run=None if run is None else _argv(path, f"{where}.run", run),
+            env=tuple(sorted(pairs)),
+        )
+    raise ManifestError(
+        f"{path}: {where}: expected a command (string or list), false, or a table "
+        "with run/enabled/env"
+    )
+
+
+def _argv(path: Path, where: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        try:
+            argv = shlex.split(value)
+        except ValueError as exc:
+            raise ManifestError(f"{path}: {where}: cannot split command: {exc}") from None
+    elif (items := as_str_list(value)) is not None:
+        argv = items
+    else:
+        raise ManifestError(f"{path}: {where}: a command is a string or a list of strings")
+    if not argv:
+        raise ManifestError(f"{path}: {where}: empty command; use false to switch a task off")
+    return tuple(argv)
+
+
+def _infer_kind(path: Path, where: str, directory: Path) -> ServiceKind:
+    if any((directory / f"nuxt.config.{ext}").exists() for ext in ("ts", "js", "mjs")):
+        return ServiceKind.NUXT
+    if (directory / "package.json").exists():
+        return ServiceKind.NODE
+    if (directory / "pyproject.toml").exists():
+        return ServiceKind.PYTHON
+    if (directory / "config.yaml").exists() and (directory / "metadata").is_dir():
+        return ServiceKind.HASURA
+    raise ManifestError(
+        f"{path}: {where}: cannot infer the kind of {directory.name!r} (no package.json, "
+        "pyproject.toml or Hasura config.yaml); set kind explicitly"
+    )
+
+
+def _check_hasura_database(
+    path: Path, spec: ServiceSpec, specs: tuple[ServiceSpec, ...], names: set[str]
+) -> None:
+    where = f"services.{spec.name}.database"
+    if spec.database is None:
+        node = [s.name for s in specs if s.kind is ServiceKind.NODE]
+        hint = f" (e.g. database = {node[0]!r})" if node else ""
+        raise ManifestError(
+            f"{path}: {where} is required: name the service whose Prisma migrations "
+            f"define the database{hint}"
+        )
+    if spec.database not in names:
+        raise ManifestError(f"{path}: {where}: no service named {spec.database!r}")
+
+
+def _table(path: Path, where: str, value: object) -> dict[str, object]:
+    if value is None:
+        return {}
+    table = as_dict(value)
+    if table is None:
+        raise ManifestError(f"{path}: [{where}] must be a table")
+    return table
+
+
+def _reject_unknown(
+    path: Path, prefix: str, table: Mapping[str, object], allowed: set[str]
+) -> None:
+    for key in table:
+        if key not in allowed:
+            options = ", ".join(sorted(allowed))
+            raise ManifestError(f"{path}: unknown key {prefix}{key}; allowed here: {options}")

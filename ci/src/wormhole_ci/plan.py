@@ -1,0 +1,374 @@
+"""The check plan as data: which commands each service's tasks run, derived from its files.
+
+Both runtimes (native subprocesses and Dagger containers) execute these tasks; neither
+keeps a list of commands of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+from wormhole_ci.errors import ManifestError
+from wormhole_ci.jsonish import as_dict, as_list
+from wormhole_ci.manifest import Manifest, ServiceKind, ServiceSpec, TaskOverride
+from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
+
+# The order tasks of one service run in; names outside this list run after, as declared.
+STANDARD_TASKS = ("install", "prepare", "lint", "format", "typecheck", "test", "validate")
+SETUP_TASKS = frozenset({"install", "prepare"})
+# The check families the CLI and Dagger functions select by (`lint` includes `format`).
+FAMILIES: Mapping[str, frozenset[str]] = {
+    "lint": frozenset({"lint", "format"}),
+    "typecheck": frozenset({"typecheck"}),
+    "test": frozenset({"test"}),
+    "validate": frozenset({"validate"}),
+}
+
+
+class Tool(StrEnum):
+    """The toolchain a task needs on the host or in its container."""
+
+    PNPM = "pnpm"
+    NPM = "npm"
+    UV = "uv"
+    WORMHOLE = "wormhole-ci"
+    """This package itself (the Hasura metadata check)."""
+
+
+@dataclass(frozen=True)
+class Cache:
+    """A persistent cache directory a tool finds through an environment variable."""
+
+    name: str
+    """Stable cache name: the host subdirectory and the Dagger cache volume."""
+    env: str
+    """The variable that points the tool at the cache."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One command of one service, with everything needed to run it anywhere."""
+
+    service: str
+    name: str
+    tool: Tool
+    tool_version: str
+    workdir: str
+    """Directory the command runs in, relative to the monorepo root."""
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...] = ()
+    caches: tuple[Cache, ...] = ()
+    outputs: tuple[str, ...] = ()
+    """Paths (relative to workdir) the task creates, kept for later tasks."""
+    after: tuple[str, ...] = ()
+    """Other services' tasks (`service:task`) that must have passed first."""
+
+    @property
+    def key(self) -> str:
+        """`service:task`, unique within a plan."""
+        return f"{self.service}:{self.name}"
+
+    @property
+    def is_setup(self) -> bool:
+        """Setup tasks gate the rest of their service: when one fails the others are blocked."""
+        return self.name in SETUP_TASKS
+
+
+@dataclass(frozen=True)
+class ServicePlan:
+    """The ordered tasks of one service."""
+
+    service: str
+    kind: ServiceKind
+    path: str
+    tasks: tuple[Task, ...]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Every service's tasks for one run."""
+
+    project: str
+    services: tuple[ServicePlan, ...]
+    notes: tuple[str, ...] = field(default=())
+    """Conventions that found nothing to run (e.g. no lint script), shown to the user."""
+
+    @property
+    def tasks(self) -> tuple[Task, ...]:
+        """All tasks, service by service."""
+        return tuple(t for s in self.services for t in s.tasks)
+
+
+PNPM_CACHES = (
+    Cache("pnpm-store", "pnpm_config_store_dir"),
+    Cache("pnpm-cache", "pnpm_config_cache_dir"),
+)
+NPM_CACHES = (Cache("npm-cache", "npm_config_cache"),)
+UV_CACHES = (Cache("uv", "UV_CACHE_DIR"),)
+# Tools must never try to reach anything but the package registries.
+NODE_ENV = (("CI", "true"), ("NUXT_TELEMETRY_DISABLED", "1"))
+UV_ENV = (("UV_PYTHON_DOWNLOADS", "never"),)
+
+
+def build_plan(
+    manifest: Manifest,
+    services: Sequence[str] = (),
+    families: Iterable[str] = (),
+) -> Plan:
+    """The plan for `services` (all when empty) limited to check `families` (all when empty).
+
+    Setup tasks (install, prepare) always stay: the selected checks need them.
+    """
+    selected = [manifest.service(name) for name in services] or list(manifest.services)
+    wanted = frozenset[str]().union(*(FAMILIES[f] for f in families)) if families else None
+    notes: list[str] = []
+    plans: list[ServicePlan] = []
+    for spec in selected:
+        tasks = _service_tasks(manifest, spec, notes)
+        if wanted is not None:
+            tasks = [t for t in tasks if t.is_setup or t.name in wanted]
+        if wanted is not None and all(t.is_setup for t in tasks):
+            continue  # nothing of the requested family here: do not install for nothing
+        plans.append(ServicePlan(spec.name, spec.kind, spec.path, tuple(tasks)))
+    plans = _hasura_after_database(plans, manifest)
+    _check_after(plans, manifest)
+    return Plan(project=manifest.project, services=tuple(plans), notes=tuple(notes))
+
+
+def _service_tasks(manifest: Manifest, spec: ServiceSpec, notes: list[str]) -> list[Task]:
+    directory = manifest.root / spec.path
+    match spec.kind:
+        case ServiceKind.NODE | ServiceKind.NUXT:
+            defaults = _node_defaults(spec, directory, notes)
+        case ServiceKind.PYTHON:
+            defaults = _python_defaults(spec, directory, notes)
+        case ServiceKind.HASURA:
+            defaults = _hasura_defaults(manifest, spec)
+    return _apply_overrides(spec, defaults)
+
+
+def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list[Task]:
+    package = _read_package_json(directory / "package.json", spec)
+    scripts = _str_map(package.get("scripts"))
+    deps = {**_str_map(package.get("devDependencies")), **_str_map(package.get("dependencies"))}
+    if (directory / "pnpm-lock.yaml").exists():
+        tool, version = Tool.PNPM, _pnpm_version(package, directory / "package.json")
+        install = ("pnpm", "install", "--frozen-lockfile")
+        exec_, run = ("pnpm", "exec"), ("pnpm", "run")
+        caches = PNPM_CACHES
+    elif (directory / "package-lock.json").exists():
+        tool, version = Tool.NPM, ""
+        install = ("npm", "ci", "--no-audit", "--no-fund")
+        exec_, run = ("npx", "--no-install"), ("npm", "run")
+        caches = NPM_CACHES
+    else:
+        raise ManifestError(
+            f"{spec.path}/: no lock file (pnpm-lock.yaml or package-lock.json) for service "
+            f"{spec.name!r}; run `pnpm install` there and commit pnpm-lock.yaml "
+            "(installs run frozen)"
+        )
+
+    def task(name: str, argv: tuple[str, ...], outputs: tuple[str, ...] = ()) -> Task:
+        return Task(
+            service=spec.name,
+            name=name,
+            tool=tool,
+            tool_version=version,
+            workdir=spec.path,
+            argv=argv,
+            env=NODE_ENV,
+            caches=caches,
+            outputs=outputs,
+        )
+
+    tasks = [task("install", install, ("node_modules",))]
+    if spec.kind is ServiceKind.NUXT:
+        tasks.append(task("prepare", (*exec_, "nuxi", "prepare"), (".nuxt",)))
+    elif "prisma" in deps and (directory / "prisma" / "schema.prisma").exists():
+        tasks.append(task("prepare", (*exec_, "prisma", "generate")))
+    if "lint" in scripts:
+        tasks.append(task("lint", (*run, "lint")))
+    else:
+        notes.append(f"{spec.name}: no `lint` script in package.json, lint skipped")
+    if "format:check" in scripts:
+        tasks.append(task("format", (*run, "format:check")))
+    if spec.kind is ServiceKind.NUXT:
+        tasks.append(task("typecheck", (*exec_, "nuxi", "typecheck")))
+    elif "typescript" in deps and (directory / "tsconfig.json").exists():
+        tasks.append(task("typecheck", (*exec_, "tsc", "--noEmit")))
+    if "test" in scripts:
+        tasks.append(task("test", (*run, "test")))
+    else:
+        notes.append(f"{spec.name}: no `test` script in package.json, tests skipped")
+    return tasks
+
+
+def _python_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list[Task]:
+    if not (directory / "pyproject.toml").exists():
+        raise ManifestError(
+            f"{spec.path}/pyproject.toml: not found for python service {spec.name!r}; "
+            "a python service is a uv project"
+        )
+    lock = directory / "uv.lock"
+    if not lock.exists():
+        raise ManifestError(
+            f"{spec.path}/: no uv.lock for service {spec.name!r}; run `uv lock` there "
+            "and commit uv.lock (installs run frozen)"
+        )
+    try:
+        locked = tomllib.loads(lock.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError(f"{spec.path}/uv.lock: invalid TOML: {exc}; re-run `uv lock`") from None
+    names = {
+        str(package.get("name"))
+        for package in map(as_dict, as_list(locked.get("package")) or [])
+        if package is not None
+    }
+    run = ("uv", "run", "--frozen")
+
+    def task(name: str, argv: tuple[str, ...], outputs: tuple[str, ...] = ()) -> Task:
+        return Task(
+            service=spec.name,
+            name=name,
+            tool=Tool.UV,
+            tool_version=UV_VERSION,
+            workdir=spec.path,
+            argv=argv,
+            env=UV_ENV,
+            caches=UV_CACHES,
+            outputs=outputs,
+        )
+
+    tasks = [task("install", ("uv", "sync", "--frozen"), (".venv",))]
+    if "ruff" in names:
+        tasks.append(task("lint", (*run, "ruff", "check", ".")))
+        tasks.append(task("format", (*run, "ruff", "format", "--check", ".")))
+    else:
+        notes.append(f"{spec.name}: ruff is not in uv.lock, lint skipped")
+    if "pyright" in names:
+        tasks.append(task("typecheck", (*run, "pyright")))
+    elif "mypy" in names:
+        tasks.append(task("typecheck", (*run, "mypy", ".")))
+    if "pytest" in names:
+        tasks.append(task("test", (*run, "pytest")))
+    else:
+        notes.append(f"{spec.name}: pytest is not in uv.lock, tests skipped")
+    return tasks
+
+
+def _hasura_defaults(manifest: Manifest, spec: ServiceSpec) -> list[Task]:
+    if not (manifest.root / spec.path / "config.yaml").exists():
+        raise ManifestError(
+            f"{spec.path}/config.yaml: not found for hasura service {spec.name!r}; "
+            "it must be a Hasura project directory (config v3)"
+        )
+    return [
+        Task(
+            service=spec.name,
+            name="validate",
+            tool=Tool.WORMHOLE,
+            tool_version="",
+            workdir=".",
+            argv=("wormhole-ci", "validate-hasura", "--source", ".", "--service", spec.name),
+        )
+    ]
+
+
+def _apply_overrides(spec: ServiceSpec, defaults: list[Task]) -> list[Task]:
+    by_name = {t.name: t for t in defaults}
+    template = defaults[-1]
+    for name, override in spec.tasks.items():
+        base = by_name.get(name)
+        if not override.enabled:
+            by_name.pop(name, None)
+            continue
+        if base is None:
+            if override.run is None:
+                raise ManifestError(
+                    f"services.{spec.name}.tasks.{name}: there is no default {name!r} task "
+                    "for this service; give it a `run` command"
+                )
+            base = replace(template, name=name, outputs=(), after=(), env=template.env)
+        by_name[name] = _override(base, override)
+    order = {name: i for i, name in enumerate(STANDARD_TASKS)}
+    extra_order = {name: i for i, name in enumerate(spec.tasks)}
+    return sorted(
+        by_name.values(),
+        key=lambda t: (order.get(t.name, len(order)), extra_order.get(t.name, 0)),
+    )
+
+
+def _override(task: Task, override: TaskOverride) -> Task:
+    env = dict(task.env)
+    env.update(override.env)
+    return replace(task, argv=override.run or task.argv, env=tuple(sorted(env.items())))
+
+
+def _hasura_after_database(plans: list[ServicePlan], manifest: Manifest) -> list[ServicePlan]:
+    """Hasura's check waits for its database service's setup when both are planned.
+
+    Without PostgreSQL binaries the check falls back to the Prisma datamodel, which
+    needs that service's installed and generated client; waiting keeps it deterministic.
+    """
+    setup = {p.service: [t.key for t in p.tasks if t.is_setup] for p in plans}
+    out: list[ServicePlan] = []
+    for plan in plans:
+        if plan.kind is not ServiceKind.HASURA:
+            out.append(plan)
+            continue
+        database = manifest.service(plan.service).database or ""
+        deps = tuple(setup.get(database, ())[-1:])
+        out.append(replace(plan, tasks=tuple(replace(t, after=deps) for t in plan.tasks)))
+    return out
+
+
+def _check_after(plans: list[ServicePlan], manifest: Manifest) -> None:
+    keys = {t.key for p in plans for t in p.tasks}
+    for plan in plans:
+        for task in plan.tasks:
+            for dep in task.after:
+                if dep not in keys:
+                    raise ManifestError(
+                        f"{manifest.root.name}: task {task.key} needs {dep}, which is not planned"
+                    )
+
+
+def _read_package_json(path: Path, spec: ServiceSpec) -> dict[str, object]:
+    rel = f"{spec.path}/package.json"
+    try:
+        raw: object = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ManifestError(
+            f"{rel}: not found for {spec.kind} service {spec.name!r}; fix services."
+            f"{spec.name}.path or its kind"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            f"{rel}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}; fix the file"
+        ) from None
+    package = as_dict(raw)
+    if package is None:
+        raise ManifestError(f"{rel}: expected a JSON object at the top level")
+    return package
+
+
+def _str_map(value: object) -> dict[str, str]:
+    return {k: str(v) for k, v in (as_dict(value) or {}).items()}
+
+
+def _pnpm_version(package: Mapping[str, object], path: Path) -> str:
+    """The pnpm version from `packageManager` (corepack's field), else the pipeline's pin."""
+    field_value = package.get("packageManager")
+    if field_value is None:
+        return PNPM_VERSION
+    if not isinstance(field_value, str) or not field_value.startswith("pnpm@"):
+        raise ManifestError(
+            f"{path}: packageManager is {field_value!r} but the lock file is pnpm's; "
+            f'set it to "pnpm@{PNPM_VERSION}"'
+        )
+    return field_value.removeprefix("pnpm@").split("+", 1)[0]

@@ -1,0 +1,87 @@
+"""What a run reports: per-task results and the one summary a failed run ends with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+TAIL_LINES = 20
+
+
+class Status(StrEnum):
+    """How a task ended."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+    """Not run: a setup task of its service (or a task it needs) did not pass."""
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    """The outcome of one task."""
+
+    service: str
+    task: str
+    status: Status
+    duration: float = 0.0
+    exit_code: int | None = None
+    tail: str = ""
+    """The last lines of the task's output (or why it was blocked)."""
+    log: str | None = None
+    """Where the full output is kept, when the runtime keeps one."""
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """Every task's result, in plan order."""
+
+    results: tuple[TaskResult, ...]
+    wall_time: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when every task passed."""
+        return all(r.status is Status.PASSED for r in self.results)
+
+    def services(self) -> list[str]:
+        """Service names in plan order."""
+        return list(dict.fromkeys(r.service for r in self.results))
+
+    def failed(self) -> list[TaskResult]:
+        """The tasks that ran and failed."""
+        return [r for r in self.results if r.status is Status.FAILED]
+
+
+def tail_of(text: str, lines: int = TAIL_LINES) -> str:
+    """The last `lines` non-empty-trailing lines of `text`."""
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def summary(report: RunReport, what: str = "check") -> str:
+    """One paragraph naming each failed service and its failed tasks, then their tails.
+
+    `check failed for 2 of 4 services: api (lint), runner (lint, test)`; both runtimes
+    raise/print exactly this text.
+    """
+    services = report.services()
+    failed_by_service: dict[str, list[str]] = {}
+    for result in report.failed():
+        failed_by_service.setdefault(result.service, []).append(result.task)
+    if not failed_by_service:
+        return f"{what} passed for {len(services)} of {len(services)} services"
+    names = ", ".join(f"{svc} ({', '.join(tasks)})" for svc, tasks in failed_by_service.items())
+    lines = [f"{what} failed for {len(failed_by_service)} of {len(services)} services: {names}"]
+    for result in report.failed():
+        code = "" if result.exit_code is None else f", exit {result.exit_code}"
+        where = f" (full log: {result.log})" if result.log else ""
+        lines.append(f"\n--- {result.service}/{result.task}{code}{where}")
+        if result.tail:
+            lines.append(result.tail)
+    return "\n".join(lines)
+
+
+def blocked_reason(blocker: Sequence[str]) -> str:
+    """The tail text of a blocked task."""
+    return f"not run: {', '.join(blocker)} did not pass"
