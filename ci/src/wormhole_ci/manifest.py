@@ -102,7 +102,7 @@ def _parse(root: Path, path: Path, data: dict[str, object]) -> Manifest:
     _reject_unknown(path, "", data, _TOP_KEYS)
     project = _table(path, "project", data.get("project", {}))
     _reject_unknown(path, "project.", project, _PROJECT_KEYS)
-    name = project.get("name", root.name)
+    name = project.get("name", _slug(root.name))
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise ManifestError(
             f"{path}: project.name must be lower-case letters, digits and '-' "
@@ -244,6 +244,12 @@ def _check_hasura_database(
         )
     if spec.database not in names:
         raise ManifestError(f"{path}: {where}: no service named {spec.database!r}")
+
+
+def _slug(text: str) -> str:
+    """A folder name made into a valid project name (the default when none is set)."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:40]
+    return slug if slug[:1].isalpha() else f"p-{slug}"[:40]
 
 
 def _table(path: Path, where: str, value: object) -> dict[str, object]:

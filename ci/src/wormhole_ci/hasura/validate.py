@@ -258,39 +258,51 @@ def _check_manual(
 
 
 def _check_bool_exp(
-    exp: object, table: _Table, schema: DbSchema, tables: Mapping[TableName, _Table], label: str
+    exp: object,
+    table: _Table,
+    schema: DbSchema,
+    tables: Mapping[TableName, _Table],
+    label: str,
+    file: str | None = None,
 ) -> Iterator[Problem]:
+    """Check the columns and relationships a filter/check uses; problems are reported
+    against `file`, the file declaring the permission (not the table walked into)."""
+    file = file or table.file
     mapping = as_dict(exp)
     if mapping is None:
-        yield Problem(table.file, f"{label}: a boolean expression must be a mapping")
+        yield Problem(file, f"{label}: a boolean expression must be a mapping")
         return
     db = schema.tables.get(table.name)
     for key, value in mapping.items():
         if key in _BOOL_OPS:
             for sub in as_list(value) or [value]:
-                yield from _check_bool_exp(sub, table, schema, tables, label)
+                yield from _check_bool_exp(sub, table, schema, tables, label, file)
         elif key == "_not":
-            yield from _check_bool_exp(value, table, schema, tables, label)
+            yield from _check_bool_exp(value, table, schema, tables, label, file)
         elif key == "_exists":
             exists = as_dict(value) or {}
             target = _table_name(exists.get("_table"))
             other = tables.get(target) if target else None
             if target is None or target not in schema.tables:
                 yield Problem(
-                    table.file, f"{label}: _exists on unknown table {exists.get('_table')!r}"
+                    file, f"{label}: _exists on unknown table {exists.get('_table')!r}"
                 )
             elif other is not None:
-                yield from _check_bool_exp(exists.get("_where", {}), other, schema, tables, label)
+                yield from _check_bool_exp(
+                    exists.get("_where", {}), other, schema, tables, label, file
+                )
         elif db is not None and key in db.columns:
             continue  # a column comparison: operators are Hasura's to check
         elif key in table.relationships:
             remote = table.relationships[key]
             other = tables.get(remote) if remote else None
             if other is not None:
-                yield from _check_bool_exp(value, other, schema, tables, f"{label} (via {key})")
+                yield from _check_bool_exp(
+                    value, other, schema, tables, f"{label} (via {key})", file
+                )
         else:
             yield Problem(
-                table.file,
+                file,
                 f"{label}: {key!r} is neither a column nor a relationship of {display(table.name)}",
             )
 

@@ -1,0 +1,146 @@
+"""Manifest loading: the example loads; every kind of bad input names file, field and fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wormhole_ci.errors import ManifestError
+from wormhole_ci.manifest import ServiceKind, TaskOverride, load_manifest
+from tests.conftest import EXAMPLE
+
+
+def write(root: Path, text: str) -> Path:
+    (root / "wormhole-ci.toml").write_text(text)
+    return root
+
+
+def test_example_manifest_declares_the_four_services() -> None:
+    manifest = load_manifest(EXAMPLE)
+    assert manifest.project == "wormhole"
+    assert [(s.name, s.kind, s.path) for s in manifest.services] == [
+        ("api", ServiceKind.NODE, "api"),
+        ("web", ServiceKind.NUXT, "web"),
+        ("runner", ServiceKind.PYTHON, "runner"),
+        ("hasura", ServiceKind.HASURA, "hasura"),
+    ]
+    assert manifest.service("hasura").database == "api"
+
+
+def test_kind_and_path_are_inferred(tmp_path: Path) -> None:
+    (tmp_path / "front").mkdir()
+    (tmp_path / "front" / "nuxt.config.ts").write_text("export default {}\n")
+    (tmp_path / "worker").mkdir()
+    (tmp_path / "worker" / "pyproject.toml").write_text("")
+    write(tmp_path, '[services.front]\n[services.jobs]\npath = "worker"\n')
+    manifest = load_manifest(tmp_path)
+    assert manifest.project == tmp_path.name.lower().replace("_", "-")
+    assert [(s.name, s.kind, s.path) for s in manifest.services] == [
+        ("front", ServiceKind.NUXT, "front"),
+        ("jobs", ServiceKind.PYTHON, "worker"),
+    ]
+
+
+def test_task_overrides_in_every_form(tmp_path: Path) -> None:
+    (tmp_path / "api").mkdir()
+    write(
+        tmp_path,
+        """
+[project]
+name = "demo"
+[services.api]
+kind = "node"
+[services.api.tasks]
+test = "pnpm run test:unit --reporter 'dot'"
+lint = ["pnpm", "run", "lint:ci"]
+format = false
+[services.api.tasks.e2e]
+run = "pnpm run e2e"
+env = { BASE_URL = "http://127.0.0.1:3000" }
+""",
+    )
+    tasks = load_manifest(tmp_path).service("api").tasks
+    assert tasks["test"] == TaskOverride(run=("pnpm", "run", "test:unit", "--reporter", "dot"))
+    assert tasks["lint"] == TaskOverride(run=("pnpm", "run", "lint:ci"))
+    assert tasks["format"] == TaskOverride(enabled=False)
+    assert tasks["e2e"] == TaskOverride(
+        run=("pnpm", "run", "e2e"), env=(("BASE_URL", "http://127.0.0.1:3000"),)
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[services.api\nkind = 'node'\n", r"wormhole-ci\.toml: invalid TOML: .*line 1"),
+        (
+            "[project]\nname = 'x'\ncolour = 'blue'\n[services.api]\n",
+            r"unknown key project\.colour; allowed here: name",
+        ),
+        (
+            "[services.api]\nkind = 'node'\nscript = 'x'\n",
+            r"unknown key services\.api\.script; allowed here: database, kind, path, tasks",
+        ),
+        (
+            "[services.api]\nkind = 'node'\n[services.api.tasks.test]\ncommand = 'x'\n",
+            r"unknown key services\.api\.tasks\.test\.command",
+        ),
+        ("[images]\n[services.api]\n", r"unknown key images; allowed here: project, services"),
+        (
+            "[services.api]\nkind = 'rust'\n",
+            r"services\.api\.kind: unknown kind 'rust'; use one of node, nuxt, python, hasura",
+        ),
+        (
+            "[services.api]\npath = 'nope'\nkind = 'node'\n",
+            r"services\.api\.path: directory 'nope' does not exist .*fix the path",
+        ),
+        (
+            "[services.api]\npath = '../api'\nkind = 'node'\n",
+            r"services\.api\.path must be a relative path inside the monorepo",
+        ),
+        (
+            "[services.api]\nkind = 'node'\n[services.api.tasks]\ntest = ''\n",
+            r"services\.api\.tasks\.test: empty command; use false",
+        ),
+        (
+            "[services.api]\nkind = 'node'\n[services.api.tasks]\ntest = 3\n",
+            r"services\.api\.tasks\.test: expected a command",
+        ),
+        ("[services.api]\nkind = 'hasura'\n", r"services\.api\.database is required"),
+        (
+            "[services.api]\nkind = 'node'\ndatabase = 'x'\n",
+            r"database is only valid for kind 'hasura'",
+        ),
+        ("[services.API]\nkind = 'node'\n", r"service names are lower-case"),
+        ("[project]\nname = 'x'\n", r"no \[services\.<name>\] tables"),
+    ],
+)
+def test_bad_manifest_names_file_and_field(tmp_path: Path, text: str, expected: str) -> None:
+    (tmp_path / "api").mkdir()
+    write(tmp_path, text)
+    with pytest.raises(ManifestError, match=expected) as info:
+        load_manifest(tmp_path)
+    assert str(tmp_path / "wormhole-ci.toml") in str(info.value)
+
+
+def test_missing_manifest_and_source(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match=r"manifest not found; create it"):
+        load_manifest(tmp_path)
+    with pytest.raises(ManifestError, match=r"source directory does not exist; pass --source"):
+        load_manifest(tmp_path / "absent")
+
+
+def test_uninferable_kind_asks_for_it(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    write(tmp_path, "[services.docs]\n")
+    with pytest.raises(
+        ManifestError, match=r"cannot infer the kind of 'docs'.*set kind explicitly"
+    ):
+        load_manifest(tmp_path)
+
+
+def test_unknown_service_lists_the_known_ones() -> None:
+    with pytest.raises(
+        ManifestError, match=r"no service named 'apii' \(known services: api, web, runner, hasura\)"
+    ):
+        load_manifest(EXAMPLE).service("apii")

@@ -1,0 +1,176 @@
+"""The plan: exact commands per service from the example's files, overrides, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from wormhole_ci.errors import ManifestError
+from wormhole_ci.manifest import load_manifest
+from wormhole_ci.plan import Tool, build_plan
+from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
+from tests.conftest import EXAMPLE
+
+EXPECTED = {
+    "api": [
+        ("install", ("pnpm", "install", "--frozen-lockfile")),
+        ("prepare", ("pnpm", "exec", "prisma", "generate")),
+        ("lint", ("pnpm", "run", "lint")),
+        ("typecheck", ("pnpm", "exec", "tsc", "--noEmit")),
+        ("test", ("pnpm", "run", "test")),
+    ],
+    "web": [
+        ("install", ("pnpm", "install", "--frozen-lockfile")),
+        ("prepare", ("pnpm", "exec", "nuxi", "prepare")),
+        ("lint", ("pnpm", "run", "lint")),
+        ("typecheck", ("pnpm", "exec", "nuxi", "typecheck")),
+        ("test", ("pnpm", "run", "test")),
+    ],
+    "runner": [
+        ("install", ("uv", "sync", "--frozen")),
+        ("lint", ("uv", "run", "--frozen", "ruff", "check", ".")),
+        ("format", ("uv", "run", "--frozen", "ruff", "format", "--check", ".")),
+        ("typecheck", ("uv", "run", "--frozen", "pyright")),
+        ("test", ("uv", "run", "--frozen", "pytest")),
+    ],
+    "hasura": [
+        ("validate", ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura")),
+    ],
+}
+
+
+def test_example_plan_is_the_specified_commands() -> None:
+    plan = build_plan(load_manifest(EXAMPLE))
+    assert plan.project == "wormhole"
+    actual = {s.service: [(t.name, t.argv) for t in s.tasks] for s in plan.services}
+    assert actual == EXPECTED
+    assert plan.notes == ()
+
+
+def test_tasks_carry_toolchain_workdir_env_caches_and_order() -> None:
+    plan = build_plan(load_manifest(EXAMPLE))
+    by_key = {t.key: t for t in plan.tasks}
+    api = by_key["api:install"]
+    assert (api.tool, api.tool_version, api.workdir) == (Tool.PNPM, PNPM_VERSION, "api")
+    assert dict(api.env) == {"CI": "true", "NUXT_TELEMETRY_DISABLED": "1"}
+    assert [c.env for c in api.caches] == ["pnpm_config_store_dir", "pnpm_config_cache_dir"]
+    assert api.outputs == ("node_modules",)
+    runner = by_key["runner:test"]
+    assert (runner.tool, runner.tool_version, runner.workdir) == (Tool.UV, UV_VERSION, "runner")
+    assert dict(runner.env) == {"UV_PYTHON_DOWNLOADS": "never"}
+    assert [c.env for c in runner.caches] == ["UV_CACHE_DIR"]
+    hasura = by_key["hasura:validate"]
+    # Hasura waits for the database service's setup (for the Prisma-datamodel fallback).
+    assert (hasura.tool, hasura.workdir, hasura.after) == (Tool.WORMHOLE, ".", ("api:prepare",))
+    assert [t.is_setup for t in plan.tasks if t.service == "api"] == [
+        True,
+        True,
+        False,
+        False,
+        False,
+    ]
+
+
+def test_service_and_family_selection_keeps_setup() -> None:
+    manifest = load_manifest(EXAMPLE)
+    plan = build_plan(manifest, services=["runner"], families=["test"])
+    assert [t.key for t in plan.tasks] == ["runner:install", "runner:test"]
+    lint = build_plan(manifest, families=["lint"])
+    assert [t.key for t in lint.tasks] == [
+        "api:install",
+        "api:prepare",
+        "api:lint",
+        "web:install",
+        "web:prepare",
+        "web:lint",
+        "runner:install",
+        "runner:lint",
+        "runner:format",
+    ]  # hasura has no lint task, so it is not installed for nothing
+    hasura_only = build_plan(manifest, services=["hasura"])
+    assert [(t.key, t.after) for t in hasura_only.tasks] == [("hasura:validate", ())]
+
+
+def test_overrides_replace_disable_and_add_tasks(example: Path) -> None:
+    manifest_path = example / "wormhole-ci.toml"
+    manifest_path.write_text(
+        manifest_path.read_text()
+        + """
+[services.api.tasks]
+test = "pnpm run test -- --reporter=dot"
+lint = false
+[services.api.tasks.smoke]
+run = ["node", "dist/index.js", "--check"]
+env = { PORT = "0" }
+[services.runner.tasks]
+typecheck = { enabled = false }
+"""
+    )
+    plan = build_plan(load_manifest(example))
+    api = {t.name: t for t in plan.tasks if t.service == "api"}
+    assert list(api) == ["install", "prepare", "typecheck", "test", "smoke"]
+    assert api["test"].argv == ("pnpm", "run", "test", "--", "--reporter=dot")
+    assert api["smoke"].argv == ("node", "dist/index.js", "--check")
+    assert dict(api["smoke"].env)["PORT"] == "0"
+    assert [t.name for t in plan.tasks if t.service == "runner"] == [
+        "install",
+        "lint",
+        "format",
+        "test",
+    ]
+
+
+def test_unknown_extra_task_without_command(example: Path) -> None:
+    path = example / "wormhole-ci.toml"
+    path.write_text(path.read_text() + "\n[services.api.tasks.smoke]\nenv = { A = 'b' }\n")
+    with pytest.raises(
+        ManifestError,
+        match=r"services\.api\.tasks\.smoke: there is no default 'smoke' task.*give it a `run` command",
+    ):
+        build_plan(load_manifest(example))
+
+
+def test_missing_scripts_become_notes(example: Path) -> None:
+    package = example / "web" / "package.json"
+    data = json.loads(package.read_text())
+    del data["scripts"]["test"]
+    package.write_text(json.dumps(data))
+    plan = build_plan(load_manifest(example))
+    assert "web: no `test` script in package.json, tests skipped" in plan.notes
+    assert "web:test" not in {t.key for t in plan.tasks}
+
+
+def test_malformed_package_json(example: Path) -> None:
+    (example / "api" / "package.json").write_text('{"name": "api",\n  "scripts": {,}\n}')
+    with pytest.raises(
+        ManifestError,
+        match=r"^api/package\.json: invalid JSON at line 2, column 15: .*; fix the file$",
+    ):
+        build_plan(load_manifest(example))
+
+
+def test_missing_lock_files(example: Path) -> None:
+    (example / "web" / "pnpm-lock.yaml").unlink()
+    with pytest.raises(
+        ManifestError,
+        match=r"^web/: no lock file .*run `pnpm install` there and commit pnpm-lock\.yaml",
+    ):
+        build_plan(load_manifest(example))
+    (example / "web" / "pnpm-lock.yaml").write_text("")
+    (example / "runner" / "uv.lock").unlink()
+    with pytest.raises(ManifestError, match=r"^runner/: no uv\.lock .*run `uv lock` there"):
+        build_plan(load_manifest(example))
+
+
+def test_package_manager_field_must_match_the_lock(example: Path) -> None:
+    package = example / "api" / "package.json"
+    data = json.loads(package.read_text())
+    data["packageManager"] = "yarn@4.0.0"
+    package.write_text(json.dumps(data))
+    with pytest.raises(
+        ManifestError,
+        match=r"packageManager is 'yarn@4\.0\.0' but the lock file is pnpm's; set it to \"pnpm@12\.4\.2\"",
+    ):
+        build_plan(load_manifest(example))
