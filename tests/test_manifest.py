@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLE
 from wormhole_ci.errors import ManifestError
 from wormhole_ci.manifest import ServiceKind, TaskOverride, load_manifest
-from tests.conftest import EXAMPLE
 
 
 def write(root: Path, text: str) -> Path:

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLE
 from wormhole_ci.errors import ManifestError
 from wormhole_ci.manifest import load_manifest
 from wormhole_ci.plan import Tool, build_plan
 from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
-from tests.conftest import EXAMPLE
 
 EXPECTED = {
     "api": [

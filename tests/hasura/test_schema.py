@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLE
+from tests.hasura.test_validate import example_schema
 from wormhole_ci.errors import HasuraMetadataError
 from wormhole_ci.hasura.model import ForeignKey
 from wormhole_ci.hasura.schema import migration_files, parse_dmmf, schema_from_migrations
-from tests.conftest import EXAMPLE
-from tests.hasura.test_validate import example_schema
 
 MIGRATIONS = EXAMPLE / "api" / "prisma" / "migrations"
 FIXTURES = Path(__file__).parent / "fixtures"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLE
 from wormhole_ci.errors import HasuraMetadataError
 from wormhole_ci.hasura.loader import Sourced, load_yaml
 from wormhole_ci.hasura.model import DbSchema, DbTable, ForeignKey
 from wormhole_ci.hasura.validate import check_project
-from tests.conftest import EXAMPLE
 
 TABLES = EXAMPLE / "hasura" / "metadata" / "databases" / "default" / "tables"
 

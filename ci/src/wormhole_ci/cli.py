@@ -10,6 +10,7 @@ from pathlib import Path
 
 import anyio
 from rich.console import Console
+from rich.markup import escape
 
 from wormhole_ci import __version__
 from wormhole_ci.errors import WormholeCiError
@@ -44,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate_hasura(args, err)
         return _check(args, err)
     except WormholeCiError as exc:
-        err.print(f"[bold red]error:[/] {exc}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -143,7 +144,7 @@ def _check(args: argparse.Namespace, err: Console) -> int:
         raise WormholeCiError(f"{args.command}: nothing to run for the selected services")
     out = Console(highlight=False, soft_wrap=True)
     for note in plan.notes:
-        err.print(f"note: {note}")
+        err.print(f"note: {note}", markup=False)
     cache_dir: Path = (args.cache_dir or default_cache_dir()).resolve()
     provisioner = Provisioner(cache_dir)
     needs: dict[str, list[str]] = {}
@@ -151,7 +152,7 @@ def _check(args: argparse.Namespace, err: Console) -> int:
         needs.setdefault(task.tool.value, []).append(task.service)
     tools = provisioner.provision(((t.tool.value, t.tool_version) for t in plan.tasks), needs)
     for message in provisioner.messages:
-        err.print(message)
+        err.print(message, markup=False)
     options = LocalOptions(
         source=manifest.root,
         log_dir=(args.log_dir or manifest.root / ".wormhole-ci" / "logs").resolve(),
@@ -164,7 +165,7 @@ def _check(args: argparse.Namespace, err: Console) -> int:
     if args.junit:
         write_junit(report, args.junit)
     if not report.ok:
-        err.print(summary(report, args.command))
+        err.print(summary(report, args.command), markup=False)
         return EXIT_FAILED
     return 0
 

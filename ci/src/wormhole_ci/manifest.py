@@ -171,6 +171,8 @@ def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpe
 
 
 def _parse_task(path: Path, where: str, value: object) -> TaskOverride:
+    if not _NAME_RE.match(where.rsplit(".", 1)[-1]):
+        raise ManifestError(f"{path}: [{where}]: task names are lower-case letters, digits and '-'")
     if value is False:
         return TaskOverride(enabled=False)
     if isinstance(value, str) or as_list(value) is not None:

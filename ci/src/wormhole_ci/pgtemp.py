@@ -33,9 +33,15 @@ class TempPostgres:
 
 
 def find_bindir() -> Path | None:
-    """The directory holding initdb, pg_ctl and postgres, or None when not installed."""
+    """The directory holding initdb, pg_ctl and postgres, or None when not installed.
+
+    `WORMHOLE_CI_PG_BINDIR` names the directory; the value `none` means "do not use
+    PostgreSQL binaries" (checks then use their database-less fallback).
+    """
     candidates: list[Path] = []
     explicit = os.environ.get("WORMHOLE_CI_PG_BINDIR")
+    if explicit == "none":
+        return None
     if explicit:
         candidates.append(Path(explicit))
     pg_config = shutil.which("pg_config")

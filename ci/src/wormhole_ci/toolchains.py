@@ -60,7 +60,7 @@ class Provisioner:
             "wormhole-ci": (sys.executable, "-m", "wormhole_ci"),
         }
         for tool, version in sorted(set(tools)):
-            who = ", ".join(sorted(services_by_tool.get(tool, [])))
+            who = ", ".join(sorted(set(services_by_tool.get(tool, []))))
             match tool:
                 case "pnpm":
                     self._need_node(who)

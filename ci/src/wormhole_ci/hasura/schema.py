@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import psycopg
@@ -100,41 +102,59 @@ def _names(value: object) -> tuple[str, ...]:
     return tuple(str(v) for v in as_list(value) or [])
 
 
-# Prisma's own parsed datamodel, read from its generated client: no hand-written .prisma parser.
-_DMMF_SCRIPT = """
-const { Prisma } = require('@prisma/client');
-process.stdout.write(JSON.stringify(Prisma.dmmf.datamodel));
-"""
+_GENERATOR = Path(__file__).with_name("dmmf_generator.cjs")
+_DMMF_TIMEOUT = 120
 
 
 def schema_from_prisma(service_dir: Path, root: Path) -> DbSchema:
-    """The tables Prisma's datamodel (DMMF) declares, with @@map/@map names applied.
+    """The tables Prisma's own parsed datamodel (DMMF) declares, with @@map/@map names.
 
-    Needs the service's installed, generated client (its install and prepare tasks).
+    `prisma generate` runs only our tiny generator (dmmf_generator.cjs) over a copy of the
+    schema with that generator appended, so nothing in the service is written and no
+    hand-written .prisma parser is involved. Needs the service's installed Prisma CLI.
     """
-    node = shutil.which("node")
-    if node is None or not (service_dir / "node_modules" / "@prisma" / "client").exists():
+    rel = service_dir.relative_to(root)
+    prisma = service_dir / "node_modules" / ".bin" / "prisma"
+    schema_file = service_dir / "prisma" / "schema.prisma"
+    if shutil.which("node") is None or not prisma.exists():
         raise ProvisionError(
-            f"{service_dir.relative_to(root)}: neither PostgreSQL binaries nor an installed Prisma "
-            "client are available; install PostgreSQL 15 server binaries, or run that service's "
-            "install and `prisma generate` first"
+            f"{rel}: neither PostgreSQL server binaries nor an installed Prisma CLI are "
+            "available; install PostgreSQL 15 server binaries, or run that service's install first"
         )
-    done = subprocess.run(
-        [node, "-e", _DMMF_SCRIPT],
-        cwd=service_dir,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise HasuraMetadataError(
-            f"{service_dir.relative_to(root)}: reading the Prisma datamodel failed: "
-            f"{done.stderr.strip().splitlines()[-1:]}; run `prisma generate` there"
+    with tempfile.TemporaryDirectory(prefix="wormhole-ci-dmmf-") as tmp:
+        copy = Path(tmp) / "schema.prisma"
+        out = Path(tmp) / "datamodel.json"
+        copy.write_text(
+            schema_file.read_text(encoding="utf-8")
+            + f'\ngenerator wormhole_ci_dmmf {{\n  provider = "node {_GENERATOR}"\n}}\n',
+            encoding="utf-8",
         )
-    return parse_dmmf(
-        json.loads(done.stdout), f"Prisma datamodel of {service_dir.relative_to(root)}"
-    )
+        env = {
+            **os.environ,
+            "WORMHOLE_CI_DMMF_OUT": str(out),
+            "CHECKPOINT_DISABLE": "1",
+            # Prisma 6 otherwise fetches a native query engine before running generators.
+            "PRISMA_CLIENT_ENGINE_TYPE": "client",
+        }
+        argv = [str(prisma), "generate", "--schema", str(copy), "--generator", "wormhole_ci_dmmf"]
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=service_dir,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=_DMMF_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise HasuraMetadataError(f"{rel}: reading the Prisma datamodel timed out") from None
+        if done.returncode != 0 or not out.exists():
+            tail = " ".join((done.stderr or done.stdout).strip().splitlines()[-3:])
+            raise HasuraMetadataError(
+                f"{rel}/prisma/schema.prisma: Prisma could not parse it: {tail}"
+            )
+        return parse_dmmf(json.loads(out.read_text(encoding="utf-8")), f"Prisma datamodel of {rel}")
 
 
 def parse_dmmf(raw: object, origin: str, schema: str = "public") -> DbSchema:

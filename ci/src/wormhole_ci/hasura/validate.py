@@ -263,6 +263,7 @@ def _check_bool_exp(
     schema: DbSchema,
     tables: Mapping[TableName, _Table],
     label: str,
+    *,
     file: str | None = None,
 ) -> Iterator[Problem]:
     """Check the columns and relationships a filter/check uses; problems are reported
@@ -276,20 +277,18 @@ def _check_bool_exp(
     for key, value in mapping.items():
         if key in _BOOL_OPS:
             for sub in as_list(value) or [value]:
-                yield from _check_bool_exp(sub, table, schema, tables, label, file)
+                yield from _check_bool_exp(sub, table, schema, tables, label, file=file)
         elif key == "_not":
-            yield from _check_bool_exp(value, table, schema, tables, label, file)
+            yield from _check_bool_exp(value, table, schema, tables, label, file=file)
         elif key == "_exists":
             exists = as_dict(value) or {}
             target = _table_name(exists.get("_table"))
             other = tables.get(target) if target else None
             if target is None or target not in schema.tables:
-                yield Problem(
-                    file, f"{label}: _exists on unknown table {exists.get('_table')!r}"
-                )
+                yield Problem(file, f"{label}: _exists on unknown table {exists.get('_table')!r}")
             elif other is not None:
                 yield from _check_bool_exp(
-                    exists.get("_where", {}), other, schema, tables, label, file
+                    exists.get("_where", {}), other, schema, tables, label, file=file
                 )
         elif db is not None and key in db.columns:
             continue  # a column comparison: operators are Hasura's to check
@@ -298,7 +297,7 @@ def _check_bool_exp(
             other = tables.get(remote) if remote else None
             if other is not None:
                 yield from _check_bool_exp(
-                    value, other, schema, tables, f"{label} (via {key})", file
+                    value, other, schema, tables, f"{label} (via {key})", file=file
                 )
         else:
             yield Problem(

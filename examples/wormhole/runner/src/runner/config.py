@@ -1,0 +1,70 @@
+"""Runtime settings read from environment variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - the service runs in a container and must be reachable
+DEFAULT_PORT = 8080
+DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_CONCURRENCY = 4
+DEFAULT_BUILD_SHA = "dev"
+
+
+class ConfigError(ValueError):
+    """Raised when an environment variable holds an unusable value."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    redis_url: str = DEFAULT_REDIS_URL
+    concurrency: int = DEFAULT_CONCURRENCY
+    build_sha: str = DEFAULT_BUILD_SHA
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``env`` (``os.environ`` by default).
+
+        Empty values count as unset, so ``BUILD_SHA=`` in an env file yields ``"dev"``.
+        """
+        source = os.environ if env is None else env
+        return cls(
+            host=_get(source, "HOST") or DEFAULT_HOST,
+            port=_int(source, "PORT", DEFAULT_PORT, minimum=0, maximum=65535),
+            redis_url=_redis_url(_get(source, "REDIS_URL") or DEFAULT_REDIS_URL),
+            concurrency=_int(
+                source, "RUNNER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=256
+            ),
+            build_sha=_get(source, "BUILD_SHA") or DEFAULT_BUILD_SHA,
+        )
+
+
+def _get(env: Mapping[str, str], name: str) -> str:
+    return env.get(name, "").strip()
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int) -> int:
+    raw = _get(env, name)
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum} and {maximum}, got {value}")
+    return value
+
+
+def _redis_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in {"redis", "rediss", "unix"}:
+        raise ConfigError(f"REDIS_URL must use redis://, rediss:// or unix://, got {url!r}")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ConfigError(f"REDIS_URL must name a host, got {url!r}")
+    return url

@@ -1,0 +1,62 @@
+import pytest
+
+from runner.config import ConfigError, Settings
+
+
+def test_defaults_when_environment_is_empty() -> None:
+    settings = Settings.from_env({})
+    assert settings == Settings(
+        host="0.0.0.0",  # noqa: S104
+        port=8080,
+        redis_url="redis://localhost:6379/0",
+        concurrency=4,
+        build_sha="dev",
+    )
+
+
+def test_reads_every_variable() -> None:
+    settings = Settings.from_env(
+        {
+            "HOST": "127.0.0.1",
+            "PORT": "9000",
+            "REDIS_URL": "rediss://cache.internal:6380/2",
+            "RUNNER_CONCURRENCY": "8",
+            "BUILD_SHA": "3f2c1ab",
+        }
+    )
+    assert settings.host == "127.0.0.1"
+    assert settings.port == 9000
+    assert settings.redis_url == "rediss://cache.internal:6380/2"
+    assert settings.concurrency == 8
+    assert settings.build_sha == "3f2c1ab"
+
+
+def test_empty_values_count_as_unset() -> None:
+    settings = Settings.from_env({"BUILD_SHA": "", "PORT": " ", "REDIS_URL": ""})
+    assert settings.build_sha == "dev"
+    assert settings.port == 8080
+    assert settings.redis_url == "redis://localhost:6379/0"
+
+
+def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BUILD_SHA", "from-environ")
+    monkeypatch.setenv("PORT", "0")
+    settings = Settings.from_env()
+    assert settings.build_sha == "from-environ"
+    assert settings.port == 0
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"PORT": "http"}, "PORT must be an integer"),
+        ({"PORT": "70000"}, "PORT must be between 0 and 65535"),
+        ({"RUNNER_CONCURRENCY": "0"}, "RUNNER_CONCURRENCY must be between 1 and 256"),
+        ({"RUNNER_CONCURRENCY": "2.5"}, "RUNNER_CONCURRENCY must be an integer"),
+        ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must use"),
+        ({"REDIS_URL": "redis:///0"}, "REDIS_URL must name a host"),
+    ],
+)
+def test_rejects_bad_values(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)

@@ -1,0 +1,75 @@
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def get_health(port: int, deadline: float) -> dict[str, str]:
+    url = f"http://127.0.0.1:{port}/healthz"
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                assert response.status == 200
+                body: dict[str, str] = json.loads(response.read())
+                return body
+        except (urllib.error.URLError, ConnectionError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def test_service_serves_health_and_exits_cleanly_on_sigterm() -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "BUILD_SHA": "test-sha-42",
+        "RUNNER_CONCURRENCY": "2",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "runner.main"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert get_health(port, time.monotonic() + 15) == {
+            "status": "ok",
+            "version": "test-sha-42",
+        }
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, stderr
+    assert "received SIGTERM, shutting down" in stderr
+    assert "stopped" in stderr
+
+
+def test_invalid_configuration_exits_2() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "runner.main"],
+        env={**os.environ, "PORT": "not-a-port"},
+        capture_output=True,
+        text=True,
+        timeout=15,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "PORT must be an integer" in result.stderr

@@ -1,0 +1,198 @@
+"""`wormhole-ci check` end to end on copies of the example, with the real toolchains.
+
+One defect at a time: the run exits non-zero, names exactly the failing service and task,
+and every other task of every service still runs and passes (siblings are never cancelled).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from wormhole_ci.manifest import load_manifest
+from wormhole_ci.plan import build_plan
+
+pytestmark = pytest.mark.slow
+
+
+def run_check(root: Path, junit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wormhole_ci",
+            "check",
+            "--source",
+            str(root),
+            "--junit",
+            str(junit),
+            "--progress",
+            "plain",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+
+
+def outcomes(junit: Path) -> dict[tuple[str, str], str]:
+    """(service, task) → passed / failed / blocked, read from the JUnit report."""
+    result: dict[tuple[str, str], str] = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        status = (
+            "failed"
+            if case.find("failure") is not None
+            else "blocked"
+            if case.find("skipped") is not None
+            else "passed"
+        )
+        result[(case.get("classname") or "", case.get("name") or "")] = status
+    return result
+
+
+def planned(root: Path) -> set[tuple[str, str]]:
+    return {(t.service, t.name) for t in build_plan(load_manifest(root)).tasks}
+
+
+def test_clean_example_passes_every_task(example: Path, tmp_path: Path) -> None:
+    junit = tmp_path / "junit.xml"
+    done = run_check(example, junit)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = outcomes(junit)
+    assert set(results) == planned(example)
+    assert set(results.values()) == {"passed"}
+    lines = done.stdout.splitlines()
+    for service in ("api", "web", "runner", "hasura"):
+        assert any(line.startswith(f"{service} ") and "  passed  " in line for line in lines), (
+            service
+        )
+    assert lines[-1].startswith("check passed in ")
+
+
+def append(relative: str, text: str) -> Callable[[Path], None]:
+    def inject(root: Path) -> None:
+        path = root / relative
+        path.write_text((path.read_text() if path.exists() else "") + text)
+
+    return inject
+
+
+def replace(relative: str, old: str, new: str) -> Callable[[Path], None]:
+    def inject(root: Path) -> None:
+        path = root / relative
+        content = path.read_text()
+        assert old in content, f"{relative} no longer contains {old!r}: update the defect"
+        path.write_text(content.replace(old, new, 1))
+
+    return inject
+
+
+DEFECTS: dict[str, tuple[Callable[[Path], None], set[tuple[str, str]]]] = {
+    # `debugger` is an eslint error (no-debugger) but valid TypeScript
+    "eslint error in api": (
+        append(
+            "api/src/defect.ts", "export function probe(): number {\n  debugger;\n  return 1;\n}\n"
+        ),
+        {("api", "lint")},
+    ),
+    "type error in web": (
+        append(
+            "web/utils/defect.ts",
+            "export const answer: number = 'forty-two' as unknown as string;\n",
+        ),
+        {("web", "typecheck")},
+    ),
+    # E741 (ambiguous name) is ruff's alone: the formatter and pyright accept it
+    "ruff error in runner": (
+        append("runner/src/runner/defect.py", '"""Defect."""\n\nl = 1\n'),
+        {("runner", "lint")},
+    ),
+    "failing pytest in runner": (
+        append(
+            "runner/tests/test_defect.py",
+            '"""Defect."""\n\n\ndef test_defect() -> None:\n    assert sum([1, 1]) == 3\n',
+        ),
+        {("runner", "test")},
+    ),
+    "hasura permission on a missing column": (
+        replace(
+            "hasura/metadata/databases/default/tables/public_users.yaml",
+            "        - display_name\n      filter",
+            "        - nickname\n      filter",
+        ),
+        {("hasura", "validate")},
+    ),
+}
+
+
+@pytest.mark.parametrize("defect", list(DEFECTS))
+def test_one_defect_fails_exactly_its_task(example: Path, tmp_path: Path, defect: str) -> None:
+    inject, expected = DEFECTS[defect]
+    inject(example)
+    junit = tmp_path / "junit.xml"
+    done = run_check(example, junit)
+    assert done.returncode == 1, done.stdout + done.stderr
+    results = outcomes(junit)
+    assert set(results) == planned(example)
+    assert {key for key, status in results.items() if status != "passed"} == expected
+    assert {status for key, status in results.items() if key in expected} == {"failed"}
+    ((service, task),) = expected
+    first = done.stderr.splitlines()[0]
+    assert first == f"check failed for 1 of 4 services: {service} ({task})"
+    assert f"--- {service}/{task}, exit " in done.stderr
+    for other in {"api", "web", "runner", "hasura"} - {service}:
+        assert any(
+            line.startswith(f"{other} ") and "  passed  " in line
+            for line in done.stdout.splitlines()
+        )
+
+
+def test_hasura_falls_back_to_the_prisma_datamodel_without_postgres(
+    example: Path, tmp_path: Path
+) -> None:
+    """Without PostgreSQL binaries the check reads Prisma's DMMF (after the api's setup)."""
+    env = {**os.environ, "WORMHOLE_CI_PG_BINDIR": "none"}
+
+    def check(junit: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wormhole_ci",
+                "check",
+                "--source",
+                str(example),
+                "--service",
+                "api",
+                "--service",
+                "hasura",
+                "--junit",
+                str(junit),
+                "--progress",
+                "plain",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+            env=env,
+        )
+
+    clean = check(tmp_path / "clean.xml")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert outcomes(tmp_path / "clean.xml")[("hasura", "validate")] == "passed"
+    DEFECTS["hasura permission on a missing column"][0](example)
+    broken = check(tmp_path / "broken.xml")
+    assert broken.returncode == 1
+    assert "Prisma datamodel of api" in broken.stderr
+    assert (
+        "public_users.yaml: table public.users: update permission for role 'user': column 'nickname' does not exist"
+        in broken.stderr
+    )
