@@ -7,6 +7,7 @@ and every other task of every service still runs and passes (siblings are never 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -34,6 +35,7 @@ def run_check(root: Path, junit: Path) -> subprocess.CompletedProcess[str]:
             str(junit),
             "--progress",
             "plain",
+            "--no-cache",
         ],
         capture_output=True,
         text=True,
@@ -177,6 +179,7 @@ def test_hasura_falls_back_to_the_prisma_datamodel_without_postgres(
                 str(junit),
                 "--progress",
                 "plain",
+                "--no-cache",
             ],
             capture_output=True,
             text=True,
@@ -196,3 +199,56 @@ def test_hasura_falls_back_to_the_prisma_datamodel_without_postgres(
         "public_users.yaml: table public.users: update permission for role 'user': column 'nickname' does not exist"
         in broken.stderr
     )
+
+
+def test_unchanged_services_reuse_their_passed_results(example: Path, tmp_path: Path) -> None:
+    """Second run: everything reused; an edited service reruns alone; missing outputs rerun."""
+
+    def check(name: str) -> dict[tuple[str, str], bool]:
+        junit = tmp_path / f"{name}.xml"
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "wormhole_ci",
+                "check",
+                "--source",
+                str(example),
+                "--service",
+                "runner",
+                "--service",
+                "hasura",
+                "--junit",
+                str(junit),
+                "--progress",
+                "plain",
+                "--cache-dir",
+                str(tmp_path / "cache"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        cases = ET.parse(junit).getroot().iter("testcase")
+        return {
+            (c.get("classname") or "", c.get("name") or ""): "cached:"
+            in (c.findtext("system-out") or "")
+            for c in cases
+        }
+
+    assert not any(check("first").values())
+    assert all(check("second").values())
+    module = example / "runner" / "src" / "runner" / "config.py"
+    module.write_text(module.read_text() + "\n\nEDITED = True\n")
+    third = check("third")
+    assert {k for k, cached in third.items() if not cached} == {
+        ("runner", t) for t in ("install", "lint", "format", "typecheck", "test")
+    }
+    assert third[("hasura", "validate")]
+    shutil.rmtree(example / "runner" / ".venv")
+    fourth = check("fourth")
+    assert not fourth[("runner", "install")]
+    assert not fourth[("runner", "test")]
+    assert (example / "runner" / ".venv").is_dir()

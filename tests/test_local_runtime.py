@@ -7,9 +7,8 @@ import time
 from pathlib import Path
 
 import anyio
-import pytest
 
-from wormhole_ci.local import LocalOptions, LocalRuntime
+from wormhole_ci.local import LocalOptions, LocalRuntime, PrioritySlots
 from wormhole_ci.manifest import ServiceKind
 from wormhole_ci.plan import Plan, ServicePlan, Task, Tool
 from wormhole_ci.results import Status, TaskResult
@@ -200,15 +199,127 @@ def test_a_missing_program_is_a_failed_task_not_a_crash(tmp_path: Path) -> None:
     assert recorder.events == ["start a:lint", "end a:lint failed"]
 
 
-@pytest.mark.parametrize("jobs", [1, 3])
-def test_timings_order_the_next_run_longest_first(tmp_path: Path, jobs: int) -> None:
+def test_timings_order_the_next_run_longest_first(tmp_path: Path) -> None:
     plan = Plan(
         "p",
         (
             service("short", task("short", "t", "pass")),
-            service("long", task("long", "t", "import time; time.sleep(0.3)")),
+            service("long", task("long", "t", "import time; time.sleep(0.4)")),
+            service("mid", task("mid", "t", "import time; time.sleep(0.2)")),
         ),
     )
-    run(plan, tmp_path, jobs=jobs)
-    _, recorder = run(plan, tmp_path, jobs=jobs)
-    assert recorder.events[0] == "start long:t"
+    _, first = run(plan, tmp_path, jobs=1)
+    assert [e.split()[1] for e in first.events if e.startswith("start")] == [
+        "short:t",
+        "long:t",
+        "mid:t",
+    ]
+    _, second = run(plan, tmp_path, jobs=1)
+    assert [e.split()[1] for e in second.events if e.startswith("start")] == [
+        "long:t",
+        "mid:t",
+        "short:t",
+    ]
+
+
+def test_priority_slots_hand_a_freed_slot_to_the_highest_priority(tmp_path: Path) -> None:
+    order: list[str] = []
+
+    async def main() -> None:
+        slots = PrioritySlots(1)
+
+        async def worker(name: str, priority: float, delay: float) -> None:
+            await anyio.sleep(delay)
+            async with slots.hold(priority):
+                order.append(name)
+                await anyio.sleep(0.05)
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(worker, "first", 0.0, 0.0)
+            group.start_soon(worker, "low", 1.0, 0.01)
+            group.start_soon(worker, "high", 9.0, 0.02)
+            group.start_soon(worker, "mid", 5.0, 0.03)
+
+    anyio.run(main)
+    assert order == ["first", "high", "mid", "low"]
+
+
+def test_passed_results_are_reused_until_an_input_changes(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "svc").mkdir(parents=True)
+    (source / "svc" / "code.py").write_text("x = 1\n")
+    counter = tmp_path / "runs"
+
+    def counting(name: str) -> Task:
+        code = f"open({str(counter)!r}, 'a').write('{name}\\n')"
+        return Task("svc", name, Tool.UV, "", "svc", ("python", "-c", code))
+
+    plan = Plan(
+        "p",
+        (
+            ServicePlan(
+                "svc",
+                ServiceKind.PYTHON,
+                "svc",
+                (counting("install"), counting("lint"), counting("test")),
+            ),
+        ),
+    )
+
+    def run_once() -> list[TaskResult]:
+        options = LocalOptions(
+            source=source, log_dir=tmp_path / "logs", cache_dir=tmp_path / "cache", jobs=2
+        )
+        return list(
+            anyio.run(
+                LocalRuntime(options, HostTools({"python": (PY,)}), Recorder()).run, plan
+            ).results
+        )
+
+    first = run_once()
+    assert [r.cached for r in first] == [False, False, False]
+    second = run_once()
+    assert [r.cached for r in second] == [True, True, True]
+    assert all(r.status is Status.PASSED for r in second)
+    assert counter.read_text().split() == ["install", "lint", "test"]
+    (source / "svc" / "code.py").write_text("x = 2\n")
+    third = run_once()
+    assert [r.cached for r in third] == [False, False, False]
+    # ignored folders (dependencies, tool caches) are not inputs
+    (source / "svc" / "node_modules").mkdir()
+    (source / "svc" / "node_modules" / "pkg.js").write_text("1")
+    assert [r.cached for r in run_once()] == [True, True, True]
+
+
+def test_failures_are_never_reused_and_missing_outputs_rerun(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "svc").mkdir(parents=True)
+    install = Task(
+        "svc",
+        "install",
+        Tool.UV,
+        "",
+        "svc",
+        ("python", "-c", "import os; os.makedirs('.venv', exist_ok=True)"),
+        outputs=(".venv",),
+    )
+    test = Task("svc", "test", Tool.UV, "", "svc", ("python", "-c", "raise SystemExit(1)"))
+    plan = Plan("p", (ServicePlan("svc", ServiceKind.PYTHON, "svc", (install, test)),))
+
+    def run_once() -> list[TaskResult]:
+        options = LocalOptions(
+            source=source, log_dir=tmp_path / "logs", cache_dir=tmp_path / "cache", jobs=2
+        )
+        return list(
+            anyio.run(
+                LocalRuntime(options, HostTools({"python": (PY,)}), Recorder()).run, plan
+            ).results
+        )
+
+    run_once()
+    again = run_once()
+    assert (again[0].cached, again[1].cached, again[1].status) == (True, False, Status.FAILED)
+    (source / "svc" / ".venv").rmdir()
+    rerun = run_once()
+    assert rerun[0].cached is False
+    assert (source / "svc" / ".venv").is_dir()

@@ -21,7 +21,7 @@ from wormhole_ci.manifest import load_manifest
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
 from wormhole_ci.results import RunReport, summary
-from wormhole_ci.toolchains import HostTools, Provisioner, default_cache_dir
+from wormhole_ci.toolchains import HostTools, Provisioner, default_cache_dir, host_fingerprint
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -103,6 +103,11 @@ def _parser() -> argparse.ArgumentParser:
             help=f"kill a task running longer than this (default {DEFAULT_TASK_TIMEOUT:.0f})",
         )
         cmd.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="run every task even if it passed before with identical inputs",
+        )
+        cmd.add_argument(
             "--progress",
             choices=("auto", "live", "plain"),
             default="auto",
@@ -159,6 +164,8 @@ def _check(args: argparse.Namespace, err: Console) -> int:
         cache_dir=cache_dir,
         jobs=args.jobs,
         task_timeout=args.task_timeout,
+        reuse=not args.no_cache,
+        toolchain=host_fingerprint(),
     )
     report = _run(plan, options, tools, out, args.progress)
     print_report(out, report, args.command)

@@ -38,7 +38,9 @@ def junit_xml(report: RunReport, suite_prefix: str = "wormhole-ci") -> str:
                 failure.text = result.tail
             elif result.status is Status.BLOCKED:
                 ET.SubElement(case, "skipped", message=result.tail)
-            if result.log:
+            if result.cached:
+                ET.SubElement(case, "system-out").text = f"cached: {result.tail}"
+            elif result.log:
                 ET.SubElement(case, "system-out").text = f"log: {result.log}"
     ET.indent(root)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"

@@ -3,24 +3,29 @@
 from __future__ import annotations
 
 import contextlib
+import heapq
 import json
 import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import anyio
+import anyio.to_thread
 
 from wormhole_ci.jsonish import as_dict
 from wormhole_ci.plan import Plan, ServicePlan, Task
 from wormhole_ci.results import RunReport, Status, TaskResult, blocked_reason, tail_of
+from wormhole_ci.taskcache import CachedPass, ResultCache, inputs_digest, task_key
 from wormhole_ci.toolchains import HostTools
 
 DEFAULT_TASK_TIMEOUT = 1800.0
+# Expected duration of a task never timed before: only orders the first run.
+_UNKNOWN_TASK_SECONDS = 5.0
 
 
 class Reporter(Protocol):
@@ -40,6 +45,98 @@ class LocalOptions:
     cache_dir: Path
     jobs: int
     task_timeout: float = DEFAULT_TASK_TIMEOUT
+    reuse: bool = True
+    """Reuse passed results whose inputs are unchanged (see taskcache)."""
+    toolchain: str = ""
+    """Host toolchain fingerprint (e.g. Node and Python versions), part of cache keys."""
+
+
+class PrioritySlots:
+    """At most `size` holders; a freed slot goes to the waiter with the highest priority.
+
+    The runtime gives priority to the service with the most expected work left, which
+    keeps the longest chain moving (critical-path-first list scheduling). A holder that
+    has another task to run keeps its slot unless a waiter has more work left
+    (`reacquire`), so the critical chain is not overtaken merely by asking first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = size
+        self._waiters: list[tuple[float, int, int, anyio.Event]] = []
+        self._counter = 0
+
+    def open(self, size: int) -> None:
+        """Add `size` slots, handing them to the highest-priority waiters first."""
+        for _ in range(size):
+            self.release()
+
+    async def acquire(self, priority: float, rank: int = 0) -> None:
+        """Take a slot, waiting behind waiters of higher priority (ties: lower rank first)."""
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        await self._wait(priority, rank)
+
+    async def reacquire(self, priority: float, rank: int = 0) -> None:
+        """Keep the slot already held, unless a waiter has a higher priority."""
+        if self._waiters and -self._waiters[0][0] > priority:
+            self.release()
+            await self._wait(priority, rank)
+
+    def release(self) -> None:
+        """Give the slot to the highest-priority waiter, or free it."""
+        if self._waiters:
+            heapq.heappop(self._waiters)[-1].set()  # hand the slot over directly
+        else:
+            self._free += 1
+
+    @contextlib.asynccontextmanager
+    async def hold(self, priority: float) -> AsyncGenerator[None]:
+        """Hold one slot for the duration of the block."""
+        await self.acquire(priority)
+        try:
+            yield
+        finally:
+            self.release()
+
+    async def _wait(self, priority: float, rank: int) -> None:
+        event = anyio.Event()
+        entry = (-priority, rank, self._counter, event)
+        self._counter += 1
+        heapq.heappush(self._waiters, entry)
+        try:
+            await event.wait()
+        except BaseException:
+            if event.is_set():
+                self.release()  # the slot was already handed to us: pass it on
+            else:
+                self._waiters.remove(entry)
+                heapq.heapify(self._waiters)
+            raise
+
+
+class _Chain:
+    """One service's progress through its tasks: the slot it holds, whether it ran anything."""
+
+    def __init__(self, slots: PrioritySlots, rank: int) -> None:
+        self.slots = slots
+        self.rank = rank
+        """The service's position in the plan: breaks ties between equal priorities."""
+        self.holding = False
+        self.executed = False
+        """Once a task of the service ran, the rest run too (their inputs may have changed)."""
+
+    async def acquire(self, priority: float) -> None:
+        if self.holding:
+            await self.slots.reacquire(priority, self.rank)
+        else:
+            await self.slots.acquire(priority, self.rank)
+            self.holding = True
+
+    def release(self) -> None:
+        if self.holding:
+            self.slots.release()
+            self.holding = False
 
 
 class LocalRuntime:
@@ -54,22 +151,25 @@ class LocalRuntime:
         self.tools = tools
         self.reporter = reporter
         self._timings_path = options.cache_dir / "timings.json"
+        self._results = ResultCache(options.cache_dir / "results")
+        self._timings: dict[str, float] = {}
+        # Input digests per input-path set, hashed once per run (tasks do not edit inputs).
+        self._digests: dict[tuple[str, ...], str] = {}
 
     async def run(self, plan: Plan) -> RunReport:
         """Run every task and return all results in plan order."""
         started = time.monotonic()
         results: dict[str, TaskResult] = {}
         done = {t.key: anyio.Event() for t in plan.tasks}
-        limiter = anyio.CapacityLimiter(max(1, self.options.jobs))
-        timings = self._load_timings()
-        # Longest chains first: with fewer slots than services, that bounds the makespan.
-        ordered = sorted(
-            plan.services,
-            key=lambda s: -sum(timings.get(t.key, 0.0) for t in s.tasks),
-        )
+        # Closed until every service has asked for its first slot, so the first slots go
+        # by priority too rather than by which coroutine happened to run first.
+        slots = PrioritySlots(0)
+        timings = self._timings = self._load_timings()
         async with anyio.create_task_group() as group:
-            for service in ordered:
-                group.start_soon(self._run_service, service, limiter, results, done)
+            for rank, service in enumerate(plan.services):
+                group.start_soon(self._run_service, service, _Chain(slots, rank), results, done)
+            await anyio.wait_all_tasks_blocked()
+            slots.open(max(1, self.options.jobs))
         report = RunReport(
             results=tuple(results[t.key] for t in plan.tasks),
             wall_time=time.monotonic() - started,
@@ -80,30 +180,48 @@ class LocalRuntime:
     async def _run_service(
         self,
         service: ServicePlan,
-        limiter: anyio.CapacityLimiter,
+        chain: _Chain,
         results: dict[str, TaskResult],
         done: Mapping[str, anyio.Event],
     ) -> None:
         setup_failed: list[str] = []
-        for task in service.tasks:
-            for dep in task.after:
-                await done[dep].wait()
-            blockers = setup_failed + [
-                dep for dep in task.after if results[dep].status is not Status.PASSED
-            ]
-            if blockers:
-                result = TaskResult(
-                    task.service, task.name, Status.BLOCKED, tail=blocked_reason(blockers)
-                )
-            else:
-                async with limiter:
-                    self.reporter.started(task)
-                    result = await self._run_task(task)
-            results[task.key] = result
-            done[task.key].set()
-            self.reporter.finished(result)
-            if task.is_setup and result.status is not Status.PASSED:
-                setup_failed.append(task.key)
+        try:
+            for index, task in enumerate(service.tasks):
+                if task.after:
+                    chain.release()  # never sit on a slot while waiting for another service
+                for dep in task.after:
+                    await done[dep].wait()
+                blockers = setup_failed + [
+                    dep for dep in task.after if results[dep].status is not Status.PASSED
+                ]
+                if blockers:
+                    result = TaskResult(
+                        task.service, task.name, Status.BLOCKED, tail=blocked_reason(blockers)
+                    )
+                else:
+                    remaining = sum(self._expected(t) for t in service.tasks[index:])
+                    result = await self._attempt(task, chain, remaining)
+                results[task.key] = result
+                done[task.key].set()
+                self.reporter.finished(result)
+                if task.is_setup and result.status is not Status.PASSED:
+                    setup_failed.append(task.key)
+        finally:
+            chain.release()
+
+    async def _attempt(self, task: Task, chain: _Chain, remaining: float) -> TaskResult:
+        """Reuse an earlier pass of `task` when allowed, else run it in a slot."""
+        key = await self._key(task)
+        reused = None if chain.executed else self._reusable(task, key)
+        if reused is not None:
+            return reused
+        await chain.acquire(remaining)
+        self.reporter.started(task)
+        result = await self._run_task(task)
+        chain.executed = True
+        if key is not None and result.status is Status.PASSED:
+            self._results.put(key, CachedPass(result.duration, result.tail))
+        return result
 
     async def _run_task(self, task: Task) -> TaskResult:
         log_path = self.options.log_dir / task.service / f"{task.name}.log"
@@ -154,6 +272,28 @@ class LocalRuntime:
         status = Status.PASSED if code == 0 else Status.FAILED
         return TaskResult(task.service, task.name, status, duration, code, tail, str(log_path))
 
+    def _expected(self, task: Task) -> float:
+        return self._timings.get(task.key, _UNKNOWN_TASK_SECONDS)
+
+    async def _key(self, task: Task) -> str | None:
+        if not self.options.reuse:
+            return None
+        paths = task.inputs or (task.workdir,)
+        if paths not in self._digests:
+            self._digests[paths] = await anyio.to_thread.run_sync(
+                inputs_digest, self.options.source, paths
+            )
+        return task_key(task, self._digests[paths], self.options.toolchain)
+
+    def _reusable(self, task: Task, key: str | None) -> TaskResult | None:
+        """An earlier pass of `task` with the same key and its outputs present, or None."""
+        hit = self._results.get(key) if key else None
+        workdir = self.options.source / task.workdir
+        if hit is None or not all((workdir / o).exists() for o in task.outputs):
+            return None
+        tail = f"passed earlier in {hit.duration:.1f}s with identical inputs (--no-cache reruns)"
+        return TaskResult(task.service, task.name, Status.PASSED, 0.0, 0, tail, None, cached=True)
+
     def _env(self, task: Task) -> dict[str, str]:
         env = dict(os.environ)
         # An activated virtualenv (e.g. the one running us) must not leak into uv projects.
@@ -181,7 +321,7 @@ class LocalRuntime:
 
     def _save_timings(self, timings: dict[str, float], report: RunReport) -> None:
         for result in report.results:
-            if result.status is Status.PASSED:
+            if result.status is Status.PASSED and not result.cached:
                 timings[f"{result.service}:{result.task}"] = round(result.duration, 3)
         try:
             self._timings_path.parent.mkdir(parents=True, exist_ok=True)

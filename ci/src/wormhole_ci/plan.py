@@ -67,6 +67,8 @@ class Task:
     """Paths (relative to workdir) the task creates, kept for later tasks."""
     after: tuple[str, ...] = ()
     """Other services' tasks (`service:task`) that must have passed first."""
+    inputs: tuple[str, ...] = ()
+    """Paths (relative to the root) whose content determines the result; () means workdir."""
 
     @property
     def key(self) -> str:
@@ -267,6 +269,7 @@ def _hasura_defaults(manifest: Manifest, spec: ServiceSpec) -> list[Task]:
             f"{spec.path}/config.yaml: not found for hasura service {spec.name!r}; "
             "it must be a Hasura project directory (config v3)"
         )
+    database = manifest.service(spec.database or "")
     return [
         Task(
             service=spec.name,
@@ -275,6 +278,7 @@ def _hasura_defaults(manifest: Manifest, spec: ServiceSpec) -> list[Task]:
             tool_version="",
             workdir=".",
             argv=("wormhole-ci", "validate-hasura", "--source", ".", "--service", spec.name),
+            inputs=(spec.path, f"{database.path}/prisma"),
         )
     ]
 
@@ -293,7 +297,7 @@ def _apply_overrides(spec: ServiceSpec, defaults: list[Task]) -> list[Task]:
                     f"services.{spec.name}.tasks.{name}: there is no default {name!r} task "
                     "for this service; give it a `run` command"
                 )
-            base = replace(template, name=name, outputs=(), after=(), env=template.env)
+            base = replace(template, name=name, outputs=(), after=())
         by_name[name] = _override(base, override)
     order = {name: i for i, name in enumerate(STANDARD_TASKS)}
     extra_order = {name: i for i, name in enumerate(spec.tasks)}

@@ -28,6 +28,9 @@ class PlainReporter:
         extra = "" if result.status is Status.PASSED else f", exit {result.exit_code}"
         if result.status is Status.BLOCKED:
             extra = f": {result.tail}"
+        if result.cached:
+            self._line(f"[{result.service}] {result.task} passed (cached: {result.tail})")
+            return
         self._line(
             f"[{result.service}] {result.task} {result.status}{extra} ({result.duration:.1f}s)"
         )
@@ -74,7 +77,7 @@ class LiveReporter:
                 table.add_row(
                     task.service,
                     task.name,
-                    f"[{_STYLE[result.status]}]{result.status}",
+                    f"[{_STYLE[result.status]}]{result.status}{' (cached)' if result.cached else ''}",
                     f"{result.duration:.1f}s",
                 )
                 continue
@@ -95,7 +98,10 @@ def print_report(console: Console, report: RunReport, what: str = "check") -> No
     for service in report.services():
         results = [r for r in report.results if r.service == service]
         ok = all(r.status is Status.PASSED for r in results)
-        cells = ", ".join(f"[{_STYLE[r.status]}]{r.task} {r.status}[/]" for r in results)
+        cells = ", ".join(
+            f"[{_STYLE[r.status]}]{r.task} {r.status}{' (cached)' if r.cached else ''}[/]"
+            for r in results
+        )
         verdict = "[green]passed[/]" if ok else "[bold red]failed[/]"
         console.print(f"{service:<{width}}  {verdict}  {cells}", highlight=False)
     verdict = "[green]passed[/]" if report.ok else "[bold red]failed[/]"

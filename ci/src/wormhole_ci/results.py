@@ -31,6 +31,8 @@ class TaskResult:
     """The last lines of the task's output (or why it was blocked)."""
     log: str | None = None
     """Where the full output is kept, when the runtime keeps one."""
+    cached: bool = False
+    """Passed earlier with identical inputs, command and tools; not run again."""
 
 
 @dataclass(frozen=True)

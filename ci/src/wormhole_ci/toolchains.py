@@ -152,6 +152,14 @@ class Provisioner:
         return str(binary)
 
 
+def host_fingerprint() -> str:
+    """The host toolchain versions a task result depends on (part of result-cache keys)."""
+    node = shutil.which("node")
+    node_version = _probe([node, "--version"]) if node else "none"
+    python = ".".join(map(str, sys.version_info[:3]))
+    return f"{sys.platform}-{os.uname().machine} node {node_version} python {python}"
+
+
 def _probe(argv: list[str]) -> str:
     try:
         done = subprocess.run(
