@@ -55,16 +55,16 @@ class LiveReporter:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.live.update(self._table())
+        self.live.update(self._table(), refresh=True)
         self.live.__exit__(None, None, None)
 
     def started(self, task: Task) -> None:
         self.state[task.key] = ("running", time.monotonic())
-        self.live.update(self._table())
+        self.live.update(self._table(), refresh=True)
 
     def finished(self, result: TaskResult) -> None:
         self.results[f"{result.service}:{result.task}"] = result
-        self.live.update(self._table())
+        self.live.update(self._table(), refresh=True)
 
     def _table(self) -> Table:
         table = Table(show_header=True, header_style="bold", expand=False)
