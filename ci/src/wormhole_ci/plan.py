@@ -117,6 +117,11 @@ NODE_ENV = (("CI", "true"), ("NUXT_TELEMETRY_DISABLED", "1"))
 UV_ENV = (("UV_PYTHON_DOWNLOADS", "never"),)
 
 
+def exec_prefix(tool: Tool) -> tuple[str, ...]:
+    """How a node service runs a binary from its own dependencies."""
+    return ("npx", "--no-install") if tool is Tool.NPM else ("pnpm", "exec")
+
+
 def build_plan(
     manifest: Manifest,
     services: Sequence[str] = (),
@@ -161,12 +166,12 @@ def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list
     if (directory / "pnpm-lock.yaml").exists():
         tool, version = Tool.PNPM, _pnpm_version(package, directory / "package.json")
         install = ("pnpm", "install", "--frozen-lockfile")
-        exec_, run = ("pnpm", "exec"), ("pnpm", "run")
+        exec_, run = exec_prefix(Tool.PNPM), ("pnpm", "run")
         caches = PNPM_CACHES
     elif (directory / "package-lock.json").exists():
         tool, version = Tool.NPM, ""
         install = ("npm", "ci", "--no-audit", "--no-fund")
-        exec_, run = ("npx", "--no-install"), ("npm", "run")
+        exec_, run = exec_prefix(Tool.NPM), ("npm", "run")
         caches = NPM_CACHES
     else:
         raise ManifestError(

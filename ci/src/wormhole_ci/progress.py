@@ -10,7 +10,7 @@ from rich.live import Live
 from rich.table import Table
 
 from wormhole_ci.plan import Plan, Task
-from wormhole_ci.results import RunReport, Status, TaskResult
+from wormhole_ci.results import RunReport, Status, TaskResult, status_lines
 
 _STYLE = {Status.PASSED: "green", Status.FAILED: "bold red", Status.BLOCKED: "yellow"}
 
@@ -94,15 +94,5 @@ class LiveReporter:
 
 def print_report(console: Console, report: RunReport, what: str = "check") -> None:
     """One line per service listing every task's status, then the overall verdict."""
-    width = max((len(s) for s in report.services()), default=0)
-    for service in report.services():
-        results = [r for r in report.results if r.service == service]
-        ok = all(r.status is Status.PASSED for r in results)
-        cells = ", ".join(
-            f"[{_STYLE[r.status]}]{r.task} {r.status}{' (cached)' if r.cached else ''}[/]"
-            for r in results
-        )
-        verdict = "[green]passed[/]" if ok else "[bold red]failed[/]"
-        console.print(f"{service:<{width}}  {verdict}  {cells}", highlight=False)
-    verdict = "[green]passed[/]" if report.ok else "[bold red]failed[/]"
-    console.print(f"{what} {verdict} in {report.wall_time:.1f}s", highlight=False)
+    for line in status_lines(report, what):
+        console.print(line, markup=False, highlight=False)

@@ -84,6 +84,19 @@ def summary(report: RunReport, what: str = "check") -> str:
     return "\n".join(lines)
 
 
+def status_lines(report: RunReport, what: str = "check") -> list[str]:
+    """One line per service listing every task's status, then the verdict (plain text)."""
+    width = max((len(s) for s in report.services()), default=0)
+    lines: list[str] = []
+    for service in report.services():
+        results = [r for r in report.results if r.service == service]
+        ok = all(r.status is Status.PASSED for r in results)
+        cells = ", ".join(f"{r.task} {r.status}{' (cached)' if r.cached else ''}" for r in results)
+        lines.append(f"{service:<{width}}  {'passed' if ok else 'failed'}  {cells}")
+    lines.append(f"{what} {'passed' if report.ok else 'failed'} in {report.wall_time:.1f}s")
+    return lines
+
+
 def blocked_reason(blocker: Sequence[str]) -> str:
     """The tail text of a blocked task."""
     return f"not run: {', '.join(blocker)} did not pass"

@@ -1,0 +1,360 @@
+"""The Dagger module: `dagger call check`, `lint`, `typecheck`, `test`, `validate-hasura`.
+
+The only module that imports dagger. Each function gathers its inputs, builds the plan
+with the pure core (the same plan the native CLI runs), turns plan tasks into containers
+through `containers.service_spec`, and reports with the native runtime's summary format.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Annotated, TypeAlias, TypeVar
+
+import anyio
+import dagger
+from dagger import DefaultPath, Doc, Ignore, ReturnType, dag, function, object_type
+
+# Aliased: the `check` function below would shadow the decorator inside the class body.
+from dagger import check as dagger_check
+
+from wormhole_ci.containers import (
+    HASURA_CLI_IMAGE,
+    HASURA_ENGINE_IMAGE,
+    MODULE_SOURCE,
+    POSTGRES_IMAGE,
+    ContainerSpec,
+    Exec,
+    container_path,
+    service_spec,
+)
+from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.manifest import Manifest, ServiceKind, load_manifest
+from wormhole_ci.plan import Plan, ServicePlan, build_plan, exec_prefix
+from wormhole_ci.results import (
+    RunReport,
+    Status,
+    TaskResult,
+    blocked_reason,
+    status_lines,
+    summary,
+    tail_of,
+)
+
+# Dependency folders, build outputs and caches never enter the engine: they are rebuilt
+# in containers, and leaving them out keeps the source's cache key stable.
+SOURCE_IGNORE = [
+    "**/node_modules",
+    "**/.venv",
+    "**/.nuxt",
+    "**/.output",
+    "**/dist",
+    "**/coverage",
+    "**/__pycache__",
+    "**/.pytest_cache",
+    "**/.ruff_cache",
+    "**/.mypy_cache",
+    "**/.wormhole-ci",
+    "**/.env",
+    ".git",
+]
+# The files the planner reads; only these are exported into the module to build the plan.
+PLAN_INPUTS = [
+    "wormhole-ci.toml",
+    "**/package.json",
+    "**/pnpm-lock.yaml",
+    "**/package-lock.json",
+    "**/pyproject.toml",
+    "**/uv.lock",
+    "**/nuxt.config.*",
+    "**/tsconfig.json",
+    "**/prisma/schema.prisma",
+    "**/config.yaml",
+]
+T = TypeVar("T")
+HASURA_PORT = 8080
+POSTGRES_PORT = 5432
+
+Source: TypeAlias = Annotated[
+    dagger.Directory,
+    Doc("The monorepo: the folder holding wormhole-ci.toml (default: the repository root)"),
+    DefaultPath("/"),
+    Ignore(SOURCE_IGNORE),
+]
+ServiceName: TypeAlias = Annotated[
+    str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
+]
+
+
+@object_type
+class WormholeCi:
+    """Check, build, scan, migrate and deploy the Wormhole monorepo."""
+
+    source: Source
+
+    @dagger_check
+    @function
+    async def check(self) -> str:
+        """Lint, type-check and test every service concurrently, and validate the Hasura
+        metadata structurally; fails once, naming every failed service and task."""
+        return await self._run("check", None, ())
+
+    @function
+    async def lint(self, service: ServiceName = None) -> str:
+        """Run the lint and format checks (after each service's install and prepare)."""
+        return await self._run("lint", service, ("lint",))
+
+    @function
+    async def typecheck(self, service: ServiceName = None) -> str:
+        """Run the type checkers (tsc, nuxi typecheck, pyright)."""
+        return await self._run("typecheck", service, ("typecheck",))
+
+    @function
+    async def test(self, service: ServiceName = None) -> str:
+        """Run the test suites (vitest, pytest)."""
+        return await self._run("test", service, ("test",))
+
+    @dagger_check
+    @function
+    async def validate_hasura(self) -> str:
+        """Apply the api's Prisma migrations to a PostgreSQL 15 service, start Hasura
+        GraphQL Engine on it, apply the metadata with --disallow-inconsistent-metadata and
+        report `metadata inconsistency list`; the structural check runs too."""
+
+        def plans(manifest: Manifest) -> tuple[Plan, dict[str, ServicePlan]]:
+            databases = {
+                s.name: build_plan(manifest, [s.database or ""]).services[0]
+                for s in manifest.services
+                if s.kind is ServiceKind.HASURA
+            }
+            return build_plan(manifest, list(databases), ("validate",)), databases
+
+        plan, databases = await self._planned(plans)
+        if not databases:
+            raise WormholeCiError(
+                "validate-hasura: wormhole-ci.toml declares no service of kind hasura"
+            )
+        report = await self._execute(plan)
+        lines = status_lines(report, "validate-hasura (structural)")
+        if not report.ok:
+            raise WormholeCiError(summary(report, "validate-hasura"))
+        for service, database in databases.items():
+            lines.extend(await self._live_hasura(service, database, plan))
+        return "\n".join(lines)
+
+    async def _run(self, what: str, service: str | None, families: Sequence[str]) -> str:
+        plan = await self._planned(lambda m: build_plan(m, [service] if service else [], families))
+        if not plan.services:
+            raise WormholeCiError(f"{what}: nothing to run for {service or 'any service'}")
+        report = await self._execute(plan)
+        if not report.ok:
+            raise WormholeCiError(summary(report, what))
+        return "\n".join(status_lines(report, what))
+
+    async def _planned(self, fn: Callable[[Manifest], T]) -> T:
+        """Run `fn` on the manifest, with the planner's input files exported into the module."""
+        with tempfile.TemporaryDirectory(prefix="wormhole-ci-plan-") as tmp:
+            await self.source.filter(include=PLAN_INPUTS).export(tmp)
+            try:
+                return fn(load_manifest(Path(tmp)))
+            except WormholeCiError as exc:
+                # Paths in the message are the temporary export: show them relative.
+                raise WormholeCiError(str(exc).replace(f"{Path(tmp).resolve()}/", "")) from None
+
+    async def _execute(self, plan: Plan) -> RunReport:
+        """Every service's container concurrently; every task reports."""
+        started = time.monotonic()
+        results: dict[str, list[TaskResult]] = {}
+
+        async def one(spec: ContainerSpec) -> None:
+            results[spec.service] = await self._run_service(spec)
+
+        async with anyio.create_task_group() as group:
+            for service in plan.services:
+                group.start_soon(one, service_spec(service))
+        ordered = tuple(r for s in plan.services for r in results[s.service])
+        return RunReport(results=ordered, wall_time=time.monotonic() - started)
+
+    def _container(self, spec: ContainerSpec) -> dagger.Container:
+        """The service's container up to (not including) its first task."""
+        ctr = dag.container().from_(spec.image)
+        if spec.needs_module_source:
+            ctr = ctr.with_directory(MODULE_SOURCE, dag.current_module().source())
+        for argv in spec.toolchain:
+            ctr = ctr.with_exec(list(argv))
+        for cache in spec.caches:
+            ctr = ctr.with_mounted_cache(cache.path, dag.cache_volume(cache.volume))
+        for name, value in spec.env:
+            ctr = ctr.with_env_variable(name, value)
+        part = self.source if spec.source_path == "." else self.source.directory(spec.source_path)
+        return ctr.with_directory(spec.mount, part)
+
+    @staticmethod
+    def _with_exec(ctr: dagger.Container, ex: Exec, expect: ReturnType) -> dagger.Container:
+        for name, value in ex.env:
+            ctr = ctr.with_env_variable(name, value)
+        return ctr.with_workdir(ex.workdir).with_exec(list(ex.argv), expect=expect)
+
+    async def _run_service(self, spec: ContainerSpec) -> list[TaskResult]:
+        """Setup execs in order (a failure blocks the rest), then the checks concurrently."""
+        ctr = self._container(spec)
+        done: dict[str, TaskResult] = {}
+        failed_setup: list[str] = []
+        for ex in (e for e in spec.execs if e.setup):
+            if failed_setup:
+                done[ex.task] = TaskResult(
+                    spec.service, ex.task, Status.BLOCKED, tail=blocked_reason(failed_setup)
+                )
+                continue
+            started = time.monotonic()
+            step = self._with_exec(ctr, ex, ReturnType.SUCCESS)
+            try:
+                await step.sync()
+            except dagger.ExecError as exc:
+                done[ex.task] = _exec_failure(
+                    spec.service, ex.task, exc, time.monotonic() - started
+                )
+                failed_setup.append(f"{spec.service}:{ex.task}")
+                continue
+            except dagger.QueryError as exc:
+                done[ex.task] = TaskResult(
+                    spec.service, ex.task, Status.FAILED, time.monotonic() - started, None, str(exc)
+                )
+                failed_setup.append(f"{spec.service}:{ex.task}")
+                continue
+            done[ex.task] = TaskResult(
+                spec.service, ex.task, Status.PASSED, time.monotonic() - started, 0
+            )
+            ctr = step
+
+        async def run_check(ex: Exec, base: dagger.Container) -> None:
+            if failed_setup:
+                done[ex.task] = TaskResult(
+                    spec.service, ex.task, Status.BLOCKED, tail=blocked_reason(failed_setup)
+                )
+                return
+            started = time.monotonic()
+            step = self._with_exec(base, ex, ReturnType.ANY)  # a non-zero exit is a result
+            try:
+                code = await step.exit_code()
+                output = (await step.stdout()) + (await step.stderr())
+            except dagger.ExecError as exc:
+                done[ex.task] = _exec_failure(
+                    spec.service, ex.task, exc, time.monotonic() - started
+                )
+                return
+            except dagger.QueryError as exc:
+                done[ex.task] = TaskResult(
+                    spec.service, ex.task, Status.FAILED, time.monotonic() - started, None, str(exc)
+                )
+                return
+            status = Status.PASSED if code == 0 else Status.FAILED
+            done[ex.task] = TaskResult(
+                spec.service, ex.task, status, time.monotonic() - started, code, tail_of(output)
+            )
+
+        # Checks of one service are independent branches of the set-up container.
+        async with anyio.create_task_group() as group:
+            for ex in (e for e in spec.execs if not e.setup):
+                group.start_soon(run_check, ex, ctr)
+        return [done[e.task] for e in spec.execs]
+
+    async def _live_hasura(self, service: str, database: ServicePlan, plan: Plan) -> list[str]:
+        """Migrations on a real PostgreSQL, then the metadata applied to a real engine."""
+        hasura = next(s for s in plan.services if s.service == service)
+        db_spec = service_spec(database)
+        password = secrets.token_urlsafe(24)
+        db_url = dag.set_secret(
+            f"wormhole-ci-{service}-database-url",
+            f"postgresql://wormhole:{password}@postgres:{POSTGRES_PORT}/wormhole",
+        )
+        admin = dag.set_secret(f"wormhole-ci-{service}-admin-secret", secrets.token_urlsafe(24))
+        postgres = (
+            dag.container()
+            .from_(POSTGRES_IMAGE)
+            .with_env_variable("POSTGRES_USER", "wormhole")
+            .with_env_variable("POSTGRES_DB", "wormhole")
+            .with_secret_variable(
+                "POSTGRES_PASSWORD", dag.set_secret(f"wormhole-ci-{service}-pg", password)
+            )
+            .with_exposed_port(POSTGRES_PORT)
+            .as_service()
+        )
+        migrate = self._container(db_spec)
+        for ex in (e for e in db_spec.execs if e.setup):
+            migrate = self._with_exec(migrate, ex, ReturnType.SUCCESS)
+        migrate = (
+            migrate.with_service_binding("postgres", postgres)
+            .with_secret_variable("DATABASE_URL", db_url)
+            .with_workdir(container_path(database.path))
+            .with_exec([*exec_prefix(database.tasks[0].tool), "prisma", "migrate", "deploy"])
+        )
+        migrated = await migrate.stdout()
+        engine = (
+            dag.container()
+            .from_(HASURA_ENGINE_IMAGE)
+            .with_service_binding("postgres", postgres)
+            .with_secret_variable("HASURA_GRAPHQL_DATABASE_URL", db_url)
+            .with_secret_variable("HASURA_GRAPHQL_ADMIN_SECRET", admin)
+            .with_env_variable("HASURA_GRAPHQL_ENABLE_CONSOLE", "false")
+            .with_env_variable("HASURA_GRAPHQL_ENABLE_TELEMETRY", "false")
+            .with_exposed_port(HASURA_PORT)
+            .as_service()
+        )
+        endpoint = f"http://graphql-engine:{HASURA_PORT}"
+        cli = (
+            dag.container()
+            .from_(HASURA_CLI_IMAGE)
+            .with_service_binding("graphql-engine", engine)
+            .with_secret_variable("HASURA_GRAPHQL_ADMIN_SECRET", admin)
+            .with_env_variable("HASURA_GRAPHQL_ENABLE_TELEMETRY", "false")
+            .with_directory("/hasura", self.source.directory(hasura.path))
+            .with_workdir("/hasura")
+        )
+        applied = cli.with_exec(
+            [
+                "hasura-cli",
+                "metadata",
+                "apply",
+                "--endpoint",
+                endpoint,
+                "--disallow-inconsistent-metadata",
+                "--skip-update-check",
+            ],
+            expect=ReturnType.ANY,
+        )
+        inconsistency = applied.with_exec(
+            [
+                "hasura-cli",
+                "metadata",
+                "inconsistency",
+                "list",
+                "--endpoint",
+                endpoint,
+                "--skip-update-check",
+            ],
+            expect=ReturnType.ANY,
+        )
+        apply_code = await applied.exit_code()
+        apply_out = (await applied.stdout()) + (await applied.stderr())
+        list_out = (await inconsistency.stdout()) + (await inconsistency.stderr())
+        if apply_code != 0:
+            raise WormholeCiError(
+                f"validate-hasura failed for {service}: `hasura metadata apply "
+                f"--disallow-inconsistent-metadata` exited {apply_code}\n{tail_of(apply_out)}\n"
+                f"--- metadata inconsistency list\n{tail_of(list_out)}"
+            )
+        return [
+            f"{service}: migrations of {database.service} applied to {POSTGRES_IMAGE}: {tail_of(migrated, 1)}",
+            f"{service}: metadata applied to {HASURA_ENGINE_IMAGE} with --disallow-inconsistent-metadata",
+            f"{service}: metadata inconsistency list: {tail_of(list_out, 5) or 'none'}",
+        ]
+
+
+def _exec_failure(service: str, task: str, exc: dagger.ExecError, duration: float) -> TaskResult:
+    return TaskResult(
+        service, task, Status.FAILED, duration, exc.exit_code, tail_of(exc.stdout + exc.stderr)
+    )

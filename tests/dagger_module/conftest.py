@@ -1,0 +1,58 @@
+"""The fake engine for Dagger-layer tests, and a way to call module functions against it."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
+
+import anyio
+import dagger
+import pytest
+
+from tests.conftest import SHARED
+from tests.dagger_module.fake_engine import FakeEngine
+
+SCHEMA = SHARED / "reference" / "dagger-v0.21-schema.graphqls"
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def engine_server() -> Iterator[FakeEngine]:
+    if not SCHEMA.exists():
+        pytest.skip(
+            f"the Dagger v0.21 GraphQL schema is not at {SCHEMA} (shared/reference); "
+            "offline Dagger tests need it"
+        )
+    engine = FakeEngine(SCHEMA)
+    port = engine.start()
+    previous = {k: os.environ.get(k) for k in ("DAGGER_SESSION_PORT", "DAGGER_SESSION_TOKEN")}
+    os.environ["DAGGER_SESSION_PORT"] = str(port)
+    os.environ["DAGGER_SESSION_TOKEN"] = engine.token
+    yield engine
+    engine.stop()
+    for key, value in previous.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def engine(engine_server: FakeEngine) -> Iterator[FakeEngine]:
+    engine_server.reset()
+    yield engine_server
+    engine_server.reset()
+
+
+def call(fn: Callable[[], Awaitable[T]]) -> T:
+    """Run `fn` with the global `dag` client connected to the fake engine."""
+
+    async def main() -> T:
+        await dagger.connect()
+        try:
+            return await fn()
+        finally:
+            await dagger.close()
+
+    return anyio.run(main)

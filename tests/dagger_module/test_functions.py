@@ -1,0 +1,335 @@
+"""Offline call chains of the Dagger functions, checked against the native runtime's plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagger import dag
+
+from tests.dagger_module.conftest import call
+from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, Step, readable
+from wormhole_ci.containers import (
+    CACHE_ROOT,
+    HASURA_CLI_IMAGE,
+    HASURA_ENGINE_IMAGE,
+    NODE_IMAGE,
+    POSTGRES_IMAGE,
+    PYTHON_IMAGE,
+    container_path,
+)
+from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.main import WormholeCi
+from wormhole_ci.manifest import load_manifest
+from wormhole_ci.plan import Plan, build_plan
+
+
+@dataclass
+class ContainerView:
+    """What a recorded Container chain does, in order."""
+
+    image: str | None = None
+    execs: list[tuple[str, list[str], str]] = field(default_factory=list)
+    """(workdir, argv, expect) of every withExec."""
+    env: dict[str, str] = field(default_factory=dict)
+    secrets: list[str] = field(default_factory=list)
+    caches: dict[str, Any] = field(default_factory=dict)
+    directories: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+    workdir: str = "/"
+
+
+def view(chain: tuple[Step, ...]) -> ContainerView:
+    out = ContainerView()
+    for parent, name, args in chain:
+        if parent != "Container":
+            continue
+        match name:
+            case "from":
+                out.image = args["address"]
+            case "withExec":
+                out.execs.append((out.workdir, list(args["args"]), args.get("expect", "SUCCESS")))
+            case "withWorkdir":
+                out.workdir = args["path"]
+            case "withEnvVariable":
+                out.env[args["name"]] = args["value"]
+            case "withSecretVariable":
+                out.secrets.append(args["name"])
+            case "withMountedCache":
+                out.caches[args["path"]] = readable(args["cache"])
+            case "withDirectory":
+                out.directories[args["path"]] = readable(args["source"])
+            case "withServiceBinding":
+                out.services[args["alias"]] = readable(args["service"])
+            case _:
+                pass
+    return out
+
+
+def exec_leaves(engine: FakeEngine) -> dict[tuple[str, tuple[str, ...]], ContainerView]:
+    """(workdir, final argv) → the container chain that ran it (sync: setup, exitCode: checks)."""
+    out: dict[tuple[str, tuple[str, ...]], ContainerView] = {}
+    for chain, (_, leaf, _) in engine.leaves:
+        if leaf in ("sync", "exitCode") and chain and chain[0][1] == "container":
+            v = view(chain)
+            if v.execs:
+                out[(v.execs[-1][0], tuple(v.execs[-1][1]))] = v
+    return out
+
+
+def ran(views: dict[tuple[str, tuple[str, ...]], ContainerView]) -> set[tuple[str, ...]]:
+    return {argv for _, argv in views}
+
+
+def plan_of(example: Path, service: str | None = None, families: tuple[str, ...] = ()) -> Plan:
+    return build_plan(load_manifest(example), [service] if service else [], families)
+
+
+def invoke(example: Path, function: str, **kwargs: str) -> str:
+    """Call a module function in-process, `dag` connected to the fake engine."""
+
+    async def run() -> str:
+        module = WormholeCi(source=dag.host().directory(str(example)))
+        # getattr: the SDK's @function typing does not model bound async methods
+        result: str = await getattr(module, function)(**kwargs)
+        return result
+
+    return call(run)
+
+
+def assert_chain_matches_plan(
+    views: dict[tuple[str, tuple[str, ...]], ContainerView], plan: Plan, example: Path
+) -> None:
+    """Each planned task ran in its service's container: image, mounts, caches, env, argv order."""
+    for service in plan.services:
+        setup = [t for t in service.tasks if t.is_setup]
+        for task in service.tasks:
+            v = views.get((container_path(task.workdir), task.argv))
+            assert v is not None, f"no container ran {task.key}: {task.argv} in {task.workdir}"
+            expected_image = {"pnpm": NODE_IMAGE, "npm": NODE_IMAGE}.get(
+                task.tool.value, PYTHON_IMAGE
+            )
+            assert v.image == expected_image, task.key
+            # the exact argv sequence: toolchain, then the service's setup tasks, then this task
+            ran = [argv for _, argv, _ in v.execs]
+            planned_setup = [
+                list(t.argv) for t in setup[: setup.index(task) if task in setup else len(setup)]
+            ]
+            tail = [*planned_setup, list(task.argv)]
+            assert ran[-len(tail) :] == tail, task.key
+            workdir, _, expect = v.execs[-1]
+            assert workdir == container_path(task.workdir), task.key
+            assert expect == ("SUCCESS" if task.is_setup else "ANY"), task.key
+            # env: the task's own plus each cache variable pointing at its mounted volume
+            for key, value in task.env:
+                assert v.env[key] == value, (task.key, key)
+            for cache in task.caches:
+                path = f"{CACHE_ROOT}/{cache.name}"
+                assert v.env[cache.env] == path
+                ((volume, volume_args),) = v.caches[path]
+                assert (volume, volume_args["key"]) == ("cacheVolume", f"wormhole-ci-{cache.name}")
+            # the source: the service's folder (or the whole monorepo) at a stable path
+            mount = container_path(task.workdir)
+            expected_dir = [("host", {}), ("directory", {"path": str(example)})]
+            if task.workdir != ".":
+                expected_dir.append(("directory", {"path": task.workdir}))
+            assert [
+                (n, {k: a[k] for k in ("path",) if k in a}) for n, a in v.directories[mount]
+            ] == expected_dir
+
+
+def test_check_runs_every_planned_task_as_the_native_plan_says(
+    engine: FakeEngine, example: Path
+) -> None:
+    report = invoke(example, "check")
+    plan = plan_of(example)
+    assert report.splitlines()[-1].startswith("check passed in ")
+    assert [line.split()[0] for line in report.splitlines()[:-1]] == [
+        "api",
+        "web",
+        "runner",
+        "hasura",
+    ]
+    views = exec_leaves(engine)
+    assert_chain_matches_plan(views, plan, example)
+    # toolchains pinned like the native runtime: pnpm through corepack, uv through pip
+    api = views[("/src/api", ("pnpm", "run", "lint"))]
+    assert [argv for _, argv, _ in api.execs[:2]] == [
+        ["corepack", "enable", "pnpm"],
+        ["corepack", "prepare", "pnpm@12.4.2", "--activate"],
+    ]
+    runner = views[("/src/runner", ("uv", "run", "--frozen", "pytest"))]
+    assert runner.execs[0][1][-1] == "uv==0.13.8"
+    hasura = views[
+        ("/src", ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura"))
+    ]
+    assert hasura.directories["/opt/wormhole-ci"] == [("currentModule", {}), ("source", {})]
+    assert ["apt-get", "install", "-y", "--no-install-recommends", "postgresql-15"] in [
+        a for _, a, _ in hasura.execs
+    ]
+
+
+@pytest.mark.parametrize(
+    ("function", "families"),
+    [("lint", ("lint",)), ("typecheck", ("typecheck",)), ("test", ("test",))],
+)
+def test_family_functions_for_one_service(
+    engine: FakeEngine, example: Path, function: str, families: tuple[str, ...]
+) -> None:
+    report = invoke(example, function, service="runner")
+    plan = plan_of(example, "runner", families)
+    assert report.splitlines()[0].startswith("runner  passed")
+    views = exec_leaves(engine)
+    assert_chain_matches_plan(views, plan, example)
+    assert ran(views) == {t.argv for t in plan.tasks}
+
+
+def test_family_function_for_every_service(engine: FakeEngine, example: Path) -> None:
+    invoke(example, "lint")
+    plan = plan_of(example, None, ("lint",))
+    views = exec_leaves(engine)
+    assert_chain_matches_plan(views, plan, example)
+    assert ran(views) == {t.argv for t in plan.tasks}
+
+
+def test_a_failing_task_is_named_and_the_others_are_still_collected(
+    engine: FakeEngine, example: Path
+) -> None:
+    engine.on_exec(
+        lambda argv: argv == ["pnpm", "install", "--frozen-lockfile"],
+        ExecOutcome(1, "", "ERR_PNPM_OUTDATED_LOCKFILE  Cannot install with frozen-lockfile"),
+    )
+    engine.on_exec(
+        lambda argv: argv[-2:] == ["check", "."],
+        ExecOutcome(1, "src/runner/x.py:1:8: F401 unused import", ""),
+    )
+    with pytest.raises(WormholeCiError) as info:
+        invoke(example, "check")
+    message = str(info.value)
+    # api and web both install with pnpm: the rule fails both installs (ExecError), runner's lint exits 1
+    assert (
+        message.splitlines()[0]
+        == "check failed for 3 of 4 services: api (install), web (install), runner (lint)"
+    )
+    assert (
+        "--- api/install, exit 1\nERR_PNPM_OUTDATED_LOCKFILE  Cannot install with frozen-lockfile"
+        in message
+    )
+    assert "--- runner/lint, exit 1\nsrc/runner/x.py:1:8: F401 unused import" in message
+    views = exec_leaves(engine)
+    # siblings still ran: runner's other checks and hasura's validation were evaluated
+    assert ("uv", "run", "--frozen", "pytest") in ran(views)
+    assert ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura") in ran(views)
+    # blocked tasks never ran
+    assert ("pnpm", "run", "lint") not in ran(views)
+
+
+def test_bad_manifest_is_reported_with_relative_paths(engine: FakeEngine, example: Path) -> None:
+    (example / "wormhole-ci.toml").write_text("[services.api]\nkind = 'rust'\n")
+    with pytest.raises(
+        WormholeCiError, match=r"^wormhole-ci\.toml: services\.api\.kind: unknown kind 'rust'"
+    ):
+        invoke(example, "check")
+
+
+def test_validate_hasura_runs_migrations_engine_and_cli(engine: FakeEngine, example: Path) -> None:
+    report = invoke(example, "validate_hasura")
+    assert (
+        "metadata applied to hasura/graphql-engine:v2.48.6 with --disallow-inconsistent-metadata"
+        in report
+    )
+    views = exec_leaves(engine)
+    # the structural check ran in its container, as in `check`
+    assert ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura") in ran(views)
+    stdout_chains = [
+        view(chain)
+        for chain, (_, leaf, _) in engine.leaves
+        if leaf == "stdout" and chain and chain[0][1] == "container"
+    ]
+    migrate = next(
+        v
+        for v in stdout_chains
+        if v.execs and v.execs[-1][1] == ["pnpm", "exec", "prisma", "migrate", "deploy"]
+    )
+    api_plan = plan_of(example, "api")
+    assert [a for _, a, _ in migrate.execs][2:] == [
+        *(list(t.argv) for t in api_plan.tasks if t.is_setup),
+        ["pnpm", "exec", "prisma", "migrate", "deploy"],
+    ]
+    assert migrate.execs[-1][0] == "/src/api"
+    assert "DATABASE_URL" in migrate.secrets
+    postgres = migrate.services["postgres"]
+    assert postgres[0:2] == [("container", {}), ("from", {"address": POSTGRES_IMAGE})]
+    assert ("withExposedPort", {"port": 5432}) in [
+        (n, {k: a[k] for k in ("port",) if k in a}) for n, a in postgres
+    ]
+    assert any(n == "withSecretVariable" and a["name"] == "POSTGRES_PASSWORD" for n, a in postgres)
+    cli = next(
+        v
+        for v in stdout_chains
+        if v.execs and v.execs[-1][1][:3] == ["hasura-cli", "metadata", "inconsistency"]
+    )
+    assert cli.image == HASURA_CLI_IMAGE
+    assert cli.execs[0][1] == [
+        "hasura-cli",
+        "metadata",
+        "apply",
+        "--endpoint",
+        "http://graphql-engine:8080",
+        "--disallow-inconsistent-metadata",
+        "--skip-update-check",
+    ]
+    assert cli.workdir == "/hasura"
+    assert "HASURA_GRAPHQL_ADMIN_SECRET" in cli.secrets
+    graphql_engine = cli.services["graphql-engine"]
+    assert graphql_engine[1] == ("from", {"address": HASURA_ENGINE_IMAGE})
+    # secrets travel only as Secrets: no plaintext in any env variable or argv
+    plaintexts = _set_secret_values(engine)
+    assert len(plaintexts) >= 3  # postgres password, database URL, admin secret
+    for chain, _ in engine.leaves:
+        for _, name, args in chain:
+            if name in ("withEnvVariable", "withExec"):
+                text = repr(args)
+                assert not any(p in text for p in plaintexts), name
+
+
+def _set_secret_values(engine: FakeEngine) -> list[str]:
+    """Plaintexts of every setSecret, found also inside ID arguments."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, list):
+            for item in value:
+                walk(item)
+        elif isinstance(value, tuple) and len(value) == 2 and value[0] == "setSecret":
+            found.append(value[1]["plaintext"])
+        elif isinstance(value, tuple):
+            for item in value:
+                walk(item)
+        elif isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+
+    for chain, _ in engine.leaves:
+        for _, _, args in chain:
+            walk(readable(args))
+    return found
+
+
+def test_validate_hasura_failure_includes_the_inconsistencies(
+    engine: FakeEngine, example: Path
+) -> None:
+    engine.on_exec(
+        lambda argv: argv[:3] == ["hasura-cli", "metadata", "apply"],
+        ExecOutcome(1, "", "metadata is inconsistent"),
+    )
+    engine.on_exec(
+        lambda argv: argv[:3] == ["hasura-cli", "metadata", "inconsistency"],
+        ExecOutcome(0, "public.users  column nickname does not exist", ""),
+    )
+    with pytest.raises(WormholeCiError) as info:
+        invoke(example, "validate_hasura")
+    assert "`hasura metadata apply --disallow-inconsistent-metadata` exited 1" in str(info.value)
+    assert "public.users  column nickname does not exist" in str(info.value)

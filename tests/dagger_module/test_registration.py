@@ -1,0 +1,102 @@
+"""The module loaded through the SDK's own registration code, as `dagger functions` does."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import ROOT
+from tests.dagger_module.fake_engine import FakeEngine, Step, decode_id
+
+EXPECTED_FUNCTIONS = {"check", "lint", "typecheck", "test", "validate_hasura"}
+
+
+def register(engine: FakeEngine, tmp_path: Path) -> str:
+    module_file = tmp_path / "module.json"
+    env = {**os.environ, "DAGGER_MAIN_OBJECT": "WormholeCi", "DAGGER_MODULE_FILE": str(module_file)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from dagger.mod.cli import app; raise SystemExit(app(register=True))",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert done.returncode in (0, None), done.stdout + done.stderr
+    return json.loads(module_file.read_text())
+
+
+def chain_of(value: str) -> tuple[Step, ...]:
+    return decode_id(value)[1]
+
+
+def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
+    """Function name → {doc, check, args: {name: {...}}} from a TypeDef chain."""
+    out: dict[str, dict[str, Any]] = {}
+    for _, name, args in object_chain:
+        if name not in ("withFunction", "withConstructor"):
+            continue
+        fn_chain = chain_of(args["function"])
+        info: dict[str, Any] = {"doc": None, "check": False, "args": {}}
+        fn_name = ""
+        for _, step, step_args in fn_chain:
+            if step == "function":
+                fn_name = step_args["name"]
+                info["returns"] = [s[1:] for s in chain_of(step_args["returnType"])]
+            elif step == "withDescription":
+                info["doc"] = step_args["description"]
+            elif step == "withCheck":
+                info["check"] = True
+            elif step == "withArg":
+                arg_type = chain_of(step_args["typeDef"])
+                info["args"][step_args["name"]] = {
+                    "doc": step_args.get("description"),
+                    "defaultPath": step_args.get("defaultPath"),
+                    "ignore": step_args.get("ignore"),
+                    "optional": any(s[1] == "withOptional" for s in arg_type),
+                    "type": [s[1:] for s in arg_type if s[1] in ("withKind", "withObject")],
+                }
+        out["<constructor>" if name == "withConstructor" else fn_name] = info
+    return out
+
+
+def test_registration_lists_functions_args_docs_and_checks(
+    engine: FakeEngine, tmp_path: Path
+) -> None:
+    module_id = register(engine, tmp_path)
+    module_chain = chain_of(module_id)
+    assert module_chain[0][1] == "module"
+    objects = [chain_of(args["object"]) for _, name, args in module_chain if name == "withObject"]
+    main = next(o for o in objects if o[1][1] == "withObject" and o[1][2]["name"] == "WormholeCi")
+    assert (
+        main[1][2]["description"] == "Check, build, scan, migrate and deploy the Wormhole monorepo."
+    )
+    fns = functions(main)
+    assert set(fns) == EXPECTED_FUNCTIONS | {"<constructor>"}
+    # checks: the argument-free functions `dagger check` runs
+    assert {name for name, f in fns.items() if f["check"]} == {"check", "validate_hasura"}
+    for name in ("lint", "typecheck", "test"):
+        assert fns[name]["args"]["service"]["optional"] is True
+        assert fns[name]["args"]["service"]["doc"].startswith("Only this service")
+    assert fns["check"]["args"] == {}
+    assert fns["check"]["doc"].startswith("Lint, type-check and test every service concurrently")
+    assert "--disallow-inconsistent-metadata" in fns["validate_hasura"]["doc"]
+    source = fns["<constructor>"]["args"]["source"]
+    assert source["defaultPath"] == "/"
+    assert "**/node_modules" in source["ignore"]
+    assert "**/.venv" in source["ignore"]
+    assert source["doc"].startswith("The monorepo")
+    assert all(
+        f["returns"] == [("typeDef", {}), ("withKind", {"kind": "STRING_KIND"})]
+        for n, f in fns.items()
+        if n != "<constructor>"
+    )
