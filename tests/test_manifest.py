@@ -85,7 +85,10 @@ env = { BASE_URL = "http://127.0.0.1:3000" }
             "[services.api]\nkind = 'node'\n[services.api.tasks.test]\ncommand = 'x'\n",
             r"unknown key services\.api\.tasks\.test\.command",
         ),
-        ("[images]\n[services.api]\n", r"unknown key images; allowed here: project, services"),
+        (
+            "[images]\n[services.api]\n",
+            r"unknown key images; allowed here: project, security, services",
+        ),
         (
             "[services.api]\nkind = 'rust'\n",
             r"services\.api\.kind: unknown kind 'rust'; use one of node, nuxt, python, hasura",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import sys
 from collections.abc import Sequence
@@ -11,6 +12,7 @@ from pathlib import Path
 import anyio
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from wormhole_ci import __version__
 from wormhole_ci.errors import WormholeCiError
@@ -21,6 +23,11 @@ from wormhole_ci.manifest import load_manifest
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
 from wormhole_ci.results import RunReport, summary
+from wormhole_ci.security.model import Status
+from wormhole_ci.security.policy import FailOn, effective_severity
+from wormhole_ci.security.scan import ScanOptions, run_scan
+from wormhole_ci.security.tasks import Family
+from wormhole_ci.security.writers.markdown import where
 from wormhole_ci.toolchains import HostTools, Provisioner, default_cache_dir, host_fingerprint
 
 EXIT_FAILED = 1
@@ -43,6 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "validate-hasura":
             return _validate_hasura(args, err)
+        if args.command == "scan":
+            return _scan(args, err)
         return _check(args, err)
     except WormholeCiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
@@ -113,6 +122,38 @@ def _parser() -> argparse.ArgumentParser:
             default="auto",
             help="live table on a terminal, plain lines otherwise (default auto)",
         )
+    scan = sub.add_parser(
+        "scan",
+        help="SAST (Semgrep, Trivy secrets/misconfig), dependency audits and SBOMs under one policy",
+        description="Scan the monorepo; unavailable or failed scanners fail the scan unless allowed.",
+    )
+    _source(scan)
+    scan.add_argument(
+        "--fail-on",
+        choices=[f.value for f in FailOn],
+        default=None,
+        help="lowest severity that fails the scan (default: security.fail_on, else high)",
+    )
+    scan.add_argument(
+        "--allow-unavailable",
+        action="store_true",
+        help="do not fail when a scanner could not run (it is still reported as not scanned)",
+    )
+    scan.add_argument(
+        "--only",
+        action="append",
+        choices=[f.value for f in Family],
+        default=[],
+        help="only these scan families (repeatable; default: all)",
+    )
+    scan.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where scan.sarif, scan.md, scan.json and SBOMs go (default: SOURCE/.wormhole-ci/scan)",
+    )
+    scan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N")
+    scan.add_argument("--cache-dir", type=Path, metavar="DIR")
     hasura = sub.add_parser(
         "validate-hasura",
         help="check Hasura metadata against the database schema",
@@ -186,6 +227,52 @@ def _run(
             return anyio.run(LocalRuntime(options, tools, reporter).run, plan)
     plain: Reporter = PlainReporter(sys.stdout)
     return anyio.run(LocalRuntime(options, tools, plain).run, plan)
+
+
+def _scan(args: argparse.Namespace, err: Console) -> int:
+    manifest = load_manifest(args.source)
+    options = ScanOptions(
+        fail_on=FailOn(args.fail_on or manifest.security.fail_on),
+        allow_unavailable=args.allow_unavailable,
+        output_dir=(args.output_dir or manifest.root / ".wormhole-ci" / "scan").resolve(),
+        families=frozenset(Family(f) for f in args.only) or frozenset(Family),
+        jobs=args.jobs,
+        cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
+        today=dt.date.today(),
+    )
+    result = run_scan(manifest, options)
+    verdict = result.verdict
+    out = Console(highlight=False, soft_wrap=True)
+    table = Table(title=f"wormhole-ci scan (fail on {verdict.fail_on})")
+    for column in ("scanner", "version", "target", "outcome", "findings", "blocking"):
+        table.add_column(column)
+    for o in verdict.outcomes:
+        blocking = sum(1 for f in verdict.blocking if f in o.findings)
+        detail = (
+            o.reason if o.status in (Status.UNAVAILABLE, Status.ERROR) else str(len(o.findings))
+        )
+        table.add_row(
+            o.tool, o.tool_version or "?", o.target, str(o.status), escape(detail), str(blocking)
+        )
+    out.print(table)
+    for finding in sorted(verdict.blocking, key=lambda f: (-effective_severity(f), f.tool)):
+        out.print(
+            f"{finding.severity.label:<8} {finding.tool} {finding.rule_id} {where(finding)}: {finding.title}",
+            markup=False,
+        )
+    for entry in verdict.expired:
+        err.print(f"expired waiver (no longer applied): {entry.label}", markup=False)
+    for path in (*result.reports, *result.artifacts):
+        err.print(f"wrote {path}", markup=False)
+    summary_path = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary_path:
+        with Path(summary_path).open("a", encoding="utf-8") as handle:
+            handle.write((result.reports[1]).read_text(encoding="utf-8"))
+    if not verdict.passed:
+        err.print("scan failed: " + "; ".join(verdict.reasons()), markup=False)
+        return EXIT_FAILED
+    out.print("scan passed", markup=False)
+    return 0
 
 
 def _validate_hasura(args: argparse.Namespace, err: Console) -> int:

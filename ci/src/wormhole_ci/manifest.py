@@ -12,6 +12,7 @@ from pathlib import Path
 
 from wormhole_ci.errors import ManifestError
 from wormhole_ci.jsonish import as_dict, as_list, as_str_list
+from wormhole_ci.security.ignores import IgnoreEntry, parse_ignores
 
 MANIFEST_NAME = "wormhole-ci.toml"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
@@ -53,12 +54,21 @@ class ServiceSpec:
 
 
 @dataclass(frozen=True)
+class SecuritySettings:
+    """The `[security]` table: the default threshold and the waivers."""
+
+    fail_on: str = "high"
+    ignore: tuple[IgnoreEntry, ...] = ()
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The validated manifest of one monorepo."""
 
     root: Path
     project: str
     services: tuple[ServiceSpec, ...]
+    security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def service(self, name: str) -> ServiceSpec:
         """The service called `name`, or a ManifestError listing the known ones."""
@@ -72,7 +82,9 @@ class Manifest:
 
 
 # Top-level tables later capabilities read; accepted here so one manifest serves all.
-_TOP_KEYS = {"project", "services"}
+_TOP_KEYS = {"project", "services", "security"}
+_SECURITY_KEYS = {"fail_on", "ignore"}
+_FAIL_ON = ("critical", "high", "medium", "low", "none")
 _PROJECT_KEYS = {"name"}
 _SERVICE_KEYS = {"kind", "path", "tasks", "database"}
 _TASK_KEYS = {"run", "enabled", "env"}
@@ -119,7 +131,18 @@ def _parse(root: Path, path: Path, data: dict[str, object]) -> Manifest:
     for spec in specs:
         if spec.kind is ServiceKind.HASURA:
             _check_hasura_database(path, spec, specs, names)
-    return Manifest(root=root, project=name, services=specs)
+    return Manifest(root=root, project=name, services=specs, security=_parse_security(path, data))
+
+
+def _parse_security(path: Path, data: dict[str, object]) -> SecuritySettings:
+    table = _table(path, "security", data.get("security", {}))
+    _reject_unknown(path, "security.", table, _SECURITY_KEYS)
+    fail_on = table.get("fail_on", "high")
+    if fail_on not in _FAIL_ON:
+        raise ManifestError(
+            f"{path}: security.fail_on must be one of {', '.join(_FAIL_ON)}, got {fail_on!r}"
+        )
+    return SecuritySettings(fail_on=str(fail_on), ignore=parse_ignores(table.get("ignore"), path))
 
 
 def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpec:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from wormhole_ci.errors import ProvisionError
@@ -69,6 +71,12 @@ class Provisioner:
                     self._need_node(who)
                 case "uv":
                     executables["uv"] = (self._uv(version or UV_VERSION, who),)
+                case "trivy":
+                    official = shutil.which("trivy")
+                    # An official trivy on PATH wins over the PyPI repackaging (DESIGN.md §4).
+                    executables["trivy"] = (official or self.python_tool("trivy", "trivy", who),)
+                case "semgrep" | "pip-audit":
+                    executables[tool] = (self.python_tool(tool, tool, who),)
                 case _:
                     pass
         return HostTools(executables)
@@ -150,6 +158,40 @@ class Provisioner:
             who,
         )
         return str(binary)
+
+    def python_tool(self, name: str, binary: str, who: str) -> str:
+        """A scanner from PyPI, installed from the hash-locked requirements shipped in
+        `wormhole_ci/security/requirements/<name>.txt` into its own venv in the cache."""
+        requirements = Path(
+            str(resources.files("wormhole_ci.security") / "requirements" / f"{name}.txt")
+        )
+        digest = hashlib.sha256(requirements.read_bytes()).hexdigest()[:12]
+        venv = self.cache_dir / "tools" / f"{name}-{digest}"
+        path = venv / "bin" / binary
+        if path.exists():
+            return str(path)
+        self.messages.append(f"provisioning {name} (hash-locked) into {venv}")
+        _install([sys.executable, "-m", "venv", str(venv)], name, who)
+        _install(
+            [
+                str(venv / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--require-hashes",
+                "-r",
+                str(requirements),
+            ],
+            name,
+            who,
+        )
+        if not path.exists():
+            raise ProvisionError(
+                f"{name}: installed from {requirements.name} but {binary} is missing in {venv}"
+            )
+        return str(path)
 
 
 def host_fingerprint() -> str:

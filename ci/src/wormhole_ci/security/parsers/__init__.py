@@ -1,0 +1,1 @@
+"""One parser per scanner: raw output (JSON text, exit code, stderr) in, an Outcome out."""

@@ -1,0 +1,145 @@
+"""Running the scan plan natively: each scanner as a host subprocess, its output parsed into an Outcome."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+
+from wormhole_ci.security.model import Outcome, Status
+from wormhole_ci.security.parsers import pip_audit, pnpm_audit, semgrep, trivy
+from wormhole_ci.security.parsers.common import RawRun, ServiceOf, last_lines
+from wormhole_ci.security.tasks import OUT_PLACEHOLDER, RULES_PLACEHOLDER, Family, ScanTask
+from wormhole_ci.toolchains import HostTools
+
+SCAN_TIMEOUT = 900.0
+# The executable behind each scan tool (whose version is reported).
+BINARY = {
+    "semgrep": "semgrep",
+    "trivy": "trivy",
+    "trivy-sbom": "trivy",
+    "pnpm-audit": "pnpm",
+    "pip-audit": "pip-audit",
+}
+
+
+@dataclass(frozen=True)
+class ScanRun:
+    """Every outcome (in plan order) and the artifact files written."""
+
+    outcomes: tuple[Outcome, ...]
+    artifacts: tuple[Path, ...]
+    durations: tuple[tuple[str, float], ...]
+
+
+def substitute(argv: tuple[str, ...], rules: str, out: str) -> list[str]:
+    """Fill the runtime placeholders of a scan command."""
+    return [a.replace(RULES_PLACEHOLDER, rules).replace(OUT_PLACEHOLDER, out) for a in argv]
+
+
+def parse_task(task: ScanTask, run: RawRun, service_of: ServiceOf) -> Outcome:
+    """The parser for the task's tool."""
+    match task.tool:
+        case "semgrep":
+            return semgrep.parse(run, task.target, service_of)
+        case "trivy":
+            return trivy.parse(run, task.target, service_of)
+        case "pnpm-audit":
+            return pnpm_audit.parse(run, task.target, task.manifest)
+        case "pip-audit":
+            return pip_audit.parse(run, task.target, task.manifest)
+        case _:
+            if run.exit_code == 0:
+                return Outcome.of(task.tool, task.target, [], run.tool_version)
+            return Outcome.error(
+                task.tool,
+                task.target,
+                last_lines(run.stderr) or f"exit {run.exit_code}",
+                run.tool_version,
+            )
+
+
+class NativeScanner:
+    """Runs scan tasks concurrently (at most `jobs`), never failing on a scanner's exit code."""
+
+    def __init__(
+        self,
+        root: Path,
+        tools: HostTools,
+        *,
+        rules: Path,
+        out: Path,
+        versions: dict[str, str],
+        jobs: int,
+    ) -> None:
+        self.root = root
+        self.tools = tools
+        self.rules = rules
+        self.out = out
+        self.versions = versions
+        self.jobs = jobs
+
+    async def run(self, tasks: tuple[ScanTask, ...], service_of: ServiceOf) -> ScanRun:
+        """All tasks; a scanner that cannot start is an `error` outcome, not an exception."""
+        self.out.mkdir(parents=True, exist_ok=True)
+        outcomes: dict[int, Outcome] = {}
+        durations: dict[int, float] = {}
+        limiter = anyio.CapacityLimiter(max(1, self.jobs))
+
+        async def one(index: int, task: ScanTask) -> None:
+            async with limiter:
+                started = time.monotonic()
+                run = await self._execute(task)
+                durations[index] = time.monotonic() - started
+                outcomes[index] = parse_task(task, run, service_of)
+
+        async with anyio.create_task_group() as group:
+            for index, task in enumerate(tasks):
+                group.start_soon(one, index, task)
+        artifacts = tuple(
+            self.out / t.artifact for t in tasks if t.artifact and (self.out / t.artifact).exists()
+        )
+        # An SBOM is an artifact, not a scan: only a failure to write one is an outcome.
+        return ScanRun(
+            outcomes=tuple(
+                outcomes[i]
+                for i, t in enumerate(tasks)
+                if t.family is not Family.SBOM or outcomes[i].status is not Status.CLEAN
+            ),
+            artifacts=artifacts,
+            durations=tuple((f"{t.tool}:{t.target}", durations[i]) for i, t in enumerate(tasks)),
+        )
+
+    async def _execute(self, task: ScanTask) -> RawRun:
+        version = self.versions.get(BINARY.get(task.tool, task.tool), "")
+        cwd = self.root / task.workdir
+        env = {**os.environ, **dict(task.env)}
+        env.pop("VIRTUAL_ENV", None)
+        for pre in task.pre:
+            done = await self._process(substitute(pre, str(self.rules), str(self.out)), cwd, env)
+            if done.exit_code != 0:
+                reason = f"preparing the scan failed: {' '.join(pre)}: {last_lines(done.stderr) or done.exit_code}"
+                return RawRun(None, "", reason, version)
+        done = await self._process(substitute(task.argv, str(self.rules), str(self.out)), cwd, env)
+        return RawRun(done.exit_code, done.stdout, done.stderr, version)
+
+    async def _process(self, argv: list[str], cwd: Path, env: dict[str, str]) -> RawRun:
+        resolved = self.tools.resolve(tuple(argv))
+        try:
+            with anyio.fail_after(SCAN_TIMEOUT):
+                done = await anyio.run_process(
+                    resolved, cwd=cwd, env=env, check=False, stdin=subprocess.DEVNULL
+                )
+        except TimeoutError:
+            return RawRun(None, "", f"{argv[0]} timed out after {SCAN_TIMEOUT:.0f}s")
+        except OSError as exc:
+            return RawRun(None, "", f"could not start {argv[0]}: {exc.strerror or exc}")
+        return RawRun(
+            done.returncode,
+            done.stdout.decode(errors="replace"),
+            done.stderr.decode(errors="replace"),
+        )

@@ -1,0 +1,187 @@
+"""The scan plan as data: which scanner runs where with which command (no Dagger runtime required).
+
+Placeholders in argv are filled by each runtime: `{rules}` is the Semgrep rule folder,
+`{out}` a scratch folder for files a scanner writes (exported requirements, SBOMs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+
+from wormhole_ci.manifest import Manifest, ServiceKind
+from wormhole_ci.plan import UV_ENV
+
+RULES_PLACEHOLDER = "{rules}"
+OUT_PLACEHOLDER = "{out}"
+# Never scanned: installed dependencies and build output (their own scanners cover them).
+# Semgrep otherwise phones home on every start (a version check that hangs ~100 s offline).
+OFFLINE_ENV = (("SEMGREP_ENABLE_VERSION_CHECK", "0"), ("SEMGREP_SEND_METRICS", "off"))
+EXCLUDED_DIRS = ("node_modules", ".venv", ".nuxt", ".output", "dist", ".wormhole-ci", "coverage")
+
+
+class Family(StrEnum):
+    """What the Dagger sub-functions and CLI options select."""
+
+    SAST = "sast"
+    """Semgrep and Trivy's secret/misconfiguration scan of the source."""
+    AUDIT = "audit"
+    """Dependency audits: pnpm audit and pip-audit."""
+    SBOM = "sbom"
+    """CycloneDX SBOMs (artifacts, not findings)."""
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    """One scanner run over one target."""
+
+    tool: str
+    """semgrep | trivy | pnpm-audit | pip-audit | trivy-sbom"""
+    target: str
+    """`monorepo` or a service name."""
+    family: Family
+    workdir: str
+    """Relative to the monorepo root."""
+    argv: tuple[str, ...]
+    pre: tuple[tuple[str, ...], ...] = ()
+    """Commands that prepare the scan's input (e.g. exporting requirements)."""
+    env: tuple[tuple[str, str], ...] = ()
+    manifest: str = ""
+    """The lock file package findings are reported against (relative to the root)."""
+    artifact: str = ""
+    """A file the scan writes into `{out}` that is itself a report (SBOMs)."""
+
+
+def rules_dir() -> Path:
+    """The project's own Semgrep rules, shipped inside the package."""
+    return Path(str(resources.files("wormhole_ci.security") / "semgrep" / "rules"))
+
+
+def scan_plan(
+    manifest: Manifest, families: frozenset[Family] = frozenset(Family)
+) -> tuple[ScanTask, ...]:
+    """Every scan of the monorepo, in report order."""
+    tasks: list[ScanTask] = []
+    excludes = [arg for d in EXCLUDED_DIRS for arg in ("--exclude", d)]
+    skip_dirs = [arg for d in EXCLUDED_DIRS for arg in ("--skip-dirs", f"**/{d}")]
+    if Family.SAST in families:
+        tasks.append(
+            ScanTask(
+                tool="semgrep",
+                target="monorepo",
+                family=Family.SAST,
+                workdir=".",
+                argv=(
+                    "semgrep",
+                    "scan",
+                    "--config",
+                    RULES_PLACEHOLDER,
+                    "--json",
+                    "--metrics=off",
+                    "--disable-version-check",
+                    "--quiet",
+                    *excludes,
+                    ".",
+                ),
+                env=OFFLINE_ENV,
+            )
+        )
+        tasks.append(
+            ScanTask(
+                tool="trivy",
+                target="monorepo",
+                family=Family.SAST,
+                workdir=".",
+                argv=(
+                    "trivy",
+                    "fs",
+                    "--scanners",
+                    "secret,misconfig",
+                    "--format",
+                    "json",
+                    "--quiet",
+                    "--skip-db-update",
+                    *skip_dirs,
+                    ".",
+                ),
+            )
+        )
+    for spec in manifest.services:
+        node = spec.kind in (ServiceKind.NODE, ServiceKind.NUXT)
+        if (
+            Family.AUDIT in families
+            and node
+            and (manifest.root / spec.path / "pnpm-lock.yaml").exists()
+        ):
+            tasks.append(
+                ScanTask(
+                    tool="pnpm-audit",
+                    target=spec.name,
+                    family=Family.AUDIT,
+                    workdir=spec.path,
+                    argv=("pnpm", "audit", "--json"),
+                    manifest=f"{spec.path}/pnpm-lock.yaml",
+                )
+            )
+        if Family.AUDIT in families and spec.kind is ServiceKind.PYTHON:
+            requirements = f"{OUT_PLACEHOLDER}/{spec.name}-requirements.txt"
+            tasks.append(
+                ScanTask(
+                    tool="pip-audit",
+                    target=spec.name,
+                    family=Family.AUDIT,
+                    workdir=spec.path,
+                    pre=(
+                        (
+                            "uv",
+                            "export",
+                            "--frozen",
+                            "--no-dev",
+                            "--no-emit-project",
+                            "--quiet",
+                            "-o",
+                            requirements,
+                        ),
+                    ),
+                    # hashed, fully pinned requirements: audited as written, no pip resolution or venv
+                    argv=(
+                        "pip-audit",
+                        "-r",
+                        requirements,
+                        "--format",
+                        "json",
+                        "--progress-spinner",
+                        "off",
+                        "--disable-pip",
+                        "--require-hashes",
+                    ),
+                    env=UV_ENV,
+                    manifest=f"{spec.path}/uv.lock",
+                )
+            )
+        if Family.SBOM in families and spec.kind is not ServiceKind.HASURA:
+            sbom = f"{OUT_PLACEHOLDER}/sbom-{spec.name}.cdx.json"
+            tasks.append(
+                ScanTask(
+                    tool="trivy-sbom",
+                    target=spec.name,
+                    family=Family.SBOM,
+                    workdir=spec.path,
+                    argv=(
+                        "trivy",
+                        "fs",
+                        "--format",
+                        "cyclonedx",
+                        "--quiet",
+                        "--skip-db-update",
+                        *skip_dirs,
+                        "--output",
+                        sbom,
+                        ".",
+                    ),
+                    artifact=f"sbom-{spec.name}.cdx.json",
+                )
+            )
+    return tuple(tasks)
