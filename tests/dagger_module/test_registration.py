@@ -12,7 +12,10 @@ from typing import Any
 from tests.conftest import ROOT
 from tests.dagger_module.fake_engine import FakeEngine, Step, decode_id
 
-EXPECTED_FUNCTIONS = {"check", "lint", "typecheck", "test", "validate_hasura"}
+EXPECTED_FUNCTIONS = {
+    "check", "lint", "typecheck", "test", "validate_hasura",
+    "scan", "scan_report", "sast", "audit", "scan_image",
+}
 
 
 def register(engine: FakeEngine, tmp_path: Path) -> str:

