@@ -13,8 +13,16 @@ from tests.conftest import ROOT
 from tests.dagger_module.fake_engine import FakeEngine, Step, decode_id
 
 EXPECTED_FUNCTIONS = {
-    "check", "lint", "typecheck", "test", "validate_hasura",
-    "scan", "scan_report", "sast", "audit", "scan_image",
+    "check",
+    "lint",
+    "typecheck",
+    "test",
+    "validate_hasura",
+    "scan",
+    "scan_report",
+    "sast",
+    "audit",
+    "scan_image",
 }
 
 
@@ -99,10 +107,19 @@ def test_registration_lists_functions_args_docs_and_checks(
     assert "**/.venv" in source["ignore"]
     assert source["doc"].startswith("The monorepo")
     string = [("typeDef", {}), ("withKind", {"kind": "STRING_KIND"})]
-    assert all(fns[n]["returns"] == string for n in ("check", "lint", "typecheck", "test", "validate_hasura"))
+    assert all(
+        fns[n]["returns"] == string
+        for n in ("check", "lint", "typecheck", "test", "validate_hasura")
+    )
     for name in ("scan", "scan_report", "sast", "audit", "scan_image"):
         steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
         assert steps == [("typeDef", None), ("withObject", "Directory")], name
     assert set(fns["scan"]["args"]) == {"fail_on", "allow_unavailable"}
     assert fns["scan"]["args"]["fail_on"]["optional"] is True
-    assert set(fns["scan_image"]["args"]) == {"image", "tarball", "name", "fail_on", "allow_unavailable"}
+    assert set(fns["scan_image"]["args"]) == {
+        "image",
+        "tarball",
+        "name",
+        "fail_on",
+        "allow_unavailable",
+    }

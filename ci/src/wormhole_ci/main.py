@@ -235,6 +235,7 @@ class WormholeCi:
                 "--quiet",
                 "--scanners",
                 "vuln",
+                "--list-all-pkgs=false",
             ),
         )
         ctr = self._scanner(task).with_file("/image.tar", archive)

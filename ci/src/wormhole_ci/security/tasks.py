@@ -102,6 +102,8 @@ def scan_plan(
                     "--format",
                     "json",
                     "--quiet",
+                    # without it every lock file's package list fills the report
+                    "--list-all-pkgs=false",
                     "--skip-db-update",
                     *skip_dirs,
                     ".",

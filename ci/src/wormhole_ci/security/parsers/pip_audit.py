@@ -7,6 +7,7 @@ from wormhole_ci.security.model import Finding, Outcome, PackageLocation, Severi
 from wormhole_ci.security.parsers.common import ParseError, RawRun, last_lines, load_json
 
 TOOL = "pip-audit"
+EDITABLE = "requirement marked as editable"
 
 
 def parse(run: RawRun, target: str, manifest: str) -> Outcome:
@@ -33,6 +34,8 @@ def parse(run: RawRun, target: str, manifest: str) -> Outcome:
         if dep is None:
             continue
         name, version = str(dep.get("name", "")), str(dep.get("version", ""))
+        if str(dep.get("skip_reason", "")) == EDITABLE:
+            continue  # the project's own code: not a dependency to audit
         if dep.get("skip_reason"):
             skipped.append(name)
             reasons.add(str(dep["skip_reason"]))

@@ -42,7 +42,8 @@ def parse(run: RawRun, target: str, service_of: ServiceOf) -> Outcome:
     errors = [as_dict(e) or {} for e in as_list(data.get("errors")) or []]
     if errors:
         first = errors[0]
-        reason = f"{len(errors)} semgrep errors, first: {first.get('type', '')} {first.get('message', '')}".strip()
+        detail = " ".join(f"{first.get('type', '')} {first.get('message', '')}".split())
+        reason = f"{len(errors)} semgrep errors, first: {detail}"
         return Outcome(TOOL, target, Status.ERROR, tuple(findings), reason, version)
     if run.exit_code not in (0, 1):
         return Outcome(
