@@ -163,6 +163,7 @@ def service_spec(service: ServicePlan) -> ContainerSpec:
 # -- scanners ----------------------------------------------------------------------
 RULES_PATH = "/rules"
 OUT_PATH = "/out"
+SCRATCH_PATH = "/scratch"
 REQUIREMENTS_PATH = "/opt/wormhole-ci-requirements.txt"
 MODULE_REQUIREMENTS = "src/wormhole_ci/security/requirements"
 """Hash-locked scanner requirements, relative to the module source (`ci/`)."""

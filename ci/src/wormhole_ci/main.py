@@ -32,6 +32,7 @@ from wormhole_ci.containers import (
     POSTGRES_IMAGE,
     REQUIREMENTS_PATH,
     RULES_PATH,
+    SCRATCH_PATH,
     SOURCE_ROOT,
     ContainerSpec,
     Exec,
@@ -340,7 +341,9 @@ class WormholeCi:
             ctr = ctr.with_directory(
                 RULES_PATH, dag.current_module().source().directory(MODULE_RULES)
             )
-        return ctr.with_directory(OUT_PATH, dag.directory())
+        return ctr.with_directory(OUT_PATH, dag.directory()).with_directory(
+            SCRATCH_PATH, dag.directory()
+        )
 
     async def _scan_task(
         self, ctr: dagger.Container, task: ScanTask, service_of: ServiceOf
@@ -348,8 +351,10 @@ class WormholeCi:
         """Run one scan task; a scanner's exit code is data (expect ANY), never an exception."""
         ctr = ctr.with_workdir(container_path(task.workdir))
         for pre in task.pre:
-            ctr = ctr.with_exec(substitute(pre, RULES_PATH, OUT_PATH))
-        ctr = ctr.with_exec(substitute(task.argv, RULES_PATH, OUT_PATH), expect=ReturnType.ANY)
+            ctr = ctr.with_exec(substitute(pre, RULES_PATH, OUT_PATH, SCRATCH_PATH))
+        ctr = ctr.with_exec(
+            substitute(task.argv, RULES_PATH, OUT_PATH, SCRATCH_PATH), expect=ReturnType.ANY
+        )
         try:
             run = RawRun(await ctr.exit_code(), await ctr.stdout(), await ctr.stderr())
         except dagger.ExecError as exc:  # a failing `pre` step (e.g. uv export)

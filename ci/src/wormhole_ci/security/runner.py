@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +14,13 @@ import anyio
 from wormhole_ci.security.model import Outcome, Status
 from wormhole_ci.security.parsers import pip_audit, pnpm_audit, semgrep, trivy
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, last_lines
-from wormhole_ci.security.tasks import OUT_PLACEHOLDER, RULES_PLACEHOLDER, Family, ScanTask
+from wormhole_ci.security.tasks import (
+    OUT_PLACEHOLDER,
+    RULES_PLACEHOLDER,
+    TMP_PLACEHOLDER,
+    Family,
+    ScanTask,
+)
 from wormhole_ci.toolchains import HostTools
 
 SCAN_TIMEOUT = 900.0
@@ -36,9 +43,14 @@ class ScanRun:
     durations: tuple[tuple[str, float], ...]
 
 
-def substitute(argv: tuple[str, ...], rules: str, out: str) -> list[str]:
+def substitute(argv: tuple[str, ...], rules: str, out: str, tmp: str) -> list[str]:
     """Fill the runtime placeholders of a scan command."""
-    return [a.replace(RULES_PLACEHOLDER, rules).replace(OUT_PLACEHOLDER, out) for a in argv]
+    return [
+        a.replace(RULES_PLACEHOLDER, rules)
+        .replace(OUT_PLACEHOLDER, out)
+        .replace(TMP_PLACEHOLDER, tmp)
+        for a in argv
+    ]
 
 
 def parse_task(task: ScanTask, run: RawRun, service_of: ServiceOf) -> Outcome:
@@ -82,6 +94,7 @@ class NativeScanner:
         self.out = out
         self.versions = versions
         self.jobs = jobs
+        self.tmp = ""
 
     async def run(self, tasks: tuple[ScanTask, ...], service_of: ServiceOf) -> ScanRun:
         """All tasks; a scanner that cannot start is an `error` outcome, not an exception."""
@@ -97,9 +110,11 @@ class NativeScanner:
                 durations[index] = time.monotonic() - started
                 outcomes[index] = parse_task(task, run, service_of)
 
-        async with anyio.create_task_group() as group:
-            for index, task in enumerate(tasks):
-                group.start_soon(one, index, task)
+        with tempfile.TemporaryDirectory(prefix="wormhole-ci-scan-") as scratch:
+            self.tmp = scratch
+            async with anyio.create_task_group() as group:
+                for index, task in enumerate(tasks):
+                    group.start_soon(one, index, task)
         artifacts = tuple(
             self.out / t.artifact for t in tasks if t.artifact and (self.out / t.artifact).exists()
         )
@@ -120,11 +135,15 @@ class NativeScanner:
         env = {**os.environ, **dict(task.env)}
         env.pop("VIRTUAL_ENV", None)
         for pre in task.pre:
-            done = await self._process(substitute(pre, str(self.rules), str(self.out)), cwd, env)
+            done = await self._process(
+                substitute(pre, str(self.rules), str(self.out), self.tmp), cwd, env
+            )
             if done.exit_code != 0:
                 reason = f"preparing the scan failed: {' '.join(pre)}: {last_lines(done.stderr) or done.exit_code}"
                 return RawRun(None, "", reason, version)
-        done = await self._process(substitute(task.argv, str(self.rules), str(self.out)), cwd, env)
+        done = await self._process(
+            substitute(task.argv, str(self.rules), str(self.out), self.tmp), cwd, env
+        )
         return RawRun(done.exit_code, done.stdout, done.stderr, version)
 
     async def _process(self, argv: list[str], cwd: Path, env: dict[str, str]) -> RawRun:

@@ -1,7 +1,8 @@
 """The scan plan as data: which scanner runs where with which command (no Dagger runtime required).
 
 Placeholders in argv are filled by each runtime: `{rules}` is the Semgrep rule folder,
-`{out}` a scratch folder for files a scanner writes (exported requirements, SBOMs).
+`{out}` the report folder (SBOMs are written there), `{tmp}` a scratch folder (exported
+requirements).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from wormhole_ci.plan import UV_ENV
 
 RULES_PLACEHOLDER = "{rules}"
 OUT_PLACEHOLDER = "{out}"
+TMP_PLACEHOLDER = "{tmp}"
 # Never scanned: installed dependencies and build output (their own scanners cover them).
 # Semgrep otherwise phones home on every start (a version check that hangs ~100 s offline).
 OFFLINE_ENV = (("SEMGREP_ENABLE_VERSION_CHECK", "0"), ("SEMGREP_SEND_METRICS", "off"))
@@ -81,6 +83,8 @@ def scan_plan(
                     "--json",
                     "--metrics=off",
                     "--disable-version-check",
+                    # keep our rule ids as written (semgrep prefixes them with the config path)
+                    "--no-rewrite-rule-ids",
                     "--quiet",
                     *excludes,
                     ".",
@@ -128,7 +132,7 @@ def scan_plan(
                 )
             )
         if Family.AUDIT in families and spec.kind is ServiceKind.PYTHON:
-            requirements = f"{OUT_PLACEHOLDER}/{spec.name}-requirements.txt"
+            requirements = f"{TMP_PLACEHOLDER}/{spec.name}-requirements.txt"
             tasks.append(
                 ScanTask(
                     tool="pip-audit",
