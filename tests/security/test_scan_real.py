@@ -175,7 +175,9 @@ def test_full_scan_writes_sarif_markdown_json_and_sboms(tmp_path: Path) -> None:
     ]
     sbom = json.loads((out / "sbom-api.cdx.json").read_text())
     assert sbom["bomFormat"] == "CycloneDX"
-    assert any((c.get("group"), c["name"]) == ("@prisma", "client") for c in sbom.get("components", []))
+    assert any(
+        (c.get("group"), c["name"]) == ("@prisma", "client") for c in sbom.get("components", [])
+    )
     sarif = json.loads((out / "scan.sarif").read_text())
     assert {r["tool"]["driver"]["name"] for r in sarif["runs"]} == {
         "semgrep",

@@ -5,6 +5,7 @@ import { Script } from "node:vm";
 
 declare const input: string;
 declare const req: { query: Record<string, string> };
+declare const sandbox: Record<string, unknown>;
 
 export function dynamic(expr: string): void {
   // ruleid: wormhole.js.eval-nonliteral
@@ -61,5 +62,9 @@ export function safe(handler: () => void, text: string): void {
   const literal = new vm.Script("globalThis.x = 1");
   // ok: wormhole.js.vm-dynamic-code
   const notVm = new Worker(text);
+  // ok: wormhole.js.vm-dynamic-code
+  literal.runInContext(vm.createContext({ text }));
+  // ok: wormhole.js.vm-dynamic-code
+  literal.runInNewContext(sandbox);
   void [add, literal, notVm];
 }
