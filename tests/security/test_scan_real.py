@@ -188,3 +188,53 @@ def test_full_scan_writes_sarif_markdown_json_and_sboms(tmp_path: Path) -> None:
     assert all(
         r["tool"]["driver"].get("version") for r in sarif["runs"]
     )  # every report names the tool version
+
+
+def docker_archive(path: Path) -> Path:
+    """A minimal `docker save` archive: one layer with a Debian os-release."""
+    import hashlib
+    import io
+    import tarfile
+
+    layer = io.BytesIO()
+    with tarfile.open(fileobj=layer, mode="w") as tar:
+        data = b'PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n'
+        info = tarfile.TarInfo("etc/os-release")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    layer_bytes = layer.getvalue()
+    diff_id = "sha256:" + hashlib.sha256(layer_bytes).hexdigest()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+            "config": {},
+        }
+    ).encode()
+    config_name = hashlib.sha256(config).hexdigest() + ".json"
+    manifest = json.dumps(
+        [{"Config": config_name, "RepoTags": ["wormhole-api:test"], "Layers": ["layer.tar"]}]
+    ).encode()
+    with tarfile.open(path, mode="w") as tar:
+        for name, blob in (
+            ("layer.tar", layer_bytes),
+            (config_name, config),
+            ("manifest.json", manifest),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    return path
+
+
+def test_image_tarball_cve_scan_is_unavailable_without_vulnerability_data(tmp_path: Path) -> None:
+    root = copy_example(tmp_path)
+    tarball = docker_archive(tmp_path / "api.tar")
+    done = scan_cli(root, tmp_path / "out", "--only", "sast", "--image", f"api:test={tarball}")
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads((tmp_path / "out" / "scan.json").read_text())
+    image = next(o for o in report["outcomes"] if o["target"] == "api:test")
+    assert image["status"] == "unavailable"
+    assert image["reason"].startswith("no vulnerability data: ")
+    assert "failed to download vulnerability DB" in image["reason"]

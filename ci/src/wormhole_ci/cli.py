@@ -152,6 +152,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where scan.sarif, scan.md, scan.json and SBOMs go (default: SOURCE/.wormhole-ci/scan)",
     )
+    scan.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="[NAME=]TARBALL",
+        type=_image,
+        help="also CVE-scan this image tarball with Trivy (repeatable)",
+    )
     scan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N")
     scan.add_argument("--cache-dir", type=Path, metavar="DIR")
     hasura = sub.add_parser(
@@ -174,6 +182,16 @@ def _source(cmd: argparse.ArgumentParser) -> None:
         metavar="DIR",
         help="monorepo root holding wormhole-ci.toml (default: .)",
     )
+
+
+def _image(text: str) -> tuple[str, Path]:
+    name, _, path = text.rpartition("=")
+    tarball = Path(path)
+    if not tarball.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{tarball}: no such image tarball (docker save -o FILE IMAGE)"
+        )
+    return (name or tarball.stem, tarball)
 
 
 def _positive(text: str) -> int:
@@ -239,6 +257,7 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
         jobs=args.jobs,
         cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
         today=dt.date.today(),
+        images=tuple(args.image),
     )
     result = run_scan(manifest, options)
     verdict = result.verdict

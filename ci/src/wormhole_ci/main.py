@@ -58,7 +58,7 @@ from wormhole_ci.security.parsers.common import RawRun, ServiceOf, services_by_p
 from wormhole_ci.security.policy import FailOn, evaluate
 from wormhole_ci.security.runner import parse_task, substitute
 from wormhole_ci.security.scan import REPORTS
-from wormhole_ci.security.tasks import Family, ScanTask, scan_plan
+from wormhole_ci.security.tasks import Family, ScanTask, image_scan, scan_plan
 from wormhole_ci.security.writers.jsonreport import write_json
 from wormhole_ci.security.writers.markdown import write_markdown
 from wormhole_ci.security.writers.sarif import write_sarif
@@ -221,24 +221,7 @@ class WormholeCi:
             archive = image.as_tarball()
         else:
             raise WormholeCiError("scan-image: pass exactly one of --image or --tarball")
-        task = ScanTask(
-            tool="trivy",
-            target=name,
-            family=Family.SAST,
-            workdir=".",
-            argv=(
-                "trivy",
-                "image",
-                "--input",
-                "/image.tar",
-                "--format",
-                "json",
-                "--quiet",
-                "--scanners",
-                "vuln",
-                "--list-all-pkgs=false",
-            ),
-        )
+        task = image_scan("/image.tar", name)
         ctr = self._scanner(task).with_file("/image.tar", archive)
         outcome, _ = await self._scan_task(ctr, task, lambda _path: "")
         manifest = await self._planned(lambda m: m)

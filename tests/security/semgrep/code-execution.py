@@ -1,6 +1,7 @@
 # type: ignore
 # ruff: noqa
 # Semgrep test target for rules/code-execution.yaml (run with `semgrep --test`); never imported.
+import ast
 import builtins
 import re
 
@@ -32,3 +33,6 @@ def safe(expr):
     pattern.compile(expr)
     # ok: wormhole.python.eval-exec-nonliteral
     ast.literal_eval(expr)
+    # ok: wormhole.python.eval-exec-nonliteral
+    tree = compile(expr, "<input>", "exec", ast.PyCF_ONLY_AST)
+    return tree

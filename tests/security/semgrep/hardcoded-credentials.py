@@ -59,5 +59,7 @@ def safe():
     # ok: wormhole.python.hardcoded-credential
     PASSWORD = "DB_PASSWORD"
     # ok: wormhole.python.hardcoded-credential
+    OID_NAMES = {"challenge_password": "challengePassword", "secret": "㊙"}
+    # ok: wormhole.python.hardcoded-credential
     conn = psycopg.connect(host="db", password=os.environ["PGPASSWORD"])
     return password, token, secret, api_key, conn

@@ -2,7 +2,9 @@
 # ruff: noqa
 # Semgrep test target for rules/tls-verification.yaml (run with `semgrep --test`); never imported.
 import ssl
+
 import urllib3
+import uvicorn
 
 import aiohttp
 import httpx
@@ -57,4 +59,8 @@ def safe(url, context):
         raise RuntimeError("refusing an unverified context")
     # ok: wormhole.python.ssl-cert-none
     context.check_hostname = True
+    # ok: wormhole.python.ssl-cert-none
+    uvicorn.run(app, ssl_certfile="cert.pem", ssl_cert_reqs=ssl.CERT_NONE)
+    # ok: wormhole.python.ssl-cert-none
+    names = {ssl.CERT_NONE: "none", ssl.CERT_REQUIRED: "required"}
     return ctx

@@ -42,3 +42,9 @@ def safe(text, stream):
     # ok: wormhole.python.yaml-unsafe-load
     config = json.load(stream)
     return data, docs, loader, config
+
+
+def ruamel_instance(path):
+    yaml = YAML(typ="safe")
+    # ok: wormhole.python.yaml-unsafe-load
+    return yaml.load(path)

@@ -15,7 +15,7 @@ from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.parsers.common import services_by_path
 from wormhole_ci.security.policy import FailOn, Verdict, evaluate
 from wormhole_ci.security.runner import BINARY, NativeScanner
-from wormhole_ci.security.tasks import OFFLINE_ENV, Family, rules_dir, scan_plan
+from wormhole_ci.security.tasks import OFFLINE_ENV, Family, image_scan, rules_dir, scan_plan
 from wormhole_ci.security.writers.jsonreport import write_json
 from wormhole_ci.security.writers.markdown import write_markdown
 from wormhole_ci.security.writers.sarif import write_sarif
@@ -35,6 +35,8 @@ class ScanOptions:
     jobs: int
     cache_dir: Path
     today: dt.date
+    images: tuple[tuple[str, Path], ...] = ()
+    """(name, tarball) of built images to CVE-scan with Trivy."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,9 @@ def tool_version(host: HostTools, binary: str) -> str:
 
 def run_scan(manifest: Manifest, options: ScanOptions) -> ScanResult:
     """Scan, judge and write the reports; never raises for findings or failed scanners."""
-    tasks = scan_plan(manifest, options.families)
+    tasks = scan_plan(manifest, options.families) + tuple(
+        image_scan(str(tarball.resolve()), name) for name, tarball in options.images
+    )
     tools = {t.tool for t in tasks}
     host, versions, _ = provision_scanners(tools, options.cache_dir)
     scanner = NativeScanner(

@@ -56,6 +56,28 @@ class ScanTask:
     """A file the scan writes into `{out}` that is itself a report (SBOMs)."""
 
 
+def image_scan(tarball: str, name: str) -> ScanTask:
+    """Trivy's CVE scan of an image tarball (`docker save` or OCI archive)."""
+    return ScanTask(
+        tool="trivy",
+        target=name,
+        family=Family.SAST,
+        workdir=".",
+        argv=(
+            "trivy",
+            "image",
+            "--input",
+            tarball,
+            "--format",
+            "json",
+            "--quiet",
+            "--scanners",
+            "vuln",
+            "--list-all-pkgs=false",
+        ),
+    )
+
+
 def rules_dir() -> Path:
     """The project's own Semgrep rules, shipped inside the package."""
     return Path(str(resources.files("wormhole_ci.security") / "semgrep" / "rules"))
