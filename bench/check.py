@@ -26,19 +26,11 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+from wormhole_ci.paths import GENERATED_DIRS
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "wormhole"
-IGNORE = shutil.ignore_patterns(
-    "node_modules",
-    ".nuxt",
-    ".output",
-    "dist",
-    ".venv",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".wormhole-ci",
-)
+IGNORE = shutil.ignore_patterns(*GENERATED_DIRS, ".env")
 
 
 @dataclass(frozen=True)

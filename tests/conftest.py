@@ -8,24 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.pgtemp import TempPostgres, find_bindir, temp_postgres
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "wormhole"
 SHARED = ROOT.parent / "shared"
 # Build outputs and installed dependencies never travel with a copy of the example.
-_IGNORE = shutil.ignore_patterns(
-    "node_modules",
-    ".nuxt",
-    ".output",
-    "dist",
-    ".venv",
-    "__pycache__",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".wormhole-ci",
-    ".env",
-)
+_IGNORE = shutil.ignore_patterns(*GENERATED_DIRS, ".env")
 
 
 def copy_example(dest: Path) -> Path:

@@ -34,6 +34,7 @@ from wormhole_ci.containers import (
     RULES_PATH,
     SCRATCH_PATH,
     SOURCE_ROOT,
+    CacheMount,
     ContainerSpec,
     Exec,
     container_path,
@@ -42,6 +43,7 @@ from wormhole_ci.containers import (
 )
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.manifest import Manifest, ServiceKind, load_manifest
+from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import Plan, ServicePlan, build_plan, exec_prefix
 from wormhole_ci.results import (
     RunReport,
@@ -57,29 +59,12 @@ from wormhole_ci.security.model import Status as ScanStatus
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, services_by_path
 from wormhole_ci.security.policy import FailOn, evaluate
 from wormhole_ci.security.runner import parse_task, substitute
-from wormhole_ci.security.scan import REPORTS
+from wormhole_ci.security.scan import render_reports
 from wormhole_ci.security.tasks import Family, ScanTask, image_scan, scan_plan
-from wormhole_ci.security.writers.jsonreport import write_json
-from wormhole_ci.security.writers.markdown import write_markdown
-from wormhole_ci.security.writers.sarif import write_sarif
 
 # Dependency folders, build outputs and caches never enter the engine: they are rebuilt
 # in containers, and leaving them out keeps the source's cache key stable.
-SOURCE_IGNORE = [
-    "**/node_modules",
-    "**/.venv",
-    "**/.nuxt",
-    "**/.output",
-    "**/dist",
-    "**/coverage",
-    "**/__pycache__",
-    "**/.pytest_cache",
-    "**/.ruff_cache",
-    "**/.mypy_cache",
-    "**/.wormhole-ci",
-    "**/.env",
-    ".git",
-]
+SOURCE_IGNORE = [*(f"**/{d}" for d in sorted(GENERATED_DIRS)), "**/.env", ".git"]
 # The files the planner reads; only these are exported into the module to build the plan.
 PLAN_INPUTS = [
     "wormhole-ci.toml",
@@ -265,12 +250,7 @@ class WormholeCi:
         ctr = dag.container().from_(spec.image)
         if spec.needs_module_source:
             ctr = ctr.with_directory(MODULE_SOURCE, dag.current_module().source())
-        for argv in spec.toolchain:
-            ctr = ctr.with_exec(list(argv))
-        for cache in spec.caches:
-            ctr = ctr.with_mounted_cache(cache.path, dag.cache_volume(cache.volume))
-        for name, value in spec.env:
-            ctr = ctr.with_env_variable(name, value)
+        ctr = _tooled(ctr, spec.toolchain, spec.caches, spec.env)
         part = self.source if spec.source_path == "." else self.source.directory(spec.source_path)
         return ctr.with_directory(spec.mount, part)
 
@@ -314,12 +294,7 @@ class WormholeCi:
                 dag.current_module().source().file(f"{MODULE_REQUIREMENTS}/{spec.requirements}")
             )
             ctr = ctr.with_file(REQUIREMENTS_PATH, requirements)
-        for argv in spec.toolchain:
-            ctr = ctr.with_exec(list(argv))
-        for cache in spec.caches:
-            ctr = ctr.with_mounted_cache(cache.path, dag.cache_volume(cache.volume))
-        for name, value in spec.env:
-            ctr = ctr.with_env_variable(name, value)
+        ctr = _tooled(ctr, spec.toolchain, spec.caches, spec.env)
         if task.tool == "semgrep":
             ctr = ctr.with_directory(
                 RULES_PATH, dag.current_module().source().directory(MODULE_RULES)
@@ -372,17 +347,14 @@ class WormholeCi:
             today=dt.date.today(),
         )
         reports = dag.directory()
-        for name, text in zip(
-            REPORTS,
-            (write_sarif(verdict), write_markdown(verdict), write_json(verdict)),
-            strict=True,
-        ):
+        rendered = render_reports(verdict)
+        for name, text in rendered.items():
             reports = reports.with_new_file(name, text)
         for name, file in artifacts.items():
             reports = reports.with_file(name, file)
         if enforce and not verdict.passed:
             raise WormholeCiError(
-                "scan failed: " + "; ".join(verdict.reasons()) + "\n\n" + write_markdown(verdict)
+                "scan failed: " + "; ".join(verdict.reasons()) + "\n\n" + rendered["scan.md"]
             )
         return reports
 
@@ -546,6 +518,22 @@ class WormholeCi:
             f"{service}: metadata applied to {HASURA_ENGINE_IMAGE} with --disallow-inconsistent-metadata",
             f"{service}: metadata inconsistency list: {tail_of(list_out, 5) or 'none'}",
         ]
+
+
+def _tooled(
+    ctr: dagger.Container,
+    toolchain: tuple[tuple[str, ...], ...],
+    caches: tuple[CacheMount, ...],
+    env: tuple[tuple[str, str], ...],
+) -> dagger.Container:
+    """Install pinned tools, mount cache volumes and set the environment, in that order."""
+    for argv in toolchain:
+        ctr = ctr.with_exec(list(argv))
+    for cache in caches:
+        ctr = ctr.with_mounted_cache(cache.path, dag.cache_volume(cache.volume))
+    for name, value in env:
+        ctr = ctr.with_env_variable(name, value)
+    return ctr
 
 
 def _exec_failure(service: str, task: str, exc: dagger.ExecError, duration: float) -> TaskResult:

@@ -17,27 +17,10 @@ from pathlib import Path
 
 from wormhole_ci import __version__
 from wormhole_ci.jsonish import as_dict
+from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import Task
 
-# Folders that are results of tasks or caches of tools, never inputs.
-IGNORED_DIRS = frozenset(
-    {
-        "node_modules",
-        ".nuxt",
-        ".output",
-        "dist",
-        ".venv",
-        "__pycache__",
-        ".pytest_cache",
-        ".ruff_cache",
-        ".mypy_cache",
-        ".wormhole-ci",
-        "coverage",
-        ".git",
-        ".turbo",
-        ".cache",
-    }
-)
+IGNORED_DIRS = GENERATED_DIRS | {".git"}
 IGNORED_SUFFIXES = (".tsbuildinfo", ".pyc", ".log")
 
 

@@ -21,8 +21,6 @@ from wormhole_ci.security.writers.markdown import write_markdown
 from wormhole_ci.security.writers.sarif import write_sarif
 from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION, HostTools, Provisioner
 
-REPORTS = ("scan.sarif", "scan.md", "scan.json")
-
 
 @dataclass(frozen=True)
 class ScanOptions:
@@ -117,13 +115,20 @@ def judge(outcomes: list[Outcome], manifest: Manifest, options: ScanOptions) -> 
     )
 
 
+def render_reports(verdict: Verdict) -> dict[str, str]:
+    """Report file name → content (SARIF, Markdown, JSON); both runtimes write these."""
+    return {
+        "scan.sarif": write_sarif(verdict),
+        "scan.md": write_markdown(verdict),
+        "scan.json": write_json(verdict),
+    }
+
+
 def write_reports(verdict: Verdict, out: Path) -> tuple[Path, ...]:
     """SARIF, Markdown and JSON next to each other."""
     out.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for name, text in zip(
-        REPORTS, (write_sarif(verdict), write_markdown(verdict), write_json(verdict)), strict=True
-    ):
+    for name, text in render_reports(verdict).items():
         (out / name).write_text(text, encoding="utf-8")
         written.append(out / name)
     return tuple(written)

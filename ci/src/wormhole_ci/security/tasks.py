@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from wormhole_ci.manifest import Manifest, ServiceKind
+from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import UV_ENV
 
 RULES_PLACEHOLDER = "{rules}"
@@ -21,7 +22,7 @@ TMP_PLACEHOLDER = "{tmp}"
 # Never scanned: installed dependencies and build output (their own scanners cover them).
 # Semgrep otherwise phones home on every start (a version check that hangs ~100 s offline).
 OFFLINE_ENV = (("SEMGREP_ENABLE_VERSION_CHECK", "0"), ("SEMGREP_SEND_METRICS", "off"))
-EXCLUDED_DIRS = ("node_modules", ".venv", ".nuxt", ".output", "dist", ".wormhole-ci", "coverage")
+EXCLUDED_DIRS = tuple(sorted(GENERATED_DIRS))
 
 
 class Family(StrEnum):
