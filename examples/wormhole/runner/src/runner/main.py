@@ -55,20 +55,22 @@ def main() -> int:
     registry = default_registry()
     worker = Worker(InMemoryQueue(), registry, concurrency=settings.concurrency)
     server_thread = threading.Thread(target=server.serve_forever, name="health", daemon=True)
+    # Logged before the health server answers, so "started" always precedes anything a
+    # client can trigger (a SIGTERM right after the first /healthz, say).
+    logger.info(
+        "runner started",
+        extra={
+            "package_version": __version__,
+            "host": settings.host,
+            "port": server.port,
+            "concurrency": settings.concurrency,
+            "step_types": list(registry.names()),
+            "log_level": settings.log_level,
+        },
+    )
     try:
         server_thread.start()
         worker.start()
-        logger.info(
-            "runner started",
-            extra={
-                "package_version": __version__,
-                "host": settings.host,
-                "port": server.port,
-                "concurrency": settings.concurrency,
-                "step_types": list(registry.names()),
-                "log_level": settings.log_level,
-            },
-        )
         stop.wait()
     finally:
         server.shutdown()
