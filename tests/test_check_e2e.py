@@ -22,7 +22,12 @@ from wormhole_ci.plan import build_plan
 pytestmark = pytest.mark.slow
 
 
-def run_check(root: Path, junit: Path) -> subprocess.CompletedProcess[str]:
+def run_check(
+    root: Path, junit: Path, *extra: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`wormhole-ci check` on `root` with plain progress and a JUnit report; `--no-cache`
+    unless `extra` names a cache dir (tests of result reuse)."""
+    cache = () if "--cache-dir" in extra else ("--no-cache",)
     return subprocess.run(
         [
             sys.executable,
@@ -35,12 +40,14 @@ def run_check(root: Path, junit: Path) -> subprocess.CompletedProcess[str]:
             str(junit),
             "--progress",
             "plain",
-            "--no-cache",
+            *cache,
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=1200,
         check=False,
+        env=env,
     )
 
 
@@ -163,30 +170,7 @@ def test_hasura_falls_back_to_the_prisma_datamodel_without_postgres(
     env = {**os.environ, "WORMHOLE_CI_PG_BINDIR": "none"}
 
     def check(junit: Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "wormhole_ci",
-                "check",
-                "--source",
-                str(example),
-                "--service",
-                "api",
-                "--service",
-                "hasura",
-                "--junit",
-                str(junit),
-                "--progress",
-                "plain",
-                "--no-cache",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-            env=env,
-        )
+        return run_check(example, junit, "--service", "api", "--service", "hasura", env=env)
 
     clean = check(tmp_path / "clean.xml")
     assert clean.returncode == 0, clean.stdout + clean.stderr
@@ -206,29 +190,15 @@ def test_unchanged_services_reuse_their_passed_results(example: Path, tmp_path: 
 
     def check(name: str) -> dict[tuple[str, str], bool]:
         junit = tmp_path / f"{name}.xml"
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "wormhole_ci",
-                "check",
-                "--source",
-                str(example),
-                "--service",
-                "runner",
-                "--service",
-                "hasura",
-                "--junit",
-                str(junit),
-                "--progress",
-                "plain",
-                "--cache-dir",
-                str(tmp_path / "cache"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
+        done = run_check(
+            example,
+            junit,
+            "--service",
+            "runner",
+            "--service",
+            "hasura",
+            "--cache-dir",
+            str(tmp_path / "cache"),
         )
         assert done.returncode == 0, done.stdout + done.stderr
         cases = ET.parse(junit).getroot().iter("testcase")
