@@ -244,6 +244,16 @@ def test_priority_slots_hand_a_freed_slot_to_the_highest_priority(tmp_path: Path
     assert order == ["first", "high", "mid", "low"]
 
 
+def run_reusing(plan: Plan, source: Path, tmp_path: Path) -> list[TaskResult]:
+    """One run with result reuse on (the default), caches under tmp_path."""
+    options = LocalOptions(
+        source=source, log_dir=tmp_path / "logs", cache_dir=tmp_path / "cache", jobs=2
+    )
+    return list(
+        anyio.run(LocalRuntime(options, HostTools({"python": (PY,)}), Recorder()).run, plan).results
+    )
+
+
 def test_passed_results_are_reused_until_an_input_changes(tmp_path: Path) -> None:
     source = tmp_path / "src"
     (source / "svc").mkdir(parents=True)
@@ -267,14 +277,7 @@ def test_passed_results_are_reused_until_an_input_changes(tmp_path: Path) -> Non
     )
 
     def run_once() -> list[TaskResult]:
-        options = LocalOptions(
-            source=source, log_dir=tmp_path / "logs", cache_dir=tmp_path / "cache", jobs=2
-        )
-        return list(
-            anyio.run(
-                LocalRuntime(options, HostTools({"python": (PY,)}), Recorder()).run, plan
-            ).results
-        )
+        return run_reusing(plan, source, tmp_path)
 
     first = run_once()
     assert [r.cached for r in first] == [False, False, False]
@@ -307,14 +310,7 @@ def test_failures_are_never_reused_and_missing_outputs_rerun(tmp_path: Path) -> 
     plan = Plan("p", (ServicePlan("svc", ServiceKind.PYTHON, "svc", (install, test)),))
 
     def run_once() -> list[TaskResult]:
-        options = LocalOptions(
-            source=source, log_dir=tmp_path / "logs", cache_dir=tmp_path / "cache", jobs=2
-        )
-        return list(
-            anyio.run(
-                LocalRuntime(options, HostTools({"python": (PY,)}), Recorder()).run, plan
-            ).results
-        )
+        return run_reusing(plan, source, tmp_path)
 
     run_once()
     again = run_once()
