@@ -83,19 +83,22 @@ def container_path(relative: str) -> str:
     return SOURCE_ROOT if relative in ("", ".") else f"{SOURCE_ROOT}/{relative}"
 
 
+def corepack_pnpm(version: str) -> tuple[tuple[str, ...], ...]:
+    """corepack ships with Node 20 and installs exactly the pnpm the plan names."""
+    return (
+        ("corepack", "enable", "pnpm"),
+        ("corepack", "prepare", f"pnpm@{version}", "--activate"),
+    )
+
+
+COREPACK_ENV = (("COREPACK_ENABLE_DOWNLOAD_PROMPT", "0"),)
+
+
 def _toolchain(task: Task) -> tuple[str, tuple[tuple[str, ...], ...], tuple[tuple[str, str], ...]]:
     """Image, tool-install execs and extra env for a task's toolchain."""
     match task.tool:
         case Tool.PNPM:
-            # corepack ships with Node 20 and installs exactly the pnpm the plan names.
-            return (
-                NODE_IMAGE,
-                (
-                    ("corepack", "enable", "pnpm"),
-                    ("corepack", "prepare", f"pnpm@{task.tool_version}", "--activate"),
-                ),
-                (("COREPACK_ENABLE_DOWNLOAD_PROMPT", "0"),),
-            )
+            return NODE_IMAGE, corepack_pnpm(task.tool_version), COREPACK_ENV
         case Tool.NPM:
             return NODE_IMAGE, (), ()
         case Tool.UV:
@@ -199,12 +202,9 @@ def scanner_spec(tool: str, env: tuple[tuple[str, str], ...]) -> ScannerSpec:
             tool,
             NODE_IMAGE,
             "",
-            (
-                ("corepack", "enable", "pnpm"),
-                ("corepack", "prepare", f"pnpm@{PNPM_VERSION}", "--activate"),
-            ),
+            corepack_pnpm(PNPM_VERSION),
             (),
-            (("COREPACK_ENABLE_DOWNLOAD_PROMPT", "0"), *env),
+            (*COREPACK_ENV, *env),
         )
     requirements = SCANNER_REQUIREMENTS[tool]
     toolchain: list[tuple[str, ...]] = [

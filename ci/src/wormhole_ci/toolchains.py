@@ -143,20 +143,7 @@ class Provisioner:
         if binary.exists():
             return str(binary)
         self.messages.append(f"provisioning uv {version} into {venv}")
-        _install([sys.executable, "-m", "venv", str(venv)], f"uv {version}", who)
-        _install(
-            [
-                str(venv / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                f"uv=={version}",
-            ],
-            f"uv {version}",
-            who,
-        )
+        _venv_install(venv, [f"uv=={version}"], f"uv {version}", who)
         return str(binary)
 
     def python_tool(self, name: str, binary: str, who: str) -> str:
@@ -171,22 +158,7 @@ class Provisioner:
         if path.exists():
             return str(path)
         self.messages.append(f"provisioning {name} (hash-locked) into {venv}")
-        _install([sys.executable, "-m", "venv", str(venv)], name, who)
-        _install(
-            [
-                str(venv / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--disable-pip-version-check",
-                "--require-hashes",
-                "-r",
-                str(requirements),
-            ],
-            name,
-            who,
-        )
+        _venv_install(venv, ["--require-hashes", "-r", str(requirements)], name, who)
         if not path.exists():
             raise ProvisionError(
                 f"{name}: installed from {requirements.name} but {binary} is missing in {venv}"
@@ -200,6 +172,15 @@ def host_fingerprint() -> str:
     node_version = _probe([node, "--version"]) if node else "none"
     python = ".".join(map(str, sys.version_info[:3]))
     return f"{sys.platform}-{os.uname().machine} node {node_version} python {python}"
+
+
+def _venv_install(venv: Path, pip_args: list[str], what: str, who: str) -> None:
+    """A fresh venv at `venv` with `pip install pip_args` in it."""
+    _install([sys.executable, "-m", "venv", str(venv)], what, who)
+    python = str(venv / "bin" / "python")
+    _install(
+        [python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *pip_args], what, who
+    )
 
 
 def _probe(argv: list[str]) -> str:
