@@ -3,7 +3,9 @@
 WormholeCiError
 ├── ManifestError        wormhole-ci.toml or a service's own files are wrong
 ├── ProvisionError       a toolchain is missing and cannot be installed
-└── HasuraMetadataError  the Hasura metadata does not match the database
+├── HasuraMetadataError  the Hasura metadata does not match the database
+├── ImageError           an image cannot be built, saved or published
+└── SecretError          a secret reference cannot be resolved, or a secret was passed literally
 """
 
 
@@ -21,3 +23,11 @@ class ProvisionError(WormholeCiError):
 
 class HasuraMetadataError(WormholeCiError):
     """Hasura metadata is malformed or refers to something the database lacks."""
+
+
+class ImageError(WormholeCiError):
+    """An image could not be built, saved or published (or publishing it is refused)."""
+
+
+class SecretError(WormholeCiError):
+    """A secret reference (env:NAME, file:PATH) is invalid, unset, or a literal secret."""
