@@ -5,6 +5,8 @@ WormholeCiError
 ├── ProvisionError       a toolchain is missing and cannot be installed
 ├── HasuraMetadataError  the Hasura metadata does not match the database
 ├── ImageError           an image cannot be built, saved or published
+│   ├── RegistryError      a registry cannot be used (address, credentials, permissions, health)
+│   └── ImmutableTagError  a tag already names different image content
 └── SecretError          a secret reference cannot be resolved, or a secret was passed literally
 """
 
@@ -31,3 +33,11 @@ class ImageError(WormholeCiError):
 
 class SecretError(WormholeCiError):
     """A secret reference (env:NAME, file:PATH) is invalid, unset, or a literal secret."""
+
+
+class RegistryError(ImageError):
+    """An image registry is unreachable, refuses us, or answers something unusable."""
+
+
+class ImmutableTagError(ImageError):
+    """Publishing would move an existing tag to different image content."""
