@@ -51,6 +51,8 @@ class ServiceSpec:
     tasks: Mapping[str, TaskOverride] = field(default_factory=dict[str, TaskOverride])
     database: str | None = None
     """Hasura only: the service whose Prisma migrations define the database schema."""
+    dockerfile: str | None = None
+    """The service's Dockerfile relative to its path; None: `Dockerfile` if it exists."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class Manifest:
     root: Path
     project: str
     services: tuple[ServiceSpec, ...]
+    repository: str | None = None
+    """The project's source URL (the images' org.opencontainers.image.source label)."""
     security: SecuritySettings = field(default_factory=SecuritySettings)
 
     def service(self, name: str) -> ServiceSpec:
@@ -85,8 +89,8 @@ class Manifest:
 _TOP_KEYS = {"project", "services", "security"}
 _SECURITY_KEYS = {"fail_on", "ignore"}
 _FAIL_ON = ("critical", "high", "medium", "low", "none")
-_PROJECT_KEYS = {"name"}
-_SERVICE_KEYS = {"kind", "path", "tasks", "database"}
+_PROJECT_KEYS = {"name", "repository"}
+_SERVICE_KEYS = {"kind", "path", "tasks", "database", "dockerfile"}
 _TASK_KEYS = {"run", "enabled", "env"}
 
 
@@ -120,6 +124,14 @@ def _parse(root: Path, path: Path, data: dict[str, object]) -> Manifest:
             f"{path}: project.name must be lower-case letters, digits and '-' "
             f"(at most 40), got {name!r}"
         )
+    repository = project.get("repository")
+    if repository is not None and (
+        not isinstance(repository, str) or not re.match(r"^https?://\S+$", repository)
+    ):
+        raise ManifestError(
+            f"{path}: project.repository must be the http(s) URL of the source repository, "
+            f"got {repository!r}"
+        )
     services_table = _table(path, "services", data.get("services"))
     if not services_table:
         raise ManifestError(f"{path}: no [services.<name>] tables; declare at least one service")
@@ -131,7 +143,13 @@ def _parse(root: Path, path: Path, data: dict[str, object]) -> Manifest:
     for spec in specs:
         if spec.kind is ServiceKind.HASURA:
             _check_hasura_database(path, spec, specs, names)
-    return Manifest(root=root, project=name, services=specs, security=_parse_security(path, data))
+    return Manifest(
+        root=root,
+        project=name,
+        services=specs,
+        repository=repository if isinstance(repository, str) else None,
+        security=_parse_security(path, data),
+    )
 
 
 def _parse_security(path: Path, data: dict[str, object]) -> SecuritySettings:
@@ -180,6 +198,17 @@ def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpe
         raise ManifestError(
             f"{path}: {where}.database is only valid for kind 'hasura' and must name a service"
         )
+    dockerfile = table.get("dockerfile")
+    if dockerfile is not None and (
+        not isinstance(dockerfile, str)
+        or not dockerfile
+        or Path(dockerfile).is_absolute()
+        or ".." in Path(dockerfile).parts
+    ):
+        raise ManifestError(
+            f"{path}: {where}.dockerfile must be a path relative to the service directory, "
+            f"got {dockerfile!r}"
+        )
     tasks = {
         task: _parse_task(path, f"{where}.tasks.{task}", value)
         for task, value in _table(path, f"{where}.tasks", table.get("tasks", {})).items()
@@ -190,6 +219,7 @@ def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpe
         path=Path(rel).as_posix(),
         tasks=tasks,
         database=database if isinstance(database, str) else None,
+        dockerfile=dockerfile if isinstance(dockerfile, str) else None,
     )
 
 
