@@ -1,0 +1,1 @@
+"""Container images: what to build, the engines that build them, and the registries they go to."""
