@@ -317,6 +317,24 @@ def test_transient_5xx_then_success() -> None:
     assert dict(remote.configs) == {"linux/amd64": image.config_digest}
 
 
+def test_403_is_a_permission_error() -> None:
+    def forbidden(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(403, json={"errors": [{"code": "DENIED", "message": "denied"}]})
+
+    with Registry(
+        "127.0.0.1:5000", "alice", PASSWORD, transport=httpx.MockTransport(forbidden)
+    ) as registry:
+        with pytest.raises(RegistryError) as on_resolve:
+            registry.resolve("wormhole/api", "abc1234")
+        with pytest.raises(RegistryError) as on_ping:
+            registry.ping()
+    assert str(on_resolve.value) == (
+        "registry 127.0.0.1:5000 denied user alice access to repository wormhole/api: grant "
+        "that user pull/push permission on the repository, or check the repository name"
+    )
+    assert "refused user alice (HTTP 403 on GET /v2/)" in str(on_ping.value)
+
+
 # -- addresses -----------------------------------------------------------------------------
 
 

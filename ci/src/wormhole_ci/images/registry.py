@@ -135,6 +135,12 @@ class Registry:
         response = self._request("GET", "/v2/", scope=None, deadline=deadline)
         if response.status_code == 200:
             return
+        if response.status_code == 403:
+            raise RegistryError(
+                f"registry {self.host} refused {self._who()} (HTTP 403 on GET /v2/): the "
+                "account may be disabled or this machine's address not allowed; check the "
+                "registry's access rules for that user"
+            )
         if response.status_code == 404:
             raise RegistryError(
                 f"{self.host} does not serve the registry API (GET /v2/ answered 404): "
@@ -406,8 +412,15 @@ class Registry:
                 response = self._client.send(request)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.UnsupportedProtocol) as exc:
                 # A wrong address or a stopped registry: waiting would not fix it.
+                reason = _reason(exc)
+                if "CERTIFICATE_VERIFY_FAILED" in reason:
+                    raise RegistryError(
+                        f"registry {self.host} presented a TLS certificate this machine does "
+                        f"not trust ({reason}): add the registry's CA certificate to the "
+                        "system trust store"
+                    ) from None
                 raise RegistryError(
-                    f"registry {self.host} is unreachable ({_reason(exc)}): check the address "
+                    f"registry {self.host} is unreachable ({reason}): check the address "
                     "and that the registry is running"
                 ) from None
             except httpx.TransportError as exc:
