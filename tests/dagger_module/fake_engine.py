@@ -6,7 +6,9 @@ the chain of fields that produced it; an object's `id` encodes that chain, so ID
 as arguments (a Directory mounted into a Container, a TypeDef added to a Module) can be
 decoded back into chains by the tests. Leaves answer from a small model of the engine:
 `withExec` outcomes chosen per argv (exit code, output, or an EXEC_ERROR like the engine's),
-`Directory.export` copying from `host.directory(path)` through `filter`/`directory`.
+`Directory.export` copying from `host.directory(path)` through `filter`/`directory`,
+`File.export` of an image archive written by a test-supplied function, `Container.publish`
+answering `<address>@sha256:<digest of the chain>`, and `Secret.plaintext` from `setSecret`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fnmatch
+import hashlib
 import json
 import secrets
 import shutil
@@ -72,6 +75,8 @@ class FakeEngine:
     leaves: list[tuple[tuple[Step, ...], Step]] = field(default_factory=list)
     exec_rules: list[tuple[Callable[[list[str]], bool], ExecOutcome]] = field(default_factory=list)
     requests: int = 0
+    file_writer: Callable[[tuple[Step, ...], Path], None] | None = None
+    """Writes the content of an exported File (e.g. an OCI archive) given its chain."""
 
     def __post_init__(self) -> None:
         self.schema = graphql.build_schema(self.schema_path.read_text())
@@ -86,6 +91,7 @@ class FakeEngine:
     def reset(self) -> None:
         self.leaves.clear()
         self.exec_rules.clear()
+        self.file_writer = None
 
     # -- serving -------------------------------------------------------------------
     def start(self) -> int:
@@ -166,6 +172,16 @@ class FakeEngine:
             }[name]
         if parent.typename == "Directory" and name == "export":
             return self._export(parent.chain, args["path"])
+        if parent.typename == "File" and name == "export":
+            if self.file_writer is None:
+                raise graphql.GraphQLError("fake engine: no file_writer set for File.export")
+            self.file_writer(parent.chain, Path(args["path"]))
+            return args["path"]
+        if parent.typename == "Container" and name == "publish":
+            digest = hashlib.sha256(encode_id("Container", parent.chain).encode()).hexdigest()
+            return f"{args['address']}@sha256:{digest}"
+        if parent.typename == "Secret" and name == "plaintext":
+            return next(a["plaintext"] for _, f, a in parent.chain if f == "setSecret")
         if isinstance(return_type, graphql.GraphQLEnumType):
             return next(iter(return_type.values))
         return {"String": "", "Int": 0, "Boolean": True, "Float": 0.0}.get(return_type.name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import platform as platform_module
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,12 +18,23 @@ from rich.table import Table
 from wormhole_ci import __version__
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.hasura.check import validate_hasura
+from wormhole_ci.images.engine import detect_engine
+from wormhole_ci.images.gitinfo import revision
+from wormhole_ci.images.native import (
+    BuildOptions,
+    PublishResult,
+    Target,
+    build_images,
+    publish_images,
+)
+from wormhole_ci.images.spec import check_platforms, check_registry, check_version_tag, image_specs
 from wormhole_ci.junit import write_junit
 from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime, Reporter
 from wormhole_ci.manifest import load_manifest
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
 from wormhole_ci.results import RunReport, summary
+from wormhole_ci.secretref import resolve_secret
 from wormhole_ci.security.model import Status
 from wormhole_ci.security.policy import FailOn, effective_severity
 from wormhole_ci.security.scan import ScanOptions, run_scan
@@ -52,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _validate_hasura(args, err)
         if args.command == "scan":
             return _scan(args, err)
+        if args.command in ("build", "publish"):
+            return _images(args, err)
         return _check(args, err)
     except WormholeCiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
@@ -162,6 +176,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N")
     scan.add_argument("--cache-dir", type=Path, metavar="DIR")
+    _image_commands(
+        sub.add_parser(
+            "build",
+            help="build the services' images (SHA-tagged) with a local Docker engine or buildah",
+            description="Build one image per service with a Dockerfile, tagged <project>-<service>:<sha7>.",
+        ),
+        sub.add_parser(
+            "publish",
+            help="build and push the images; an existing tag is never moved",
+            description=(
+                "Build, then push <registry>/<project>-<service>:<sha7> (and --version-tag). "
+                "Every tag is resolved in the registry first: a tag holding other content is "
+                "refused and nothing is pushed; a tag already holding this image is left as is."
+            ),
+        ),
+    )
     hasura = sub.add_parser(
         "validate-hasura",
         help="check Hasura metadata against the database schema",
@@ -172,6 +202,165 @@ def _parser() -> argparse.ArgumentParser:
         "--service", default=None, metavar="NAME", help="the hasura service (default: the only one)"
     )
     return parser
+
+
+def _image_commands(build: argparse.ArgumentParser, publish: argparse.ArgumentParser) -> None:
+    for cmd in (build, publish):
+        _source(cmd)
+        cmd.add_argument(
+            "--service",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="only this service (repeatable); default: every service with a Dockerfile",
+        )
+        cmd.add_argument(
+            "--tag",
+            metavar="SHA",
+            default=None,
+            help="the commit SHA to tag with (default: git HEAD of the source)",
+        )
+        cmd.add_argument(
+            "--version-tag",
+            metavar="TAG",
+            default=None,
+            help="an extra immutable tag such as v1.4.0",
+        )
+        cmd.add_argument(
+            "--build-arg",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            type=_build_arg,
+            help="extra build argument (repeatable), e.g. NODE_IMAGE=registry.local/node:20",
+        )
+        cmd.add_argument(
+            "--platform",
+            action="append",
+            default=[],
+            metavar="OS/ARCH",
+            help="target platform; natively only the engine's own (multi-platform: use Dagger)",
+        )
+        cmd.add_argument(
+            "--engine",
+            choices=("auto", "docker", "buildah"),
+            default="auto",
+            help="image engine (default: a running Docker daemon, else buildah)",
+        )
+        cmd.add_argument(
+            "--save-dir",
+            type=Path,
+            metavar="DIR",
+            help="also write each image as DIR/<service>.tar (for `scan --image`)",
+        )
+        cmd.add_argument(
+            "--output",
+            type=Path,
+            metavar="FILE",
+            help="write the result (images, digests, references) as JSON",
+        )
+        cmd.add_argument(
+            "--log-dir",
+            type=Path,
+            metavar="DIR",
+            help="build logs (default: SOURCE/.wormhole-ci/logs)",
+        )
+        cmd.add_argument(
+            "--jobs",
+            type=_positive,
+            default=2,
+            metavar="N",
+            help="images built at once (default 2)",
+        )
+    publish.add_argument(
+        "--registry",
+        required=True,
+        metavar="HOST[:PORT][/NAMESPACE]",
+        help="where the images go, e.g. ghcr.io/acme or 127.0.0.1:5000",
+    )
+    publish.add_argument("--username", default=None, help="registry user")
+    publish.add_argument(
+        "--password",
+        default=None,
+        metavar="env:NAME|file:PATH",
+        help="registry password or token, as a secret reference (never literally)",
+    )
+    publish.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="publish although the source has uncommitted changes (the tag would lie)",
+    )
+
+
+def _build_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return (name, value)
+
+
+def _images(args: argparse.Namespace, err: Console) -> int:
+    manifest = load_manifest(args.source)
+    specs = image_specs(manifest, args.service)
+    publishing = args.command == "publish"
+    registry = check_registry(args.registry) if publishing else None
+    version_tag = check_version_tag(args.version_tag) if args.version_tag else None
+    password = resolve_secret(args.password, "--password") if publishing and args.password else None
+    if publishing and bool(args.username) != bool(password):
+        raise WormholeCiError("publish: pass both --username and --password, or neither")
+    rev = revision(manifest.root, args.tag)
+    if rev.dirty and publishing and not args.allow_dirty:
+        raise WormholeCiError(
+            f"{manifest.root} has uncommitted changes: an image tagged {rev.short} would not be "
+            "that commit. Commit (or stash) them, or pass --allow-dirty"
+        )
+    engine = detect_engine(args.engine)
+    platforms = check_platforms(args.platform)
+    for platform in platforms:
+        if platform != _host_platform():
+            raise WormholeCiError(
+                f"--platform {platform}: a native build makes only {_host_platform()} images; "
+                "build other platforms with Dagger (`dagger call publish --platforms=...`)"
+            )
+    err.print(
+        f"{args.command}: {len(specs)} image(s) at {rev.short}"
+        f"{' (dirty tree)' if rev.dirty else ''} with {engine.describe()}",
+        markup=False,
+    )
+    options = BuildOptions(
+        revision=rev,
+        version_tag=version_tag,
+        extra_args=tuple(args.build_arg),
+        log_dir=(args.log_dir or manifest.root / ".wormhole-ci" / "logs").resolve(),
+        save_dir=args.save_dir.resolve() if args.save_dir else None,
+        jobs=args.jobs,
+    )
+
+    def say(line: str) -> None:
+        err.print(line, markup=False)
+
+    if registry is not None:
+        target = Target(registry, args.username, password)
+        result = publish_images(manifest, specs, engine, options, target=target, say=say)
+        for item in result.published:
+            print(item.reference)
+    else:
+        result = PublishResult(
+            revision=rev.sha, images=build_images(manifest, specs, engine, options, say)
+        )
+        for image in result.images:
+            print(f"{image.service}\t{image.name}\t{image.config_digest}")
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(result.to_json() + "\n", encoding="utf-8")
+        err.print(f"wrote {args.output}", markup=False)
+    return 0
+
+
+def _host_platform() -> str:
+    machine = platform_module.machine().lower()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    return f"linux/{arch}"
 
 
 def _source(cmd: argparse.ArgumentParser) -> None:

@@ -41,7 +41,21 @@ from wormhole_ci.containers import (
     scanner_spec,
     service_spec,
 )
-from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.errors import ImageError, ImmutableTagError, WormholeCiError
+from wormhole_ci.images.identity import Verdict, compare, read_identity
+from wormhole_ci.images.registry import Registry, RemoteImage
+from wormhole_ci.images.spec import (
+    ImageSpec,
+    Revision,
+    build_args,
+    check_platforms,
+    check_registry,
+    check_sha,
+    check_version_tag,
+    image_specs,
+)
+from wormhole_ci.images.spec import reference as image_reference
+from wormhole_ci.images.spec import tags as image_tags
 from wormhole_ci.manifest import Manifest, ServiceKind, load_manifest
 from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import Plan, ServicePlan, build_plan, exec_prefix
@@ -97,6 +111,16 @@ FailOnArg: TypeAlias = Annotated[
 ]
 AllowUnavailable: TypeAlias = Annotated[
     bool, Doc("Do not fail when a scanner could not run (still reported as not scanned)")
+]
+CommitSha: TypeAlias = Annotated[
+    str, Doc("Commit SHA baked into the image (BUILD_SHA, labels); CI: the pushed commit")
+]
+VersionTag: TypeAlias = Annotated[str, Doc("An extra immutable tag such as v1.4.0")]
+Platforms: TypeAlias = Annotated[
+    Sequence[str], Doc("Target platforms: linux/amd64, linux/arm64 (default: the engine's)")
+]
+BuildArgs: TypeAlias = Annotated[
+    Sequence[str], Doc("Extra build arguments NAME=VALUE, e.g. NODE_IMAGE=mirror/node:20")
 ]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
@@ -211,6 +235,121 @@ class WormholeCi:
         outcome, _ = await self._scan_task(ctr, task, lambda _path: "")
         manifest = await self._planned(lambda m: m)
         return await self._report([outcome], manifest, fail_on, allow_unavailable, {}, enforce=True)
+
+    @function
+    async def build(
+        self,
+        service: Annotated[str, Doc("The service whose Dockerfile to build")],
+        tag: CommitSha = "",
+        version_tag: VersionTag = "",
+        platform: Annotated[
+            str, Doc("Target platform, e.g. linux/arm64 (default: the engine's)")
+        ] = "",
+        build_arg: BuildArgs = (),
+    ) -> dagger.Container:
+        """Build one service's image from its Dockerfile (try `terminal` or `as-tarball` on it)."""
+        (spec,), source_url = await self._planned(
+            lambda m: (image_specs(m, [service]), m.repository)
+        )
+        rev = Revision(check_sha(tag)) if tag else None
+        platforms = check_platforms([platform]) if platform else ()
+        return self._image(
+            spec,
+            _image_args(rev, version_tag, source_url, build_arg),
+            platforms[0] if platforms else None,
+        )
+
+    @function
+    async def build_all(
+        self,
+        tag: CommitSha = "",
+        version_tag: VersionTag = "",
+        platforms: Platforms = (),
+        build_arg: BuildArgs = (),
+    ) -> dagger.Directory:
+        """Every service image as an OCI tarball `<service>.tar` (all --platforms in one
+        archive), e.g. for `scan-image --tarball` or `export --path=images`."""
+        specs, source_url = await self._planned(lambda m: (image_specs(m), m.repository))
+        rev = Revision(check_sha(tag)) if tag else None
+        args = _image_args(rev, version_tag, source_url, build_arg)
+        out = dag.directory()
+        for spec in specs:
+            variants = self._variants(spec, args, check_platforms(platforms))
+            out = out.with_file(
+                f"{spec.service}.tar", variants[0].as_tarball(platform_variants=variants[1:])
+            )
+        return out
+
+    @function
+    async def publish(
+        self,
+        *,
+        registry: Annotated[
+            str, Doc("Where the images go: host[:port][/namespace], e.g. ghcr.io/acme")
+        ],
+        tag: Annotated[str, Doc("The commit SHA being published (CI: the pushed commit)")],
+        username: Annotated[str, Doc("Registry user")] = "",
+        password: Annotated[dagger.Secret | None, Doc("Registry password or token")] = None,
+        version_tag: VersionTag = "",
+        platforms: Platforms = (),
+        build_arg: BuildArgs = (),
+    ) -> str:
+        """Build and push `<registry>/<project>-<service>:<sha7>` (+ --version-tag) for every
+        service; a tag already holding other content is refused before anything is pushed,
+        one holding this very image is left alone. Returns the references with digests."""
+        if bool(username) != (password is not None):
+            raise ImageError("publish: pass both --username and --password, or neither")
+        address = check_registry(registry)
+        rev = Revision(check_sha(tag))
+        version = check_version_tag(version_tag) if version_tag else None
+        specs, source_url = await self._planned(lambda m: (image_specs(m), m.repository))
+        args = _image_args(rev, version_tag, source_url, build_arg)
+        host, _, prefix = address.partition("/")
+        plaintext = await password.plaintext() if password else None
+        chosen = check_platforms(platforms)
+        work: list[tuple[ImageSpec, list[dagger.Container], str, Verdict, RemoteImage | None]] = []
+        with Registry(host, username or None, plaintext) as client:
+            # unreachable registry or wrong credentials: fail before anything is built
+            await anyio.to_thread.run_sync(client.ping)
+            for spec in specs:
+                variants = self._variants(spec, args, chosen)
+                local = await _config_digests(variants)
+                repository = f"{prefix}/{spec.repository}" if prefix else spec.repository
+                for each in image_tags(rev, version):
+                    remote = await anyio.to_thread.run_sync(client.resolve, repository, each)
+                    ref = image_reference(address, spec, each)
+                    verdict = compare(local, remote, reference=ref)
+                    work.append((spec, variants, ref, verdict, remote))
+        conflicts = [w[3].message for w in work if w[3].conflict]
+        if conflicts:
+            raise ImmutableTagError("nothing was pushed:\n" + "\n".join(conflicts))
+        lines: list[str] = []
+        for _, variants, ref, verdict, remote in work:
+            if verdict.same and remote is not None:
+                lines.append(f"{ref}@{remote.digest} (unchanged: already published)")
+                continue
+            ctr = variants[0]
+            if password is not None:
+                ctr = ctr.with_registry_auth(host, username, password)
+            pushed = await ctr.publish(ref, platform_variants=variants[1:])
+            lines.append(f"{pushed} (pushed)")
+        return "\n".join(lines)
+
+    def _image(
+        self, spec: ImageSpec, args: Sequence[tuple[str, str]], platform: str | None
+    ) -> dagger.Container:
+        context = self.source.directory(spec.context)
+        return context.docker_build(
+            dockerfile=spec.dockerfile,
+            platform=dagger.Platform(platform) if platform else None,
+            build_args=[dagger.BuildArg(name=k, value=v) for k, v in args],
+        )
+
+    def _variants(
+        self, spec: ImageSpec, args: Sequence[tuple[str, str]], platforms: Sequence[str]
+    ) -> list[dagger.Container]:
+        """One container per platform (just the engine's own when none is asked for)."""
+        return [self._image(spec, args, p) for p in platforms] or [self._image(spec, args, None)]
 
     async def _run(self, what: str, service: str | None, families: Sequence[str]) -> str:
         plan = await self._planned(lambda m: build_plan(m, [service] if service else [], families))
@@ -518,6 +657,28 @@ class WormholeCi:
             f"{service}: metadata applied to {HASURA_ENGINE_IMAGE} with --disallow-inconsistent-metadata",
             f"{service}: metadata inconsistency list: {tail_of(list_out, 5) or 'none'}",
         ]
+
+
+async def _config_digests(variants: list[dagger.Container]) -> dict[str, str]:
+    """The per-platform config digests of what `publish` would push, read from the OCI
+    archive of the same containers (exported into the module's own container)."""
+    with tempfile.TemporaryDirectory(prefix="wormhole-ci-image-") as tmp:
+        path = Path(tmp) / "image.tar"
+        await variants[0].as_tarball(platform_variants=variants[1:]).export(str(path))
+        return dict(read_identity(path).configs)
+
+
+def _image_args(
+    rev: Revision | None, version_tag: str, source_url: str | None, extra: Sequence[str]
+) -> tuple[tuple[str, str], ...]:
+    version = check_version_tag(version_tag) if version_tag else None
+    args = list(build_args(rev, version, source_url)) if rev else []
+    for item in extra:
+        name, sep, value = item.partition("=")
+        if not sep or not name.isidentifier():
+            raise ImageError(f"--build-arg {item!r}: expected NAME=VALUE")
+        args.append((name, value))
+    return tuple(args)
 
 
 def _tooled(

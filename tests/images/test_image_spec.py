@@ -1,0 +1,146 @@
+"""Which images exist, their tags and build arguments, and the commit they come from."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from wormhole_ci.errors import ImageError, ManifestError
+from wormhole_ci.images.gitinfo import revision
+from wormhole_ci.images.spec import (
+    Revision,
+    build_args,
+    check_platforms,
+    check_registry,
+    check_sha,
+    check_version_tag,
+    image_specs,
+    reference,
+    tags,
+)
+from wormhole_ci.manifest import load_manifest
+
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+
+def git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_every_service_with_a_dockerfile_has_an_image(example: Path) -> None:
+    specs = image_specs(load_manifest(example))
+    assert [(s.service, s.context, s.dockerfile, s.repository) for s in specs] == [
+        ("api", "api", "Dockerfile", "wormhole-api"),
+        ("web", "web", "Dockerfile", "wormhole-web"),
+        ("runner", "runner", "Dockerfile", "wormhole-runner"),
+    ]
+
+
+def test_unknown_service_and_missing_dockerfile_are_named(example: Path) -> None:
+    manifest = load_manifest(example)
+    with pytest.raises(
+        ManifestError, match=r"no service named 'nope' \(known services: api, web, runner, hasura\)"
+    ):
+        image_specs(manifest, ["nope"])
+    with pytest.raises(
+        ImageError, match=r"service 'hasura' has no Dockerfile: .*hasura/Dockerfile does not exist"
+    ):
+        image_specs(manifest, ["hasura"])
+
+
+def test_a_custom_dockerfile_path_from_the_manifest(example: Path) -> None:
+    (example / "runner" / "Dockerfile").rename(example / "runner" / "service.Dockerfile")
+    path = example / "wormhole-ci.toml"
+    path.write_text(
+        path.read_text().replace(
+            'path = "runner"', 'path = "runner"\ndockerfile = "service.Dockerfile"'
+        )
+    )
+    runner = image_specs(load_manifest(example), ["runner"])[0]
+    assert runner.dockerfile == "service.Dockerfile"
+
+
+def test_tags_references_and_build_args() -> None:
+    rev = Revision(SHA, committed="2026-11-27T03:00:00Z")
+    assert tags(rev, None) == ("0123456",)
+    assert tags(rev, "v1.4.0") == ("0123456", "v1.4.0")
+    args = dict(build_args(rev, "v1.4.0", "https://github.com/acme/wormhole"))
+    assert args == {
+        "GIT_SHA": SHA,
+        "VERSION": "v1.4.0",
+        "BUILD_CREATED": "2026-11-27T03:00:00Z",
+        "SOURCE_URL": "https://github.com/acme/wormhole",
+    }
+    assert dict(build_args(Revision(SHA), None, None)) == {"GIT_SHA": SHA, "VERSION": "0123456"}
+
+
+def test_reference_under_a_namespace(example: Path) -> None:
+    api = image_specs(load_manifest(example), ["api"])[0]
+    assert reference("ghcr.io/acme", api, "0123456") == "ghcr.io/acme/wormhole-api:0123456"
+
+
+@pytest.mark.parametrize("bad", ["", "xyz1234", "0123", "g" * 40, SHA + "0"])
+def test_bad_sha(bad: str) -> None:
+    with pytest.raises(ImageError, match="expected a commit SHA"):
+        check_sha(bad)
+
+
+@pytest.mark.parametrize("bad", ["", "-v1", "v 1", "0123456", "a" * 129, "v1/2"])
+def test_bad_version_tag(bad: str) -> None:
+    with pytest.raises(ImageError, match="--version-tag"):
+        check_version_tag(bad)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+        ("ghcr.io/acme/", "ghcr.io/acme"),
+        ("https://r.example", "r.example"),
+    ],
+)
+def test_registry_addresses(given: str, expected: str) -> None:
+    assert check_registry(given) == expected
+
+
+@pytest.mark.parametrize("bad", ["user:pw@ghcr.io", "ghcr.io/Acme", "", "a b"])
+def test_bad_registry(bad: str) -> None:
+    with pytest.raises(ImageError, match="--registry"):
+        check_registry(bad)
+
+
+def test_platforms() -> None:
+    assert check_platforms(["linux/arm64", "linux/amd64", "linux/arm64"]) == (
+        "linux/arm64",
+        "linux/amd64",
+    )
+    with pytest.raises(ImageError, match="supported platforms are linux/amd64, linux/arm64"):
+        check_platforms(["windows/amd64"])
+
+
+def test_revision_from_git_head_and_dirty_tree(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / "mono").mkdir(parents=True)
+    (repo / "mono" / "a.txt").write_text("a\n")
+    (repo / "elsewhere.txt").write_text("x\n")
+    git(repo, "init", "-q")
+    git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "add", ".")
+    git(repo, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "init")
+    head = git(repo, "rev-parse", "HEAD")
+    rev = revision(repo / "mono")
+    assert rev.sha == head and not rev.dirty and rev.committed and rev.committed.endswith("Z")
+    (repo / "elsewhere.txt").write_text("changed\n")  # outside the monorepo dir: not dirty
+    assert not revision(repo / "mono").dirty
+    (repo / "mono" / "b.txt").write_text("new\n")
+    assert revision(repo / "mono").dirty
+    explicit = revision(repo / "mono", head[:12].upper())
+    assert explicit.sha == head[:12] and not explicit.dirty
+
+
+def test_not_a_git_repository(tmp_path: Path) -> None:
+    with pytest.raises(ImageError, match="not inside a git work tree .*pass --tag SHA"):
+        revision(tmp_path)
