@@ -23,6 +23,9 @@ EXPECTED_FUNCTIONS = {
     "sast",
     "audit",
     "scan_image",
+    "build",
+    "build_all",
+    "publish",
 }
 
 
@@ -74,6 +77,7 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
                     "defaultPath": step_args.get("defaultPath"),
                     "ignore": step_args.get("ignore"),
                     "optional": any(s[1] == "withOptional" for s in arg_type),
+                    "default": step_args.get("defaultValue"),
                     "type": [s[1:] for s in arg_type if s[1] in ("withKind", "withObject")],
                 }
         out["<constructor>" if name == "withConstructor" else fn_name] = info
@@ -123,3 +127,35 @@ def test_registration_lists_functions_args_docs_and_checks(
         "fail_on",
         "allow_unavailable",
     }
+
+
+def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path) -> None:
+    module_chain = chain_of(register(engine, tmp_path))
+    objects = [chain_of(args["object"]) for _, name, args in module_chain if name == "withObject"]
+    main = next(o for o in objects if o[1][1] == "withObject" and o[1][2]["name"] == "WormholeCi")
+    fns = functions(main)
+    container = [("typeDef", {}), ("withObject", {"name": "Container"})]
+    assert [
+        (s, {k: a[k] for k in ("name",) if k in a}) for s, a in fns["build"]["returns"]
+    ] == container
+    assert [s for s, _ in fns["build_all"]["returns"]] == ["typeDef", "withObject"]
+    assert set(fns["build"]["args"]) == {"service", "tag", "version_tag", "platform", "build_arg"}
+    assert fns["build"]["args"]["service"]["optional"] is False
+    assert set(fns["publish"]["args"]) == {
+        "registry",
+        "tag",
+        "username",
+        "password",
+        "version_tag",
+        "platforms",
+        "build_arg",
+    }
+    assert fns["publish"]["args"]["registry"]["optional"] is False
+    assert fns["publish"]["args"]["tag"]["optional"] is False
+    password = fns["publish"]["args"]["password"]
+    assert password["optional"] is True
+    assert [a["name"] for s, a in password["type"] if s == "withObject"] == ["Secret"]
+    # list arguments default to an empty list (JSON), so `dagger call` does not require them
+    assert fns["publish"]["args"]["platforms"]["default"] == "[]"
+    assert fns["build"]["args"]["build_arg"]["default"] == "[]"
+    assert not fns["publish"]["check"] and not fns["build"]["check"]

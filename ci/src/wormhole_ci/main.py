@@ -91,6 +91,7 @@ PLAN_INPUTS = [
     "**/tsconfig.json",
     "**/prisma/schema.prisma",
     "**/config.yaml",
+    "**/*Dockerfile*",  # image specs check that each service's Dockerfile exists
 ]
 T = TypeVar("T")
 HASURA_PORT = 8080
@@ -368,7 +369,7 @@ class WormholeCi:
                 return fn(load_manifest(Path(tmp)))
             except WormholeCiError as exc:
                 # Paths in the message are the temporary export: show them relative.
-                raise WormholeCiError(str(exc).replace(f"{Path(tmp).resolve()}/", "")) from None
+                raise type(exc)(str(exc).replace(f"{Path(tmp).resolve()}/", "")) from None
 
     async def _execute(self, plan: Plan) -> RunReport:
         """Every service's container concurrently; every task reports."""

@@ -1,0 +1,259 @@
+"""Offline call chains of `build`, `build-all` and `publish`, against a real loopback registry."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dagger import dag
+
+from tests.dagger_module.conftest import call
+from tests.dagger_module.fake_engine import FakeEngine, Step, decode_id, readable
+from tests.images.registry_server import (
+    Platform,
+    RegistryServer,
+    RegistryUnavailable,
+    make_image,
+    push_image,
+    run_registry,
+)
+from tests.images.test_identity import oci_layout, write_tar
+from wormhole_ci.errors import ImageError, ImmutableTagError, RegistryError
+from wormhole_ci.main import WormholeCi
+
+SHA = "4f3c2b1a0918273645546372819a0b1c2d3e4f50"
+USER = "ci-bot"
+PASSWORD = "pa55-w0rd-for-the-test-registry"
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    try:
+        with run_registry(
+            tmp_path_factory.mktemp("dagger-registry"), users={USER: PASSWORD}
+        ) as server:
+            yield server
+    except RegistryUnavailable as err:
+        pytest.skip(str(err))
+
+
+def builds_in(chain: tuple[Step, ...]) -> list[dict[str, Any]]:
+    """The dockerBuild steps (context path + args) of a File/Container chain and its variants."""
+    out: list[dict[str, Any]] = []
+    context = ""
+    for parent, name, args in chain:
+        if (parent, name) == ("Directory", "directory"):
+            context = args["path"]
+        if name == "dockerBuild":
+            out.append({"context": context, **args})
+        if name == "asTarball":
+            for variant in args.get("platformVariants") or []:
+                out.extend(builds_in(decode_id(variant)[1]))
+    return out
+
+
+def content_of(build: dict[str, Any]) -> tuple[Platform, str]:
+    """What a fake build 'produces': a deterministic image per context, args and platform."""
+    platform = build.get("platform") or "linux/amd64"
+    os_name, arch = platform.split("/")[:2]
+    args = {a["name"]: a["value"] for a in build.get("buildArgs") or []}
+    return Platform(os_name, arch), f"{build['context']}:{args.get('GIT_SHA', 'dev')}:{platform}"
+
+
+def write_archive(chain: tuple[Step, ...], path: Path) -> None:
+    images = [make_image(*content_of(b)) for b in builds_in(chain)]
+    write_tar(path, oci_layout(images, nested=len(images) > 1))
+
+
+def module(example: Path) -> WormholeCi:
+    return WormholeCi(source=dag.host().directory(str(example)))
+
+
+def publish_leaves(engine: FakeEngine) -> list[tuple[tuple[Step, ...], dict[str, Any]]]:
+    return [(c, a) for c, (_, name, a) in engine.leaves if name == "publish"]
+
+
+def test_build_one_service_is_its_dockerfile_with_the_revision_args(
+    engine: FakeEngine, example: Path
+) -> None:
+    async def run() -> str:
+        ctr = await module(example).build("api", tag=SHA, version_tag="v1.4.0")
+        return await ctr.id()
+
+    _, chain = decode_id(call(run))
+    (build,) = builds_in(chain)
+    assert build["context"] == "api"
+    assert build["dockerfile"] == "Dockerfile"
+    assert {a["name"]: a["value"] for a in build["buildArgs"]} == {
+        "GIT_SHA": SHA,
+        "VERSION": "v1.4.0",
+    }
+    # the context is the service's folder of the (filtered) monorepo source
+    assert [(n, a.get("path")) for _, n, a in chain[:3]] == [
+        ("host", None),
+        ("directory", str(example)),
+        ("directory", "api"),
+    ]
+
+
+def test_build_errors_name_the_service_and_the_fix(engine: FakeEngine, example: Path) -> None:
+    with pytest.raises(ImageError, match=r"service 'hasura' has no Dockerfile"):
+        call(lambda: module(example).build("hasura"))
+    with pytest.raises(Exception, match=r"no service named 'nope'"):
+        call(lambda: module(example).build("nope"))
+    with pytest.raises(ImageError, match=r"supported platforms are linux/amd64, linux/arm64"):
+        call(lambda: module(example).build("api", platform="linux/s390x"))
+
+
+def test_build_all_archives_every_image_with_its_platform_variants(
+    engine: FakeEngine, example: Path
+) -> None:
+    async def run() -> list[str]:
+        out = await module(example).build_all(tag=SHA, platforms=["linux/amd64", "linux/arm64"])
+        await out.id()
+        return []
+
+    call(run)
+    ((chain, _),) = [
+        (c, s) for c, s in engine.leaves if s[1] == "id" and c and c[-1][1] == "withFile"
+    ]
+    files = {a["path"]: readable(a["source"]) for _, n, a in chain if n == "withFile"}
+    assert sorted(files) == ["api.tar", "runner.tar", "web.tar"]
+    for service, steps in files.items():
+        names = [n for n, _ in steps]
+        assert names[-1] == "asTarball" and "dockerBuild" in names
+        (variant,) = steps[-1][1]["platformVariants"]
+        platforms = [a["platform"] for n, a in steps if n == "dockerBuild"]
+        platforms += [a["platform"] for n, a in variant if n == "dockerBuild"]
+        assert platforms == ["linux/amd64", "linux/arm64"], service
+
+
+def invoke_publish(example: Path, registry: RegistryServer, **kwargs: Any) -> str:
+    async def run() -> str:
+        password = dag.set_secret("registry-password", kwargs.pop("password", PASSWORD))
+        result: str = await module(example).publish(
+            registry=registry.address,
+            tag=SHA,
+            username=USER,
+            password=password,
+            **kwargs,
+        )
+        return result
+
+    return call(run)
+
+
+def test_publish_pushes_each_image_with_the_secret_and_returns_digests(
+    engine: FakeEngine, example: Path, registry: RegistryServer
+) -> None:
+    engine.file_writer = write_archive
+    out = invoke_publish(example, registry, version_tag="v2.0.0")
+    lines = out.splitlines()
+    assert len(lines) == 6  # three images, two tags each
+    for service in ("api", "web", "runner"):
+        for tag in (SHA[:7], "v2.0.0"):
+            ref = f"{registry.address}/wormhole-{service}:{tag}"
+            assert any(
+                line.startswith(f"{ref}@sha256:") and line.endswith("(pushed)") for line in lines
+            )
+    pushes = publish_leaves(engine)
+    assert len(pushes) == 6
+    for chain, args in pushes:
+        (auth,) = [a for _, n, a in chain if n == "withRegistryAuth"]
+        assert auth["address"] == registry.address and auth["username"] == USER
+        # the password travels only as the Secret made by setSecret, never as a plain value
+        assert readable(auth["secret"]) == [
+            ("setSecret", {"name": "registry-password", "plaintext": PASSWORD})
+        ]
+        assert args["address"].startswith(f"{registry.address}/wormhole-")
+    for chain, _ in pushes:
+        for _, name, args in chain:
+            if name != "withRegistryAuth":
+                assert PASSWORD not in json.dumps(args)
+
+
+def test_publish_multi_platform_passes_the_variants(
+    engine: FakeEngine, example: Path, registry: RegistryServer
+) -> None:
+    engine.file_writer = write_archive
+    invoke_publish(example, registry, platforms=["linux/amd64", "linux/arm64"])
+    for chain, args in publish_leaves(engine):
+        (variant,) = args["platformVariants"]
+        assert [a["platform"] for n, a in readable(variant) if n == "dockerBuild"] == [
+            "linux/arm64"
+        ]
+        assert [a["platform"] for _, n, a in chain if n == "dockerBuild"] == ["linux/amd64"]
+
+
+def test_publish_refuses_a_moved_tag_and_pushes_nothing(
+    engine: FakeEngine, example: Path, registry: RegistryServer
+) -> None:
+    engine.file_writer = write_archive
+    sha = "99" * 20
+    with registry.client() as client:  # someone else's image already holds web's tag
+        push_image(client, "wormhole-web", sha[:7], make_image(Platform("linux", "amd64"), "other"))
+
+    async def run() -> str:
+        password = dag.set_secret("registry-password", PASSWORD)
+        result: str = await module(example).publish(
+            registry=registry.address, tag=sha, username=USER, password=password
+        )
+        return result
+
+    with pytest.raises(ImmutableTagError) as info:
+        call(run)
+    message = str(info.value)
+    assert "nothing was pushed" in message and f"wormhole-web:{sha[:7]}" in message
+    assert "tags are immutable" in message and PASSWORD not in message
+    assert publish_leaves(engine) == []
+
+
+def test_publish_of_the_same_image_again_is_a_no_op(
+    engine: FakeEngine, example: Path, registry: RegistryServer
+) -> None:
+    engine.file_writer = write_archive
+    sha = "77" * 20
+    digests: dict[str, str] = {}
+    with registry.client() as client:  # what a previous publish of this commit left
+        for service in ("api", "web", "runner"):
+            image = make_image(
+                *content_of({"context": service, "buildArgs": [{"name": "GIT_SHA", "value": sha}]})
+            )
+            digests[service] = push_image(client, f"wormhole-{service}", sha[:7], image)
+
+    async def run() -> str:
+        password = dag.set_secret("registry-password", PASSWORD)
+        result: str = await module(example).publish(
+            registry=registry.address, tag=sha, username=USER, password=password
+        )
+        return result
+
+    out = call(run)
+    assert publish_leaves(engine) == []
+    for service, digest in digests.items():
+        assert f"{registry.address}/wormhole-{service}:{sha[:7]}@{digest} (unchanged" in out
+
+
+def test_publish_with_wrong_credentials_fails_before_building(
+    engine: FakeEngine, example: Path, registry: RegistryServer
+) -> None:
+    engine.file_writer = write_archive
+    with pytest.raises(RegistryError) as info:
+        invoke_publish(example, registry, password="not-the-password")
+    assert f"rejected the credentials for user {USER}" in str(info.value)
+    assert "not-the-password" not in str(info.value)
+    assert publish_leaves(engine) == []
+    assert not any(step[:2] == ("File", "export") for _, step in engine.leaves)  # nothing built
+
+
+def test_publish_bad_input(engine: FakeEngine, example: Path, registry: RegistryServer) -> None:
+    with pytest.raises(ImageError, match="expected a commit SHA"):
+        call(lambda: module(example).publish(registry=registry.address, tag="main"))
+    with pytest.raises(ImageError, match="pass both --username and --password"):
+        call(lambda: module(example).publish(registry=registry.address, tag=SHA, username="x"))
+    with pytest.raises(RegistryError, match="unreachable"):
+        call(lambda: module(example).publish(registry="127.0.0.1:9", tag=SHA))
+    assert publish_leaves(engine) == []
