@@ -41,7 +41,7 @@ def test_unset_variable_and_missing_file(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.delenv("WCI_TEST_UNSET", raising=False)
     with pytest.raises(SecretError, match="WCI_TEST_UNSET is not set or empty"):
         resolve_secret("env:WCI_TEST_UNSET", "--password")
-    with pytest.raises(SecretError, match="cannot read .*nope"):
+    with pytest.raises(SecretError, match=r"cannot read .*nope"):
         resolve_secret(f"file:{tmp_path / 'nope'}", "--password")
 
 

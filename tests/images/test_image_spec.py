@@ -142,5 +142,5 @@ def test_revision_from_git_head_and_dirty_tree(tmp_path: Path) -> None:
 
 
 def test_not_a_git_repository(tmp_path: Path) -> None:
-    with pytest.raises(ImageError, match="not inside a git work tree .*pass --tag SHA"):
+    with pytest.raises(ImageError, match=r"not inside a git work tree .*pass --tag SHA"):
         revision(tmp_path)
