@@ -138,7 +138,8 @@ def test_revision_from_git_head_and_dirty_tree(tmp_path: Path) -> None:
     (repo / "mono" / "b.txt").write_text("new\n")
     assert revision(repo / "mono").dirty
     explicit = revision(repo / "mono", head[:12].upper())
-    assert explicit.sha == head[:12] and not explicit.dirty
+    assert explicit.sha == head[:12] and explicit.dirty  # an explicit SHA does not hide changes
+    assert revision(tmp_path, head).committed is None  # outside any clone: SHA as given
 
 
 def test_not_a_git_repository(tmp_path: Path) -> None:

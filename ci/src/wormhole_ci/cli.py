@@ -272,6 +272,10 @@ def _image_commands(build: argparse.ArgumentParser, publish: argparse.ArgumentPa
             metavar="N",
             help="images built at once (default 2)",
         )
+    build.add_argument(
+        "--no-cache", action="store_true", help="rebuild every layer (ignore the layer cache)"
+    )
+    publish.set_defaults(no_cache=False)
     publish.add_argument(
         "--registry",
         required=True,
@@ -334,6 +338,7 @@ def _images(args: argparse.Namespace, err: Console) -> int:
         log_dir=(args.log_dir or manifest.root / ".wormhole-ci" / "logs").resolve(),
         save_dir=args.save_dir.resolve() if args.save_dir else None,
         jobs=args.jobs,
+        no_cache=args.no_cache,
     )
 
     def say(line: str) -> None:

@@ -48,6 +48,8 @@ class Engine(Protocol):
         name: str,
         build_args: Sequence[tuple[str, str]],
         log: Path,
+        *,
+        no_cache: bool = False,
     ) -> LocalImage: ...
 
     def inspect(self, name: str) -> LocalImage: ...
@@ -155,12 +157,16 @@ class DockerEngine:
         name: str,
         build_args: Sequence[tuple[str, str]],
         log: Path,
+        *,
+        no_cache: bool = False,
     ) -> LocalImage:
         with tempfile.TemporaryDirectory(prefix="wormhole-ci-build-") as tmp:
             iidfile = Path(tmp) / "iid"
             argv = ["docker", "build", "--iidfile", str(iidfile), "-t", name, "-f", str(dockerfile)]
             for key, value in build_args:
                 argv += ["--build-arg", f"{key}={value}"]
+            if no_cache:
+                argv.append("--no-cache")
             # Without buildx the client refuses BuildKit; the classic builder is then explicit.
             env = {"DOCKER_BUILDKIT": "1" if self.buildkit else "0"}
             if self.buildkit:
@@ -257,6 +263,8 @@ class BuildahEngine:
         name: str,
         build_args: Sequence[tuple[str, str]],
         log: Path,
+        *,
+        no_cache: bool = False,
     ) -> LocalImage:
         argv = [
             "buildah",
@@ -273,6 +281,8 @@ class BuildahEngine:
         ]
         for key, value in build_args:
             argv += ["--build-arg", f"{key}={value}"]
+        if no_cache:
+            argv.append("--no-cache")
         _run([*argv, str(context)], timeout=BUILD_TIMEOUT, log=log, what=f"buildah build of {name}")
         return self.inspect(name)
 

@@ -37,10 +37,14 @@ def revision(root: Path, explicit_sha: str | None = None) -> Revision:
     """HEAD of the repository holding `root` (or `explicit_sha`); dirty counts only `root`."""
     if explicit_sha:
         sha = check_sha(explicit_sha)
-        committed = None
-        with contextlib.suppress(ImageError):  # a SHA from elsewhere (CI) need not be here
+        committed: str | None = None
+        dirty = False
+        # a SHA from elsewhere (CI) need not be in this clone, nor the source in a clone at all
+        with contextlib.suppress(ImageError):
             committed = _iso_utc(_git(root, "show", "-s", "--format=%ct", sha))
-        return Revision(sha=sha, committed=committed, dirty=False)
+        with contextlib.suppress(ImageError):
+            dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=normal", "--", "."))
+        return Revision(sha=sha, committed=committed, dirty=dirty)
     sha = _git(root, "rev-parse", "HEAD")
     committed = _iso_utc(_git(root, "show", "-s", "--format=%ct", "HEAD"))
     status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")

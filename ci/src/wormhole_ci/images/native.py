@@ -37,6 +37,8 @@ class BuildOptions:
     save_dir: Path | None = None
     """Where `docker save` tarballs go (for `scan --image`); None: not saved."""
     jobs: int = 2
+    no_cache: bool = False
+    """Rebuild every layer instead of reusing the engine's layer cache."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,9 @@ def build_images(
         say(f"{spec.service}: building {name} from {spec.context}/{spec.dockerfile}")
         started = time.monotonic()
         try:
-            image = engine.build(context, context / spec.dockerfile, name, args, log)
+            image = engine.build(
+                context, context / spec.dockerfile, name, args, log, no_cache=options.no_cache
+            )
         except ImageError as exc:
             raise ImageError(f"build of {spec.service} failed: {exc}") from None
         seconds = time.monotonic() - started
