@@ -10,7 +10,7 @@ export UV_PYTHON := $(shell command -v $(PYTHON))
 # uv from PATH when it is the pinned version, else installed with pip into .tools/
 UV := $(shell uv --version 2>/dev/null | grep -q " $(UV_VERSION)" && command -v uv || echo .tools/uv/bin/uv)
 
-.PHONY: setup check test test-fast lint bench clean
+.PHONY: setup engine-deps check test test-fast lint bench clean
 
 .tools/uv/bin/uv:
 	$(PYTHON) -m venv .tools/uv
@@ -29,7 +29,22 @@ setup: $(VENV)/.synced tools/node/node_modules/.package-lock.json
 check: setup
 	$(VENV)/bin/wormhole-ci check --source examples/wormhole
 
-test: setup
+# The image tests' Docker engine and base-image tools, from Debian (no image registry is
+# reachable, so base images are made with debootstrap). Only as root with apt-get; a quick
+# dpkg query when they are already there. Elsewhere the tests skip with the reason.
+ENGINE_PACKAGES := docker.io docker-registry debootstrap
+engine-deps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(ENGINE_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y --no-install-recommends $$missing \
+	      || { apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
+	  fi; \
+	fi
+
+test: setup engine-deps
 	$(VENV)/bin/pytest
 
 test-fast: setup
