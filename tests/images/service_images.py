@@ -1,0 +1,175 @@
+"""Building and running the example's service images: the steps the image tests drive."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import time
+import urllib.request
+from collections.abc import Generator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import EXAMPLE
+from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine
+from wormhole_ci.paths import GENERATED_DIRS
+
+SOURCE_URL = "https://example.invalid/wormhole"
+# Fixed, so that rebuilding unchanged sources is a full cache hit.
+BUILD_CREATED = "2026-01-01T00:00:00Z"
+_BUILD_TIMEOUT = 1200.0
+
+
+@dataclass(frozen=True)
+class ServiceImage:
+    """What the tests need to know about one service's Dockerfile."""
+
+    name: str
+    port: int
+    base_arg: str
+    base_image: str
+    source_file: str
+    """A source file whose change must rebuild only the steps after the dependency install."""
+    absent: tuple[str, ...]
+    """Paths that must not exist in the final image (build tools, dev dependencies)."""
+
+
+SERVICES: Mapping[str, ServiceImage] = {
+    "api": ServiceImage(
+        "api",
+        3000,
+        "NODE_IMAGE",
+        NODE_BASE,
+        "src/slug.ts",
+        (
+            "/app/src",
+            "/app/node_modules/typescript",
+            "/app/node_modules/vitest",
+            "/app/node_modules/.bin/tsc",
+            "/usr/local/bin/pnpm",
+        ),
+    ),
+    "web": ServiceImage(
+        "web",
+        3000,
+        "NODE_IMAGE",
+        NODE_BASE,
+        "server/utils/health.ts",
+        ("/app/node_modules", "/app/.nuxt", "/app/pages", "/usr/local/bin/pnpm"),
+    ),
+    "runner": ServiceImage(
+        "runner",
+        8080,
+        "PYTHON_IMAGE",
+        PYTHON_BASE,
+        "src/runner/health.py",
+        ("/app", "/usr/local/bin/uv", "/opt/venv/bin/pytest", "/opt/venv/bin/ruff"),
+    ),
+}
+
+
+def copy_service(name: str, dest: Path) -> Path:
+    """A copy of examples/wormhole/NAME without installed dependencies or build output (the
+    .dockerignore excludes them too; the copy keeps the example's own folders untouched)."""
+    target = dest / name
+    shutil.copytree(EXAMPLE / name, target, ignore=shutil.ignore_patterns(*GENERATED_DIRS, ".env"))
+    return target
+
+
+@dataclass(frozen=True)
+class Build:
+    tag: str
+    seconds: float
+    output: str
+
+    def steps(self) -> list[tuple[str, bool]]:
+        """(instruction, served from the layer cache) for each step of the legacy builder's log."""
+        blocks = re.split(r"^Step \d+/\d+ : ", self.output, flags=re.MULTILINE)[1:]
+        return [(block.splitlines()[0].strip(), " ---> Using cache" in block) for block in blocks]
+
+
+def build_image(engine: Engine, service: ServiceImage, context: Path, tag: str, sha: str) -> Build:
+    """`docker build` of a service directory with the build args the pipeline passes."""
+    started = time.monotonic()
+    done = engine.docker(
+        "build",
+        "--build-arg", f"{service.base_arg}={service.base_image}",
+        "--build-arg", f"GIT_SHA={sha}",
+        "--build-arg", f"SOURCE_URL={SOURCE_URL}",
+        "--build-arg", f"BUILD_CREATED={BUILD_CREATED}",
+        "--build-arg", f"VERSION=0.0.0-{sha[:7]}",
+        "--tag", tag,
+        str(context),
+        timeout=_BUILD_TIMEOUT,
+    )  # fmt: skip
+    return Build(tag, time.monotonic() - started, done.stdout + done.stderr)
+
+
+def image_config(engine: Engine, tag: str) -> dict[str, Any]:
+    return json.loads(engine.docker("image", "inspect", "--format", "{{json .Config}}", tag).stdout)
+
+
+def image_size(engine: Engine, tag: str) -> int:
+    return int(engine.docker("image", "inspect", "--format", "{{.Size}}", tag).stdout)
+
+
+def present_paths(engine: Engine, tag: str, paths: tuple[str, ...]) -> list[str]:
+    """Which of `paths` exist in the image."""
+    done = engine.docker(
+        "run", "--rm", "--entrypoint", "/bin/sh", tag,
+        "-c", 'for p; do if [ -e "$p" ]; then echo "$p"; fi; done', "sh", *paths,
+    )  # fmt: skip
+    return done.stdout.split()
+
+
+@dataclass(frozen=True)
+class Container:
+    engine: Engine
+    id: str
+    host_port: int
+
+    def logs(self) -> str:
+        done = self.engine.docker("logs", self.id, check=False)
+        return done.stdout + done.stderr
+
+    def state(self) -> dict[str, Any]:
+        return json.loads(self.engine.docker("inspect", "--format", "{{json .State}}", self.id).stdout)  # fmt: skip
+
+    def wait_healthy(self, timeout: float = 120.0) -> None:
+        """Until the image's HEALTHCHECK reports healthy; fails early if it exits or is unhealthy."""
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.state()
+            health = state.get("Health") or {}
+            status = health.get("Status")
+            if status == "healthy":
+                return
+            if not state.get("Running") or status == "unhealthy" or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"container {self.id[:12]} not healthy (running={state.get('Running')}, "
+                    f"health={status}); health log: {health.get('Log')}\nlogs:\n{self.logs()}"
+                )
+            time.sleep(1)
+
+    def get_json(self, path: str) -> Any:
+        url = f"http://127.0.0.1:{self.host_port}{path}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return json.loads(response.read())
+
+
+@contextlib.contextmanager
+def running(engine: Engine, tag: str, port: int) -> Generator[Container]:
+    """The image running with PORT published on a free loopback port; removed afterwards."""
+    # The image's HEALTHCHECK command, probed every second instead of its production interval.
+    cid = engine.docker(
+        "run", "--detach", "--publish", f"127.0.0.1::{port}", "--health-interval", "1s", tag
+    ).stdout.strip()  # fmt: skip
+    try:
+        published = engine.docker("port", cid, f"{port}/tcp").stdout.split()
+        host_port = next(int(p.rsplit(":", 1)[1]) for p in published if p.startswith("127.0.0.1:"))
+        yield Container(engine, cid, host_port)
+    finally:
+        engine.docker("rm", "--force", cid, check=False)
