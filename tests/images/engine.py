@@ -36,6 +36,7 @@ RECIPE_LABEL = "org.wormhole-ci.test.recipe"
 OWN_BRIDGE = "whci0"
 OWN_BRIDGE_CIDR = "10.213.17.1/24"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+LEFTOVER_PID = CACHE / "dockerd.pid"
 _ENGINE_START_TIMEOUT = 90.0
 _ENGINE_STOP_TIMEOUT = 30.0
 
@@ -169,12 +170,8 @@ def _ensure_bridge() -> bool:
     """Create OWN_BRIDGE if it does not exist; True when it can be used."""
     if not shutil.which("ip"):
         return False
-    if (
-        subprocess.run(
-            ["ip", "link", "show", OWN_BRIDGE], capture_output=True, check=False
-        ).returncode
-        == 0
-    ):
+    exists = subprocess.run(["ip", "link", "show", OWN_BRIDGE], capture_output=True, check=False)
+    if exists.returncode == 0:
         return True
     for argv in (
         ["ip", "link", "add", "name", OWN_BRIDGE, "type", "bridge"],
@@ -196,6 +193,7 @@ def _own_dockerd() -> Generator[Engine]:
     data_root = CACHE / "docker"
     # One daemon per data root: a second test session waits for the first one's engine to stop.
     with _file_lock(CACHE / "docker.lock", "dockerd data root", timeout=1800):
+        _stop_leftover(data_root)
         run_dir = Path(tempfile.mkdtemp(prefix="whci-dockerd-"))
         host = f"unix://{run_dir / 'docker.sock'}"
         log_path = run_dir / "dockerd.log"
@@ -214,6 +212,7 @@ def _own_dockerd() -> Generator[Engine]:
             argv += ["--bridge", OWN_BRIDGE]
         with log_path.open("w") as log:
             process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        LEFTOVER_PID.write_text(str(process.pid))
         try:
             deadline = time.monotonic() + _ENGINE_START_TIMEOUT
             while not _answers(host):
@@ -226,6 +225,27 @@ def _own_dockerd() -> Generator[Engine]:
             yield Engine(host)
         finally:
             _stop(process)
+            LEFTOVER_PID.unlink(missing_ok=True)
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _stop_leftover(data_root: Path) -> None:
+    """Stop the dockerd of a session that died without its teardown (a killed pytest): we hold the
+    data root's lock, so no live session owns it, and two daemons must never share a data root."""
+    try:
+        pid = int(LEFTOVER_PID.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, ValueError):
+        return
+    if Path(cmdline[0].decode()).name != "dockerd" or str(data_root).encode() not in cmdline:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + _ENGINE_STOP_TIMEOUT
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if b"--exec-root" in cmdline:
+        run_dir = Path(cmdline[cmdline.index(b"--exec-root") + 1].decode()).parent
+        if run_dir.name.startswith("whci-dockerd-"):
             shutil.rmtree(run_dir, ignore_errors=True)
 
 
