@@ -7,7 +7,7 @@ FROM ${BASE}
 ENV LANG=C.UTF-8
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 python3-venv python3-pip \
- && rm -rf /var/lib/apt/lists/* /var/cache/apt/archives/*.deb \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin /var/cache/apt/archives/*.deb \
  && rm -f /usr/lib/python3.11/EXTERNALLY-MANAGED \
  && ln -s /usr/bin/python3 /usr/local/bin/python3 \
  && ln -s python3 /usr/local/bin/python \
