@@ -55,8 +55,9 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pyright
 
-bench: setup
+bench: setup engine-deps
 	$(VENV)/bin/python bench/check.py
+	$(VENV)/bin/python bench/images.py
 
 clean:
 	rm -rf $(VENV) .tools

@@ -6,6 +6,8 @@ import contextlib
 import json
 import re
 import shutil
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Generator, Mapping
@@ -18,8 +20,6 @@ from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine
 from wormhole_ci.paths import GENERATED_DIRS
 
 SOURCE_URL = "https://example.invalid/wormhole"
-# Fixed, so that rebuilding unchanged sources is a full cache hit.
-BUILD_CREATED = "2026-01-01T00:00:00Z"
 _BUILD_TIMEOUT = 1200.0
 
 
@@ -92,20 +92,29 @@ class Build:
 
 
 def build_image(engine: Engine, service: ServiceImage, context: Path, tag: str, sha: str) -> Build:
-    """`docker build` of a service directory with the build args the pipeline passes."""
+    """`wormhole-ci build` of a service directory (a one-service monorepo around `context`),
+    with the base image overridden; the image is then also tagged `tag`."""
+    root = context.parent
+    (root / "wormhole-ci.toml").write_text(
+        f'[project]\nname = "wormhole"\nrepository = "{SOURCE_URL}"\n\n'
+        f'[services.{service.name}]\npath = "{context.name}"\n'
+    )
+    logs = root / ".build-logs"
     started = time.monotonic()
-    done = engine.docker(
-        "build",
-        "--build-arg", f"{service.base_arg}={service.base_image}",
-        "--build-arg", f"GIT_SHA={sha}",
-        "--build-arg", f"SOURCE_URL={SOURCE_URL}",
-        "--build-arg", f"BUILD_CREATED={BUILD_CREATED}",
-        "--build-arg", f"VERSION=0.0.0-{sha[:7]}",
-        "--tag", tag,
-        str(context),
-        timeout=_BUILD_TIMEOUT,
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "wormhole_ci", "build", "--source", str(root),
+            "--tag", sha, "--version-tag", f"0.0.0-{sha[:7]}", "--log-dir", str(logs),
+            "--build-arg", f"{service.base_arg}={service.base_image}",
+        ],
+        capture_output=True, text=True, timeout=_BUILD_TIMEOUT, env=engine.env(), check=False,
     )  # fmt: skip
-    return Build(tag, time.monotonic() - started, done.stdout + done.stderr)
+    seconds = time.monotonic() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"wormhole-ci build of {service.name} failed:\n{done.stderr}")
+    engine.docker("tag", f"wormhole-{service.name}:{sha[:7]}", tag)
+    output = (logs / f"build-{service.name}.log").read_text()
+    return Build(tag, seconds, output)
 
 
 def image_config(engine: Engine, tag: str) -> dict[str, Any]:

@@ -5,10 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
-import subprocess
 import tarfile
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -291,53 +288,4 @@ def test_recompressed_push_is_the_same_image(tmp_path: Path, registry: RegistryS
     assert absent.absent
 
 
-# -- a real `docker save` ---------------------------------------------------------------------
-
-
-def _docker_host() -> str | None:
-    """A Docker engine that answers, or None (the test then skips)."""
-    for host in (os.environ.get("DOCKER_HOST"), "unix:///tmp/dk/docker.sock"):
-        if not host:
-            continue
-        try:
-            done = subprocess.run(
-                ["docker", "version", "--format", "{{.Server.Version}}"],
-                env={**os.environ, "DOCKER_HOST": host},
-                capture_output=True,
-                timeout=15,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        if done.returncode == 0:
-            return host
-    return None
-
-
-def test_real_docker_save(tmp_path: Path) -> None:
-    host = _docker_host()
-    if host is None:
-        pytest.skip("no Docker engine answers at $DOCKER_HOST or unix:///tmp/dk/docker.sock")
-    env = {**os.environ, "DOCKER_HOST": host}
-    name = f"wormhole-ci-test/identity:{uuid.uuid4().hex[:12]}"
-    rootfs = write_tar(tmp_path / "rootfs.tar", {"hello.txt": b"hello"})
-
-    def docker(*args: str) -> str:
-        done = subprocess.run(
-            ["docker", *args], env=env, capture_output=True, text=True, timeout=120, check=False
-        )
-        assert done.returncode == 0, done.stderr
-        return done.stdout.strip()
-
-    docker("import", str(rootfs), name)
-    try:
-        image_id = docker("image", "inspect", "--format", "{{.Id}}", name)
-        platform = docker("image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", name)
-        docker("save", "--output", str(tmp_path / "saved.tar"), name)
-    finally:
-        docker("image", "rm", name)
-
-    found = read_identity(tmp_path / "saved.tar")
-
-    # The engine's image ID is the config digest (classic store) — the same identity.
-    assert found.configs == {platform: image_id}
+# A real `docker save` archive is read in test_native_images.py (build --save-dir).

@@ -135,6 +135,9 @@ def test_revision_from_git_head_and_dirty_tree(tmp_path: Path) -> None:
     assert rev.sha == head and not rev.dirty and rev.committed and rev.committed.endswith("Z")
     (repo / "elsewhere.txt").write_text("changed\n")  # outside the monorepo dir: not dirty
     assert not revision(repo / "mono").dirty
+    (repo / "mono" / ".wormhole-ci" / "logs").mkdir(parents=True)  # our own logs do not count
+    (repo / "mono" / ".wormhole-ci" / "logs" / "build-api.log").write_text("log\n")
+    assert not revision(repo / "mono").dirty
     (repo / "mono" / "b.txt").write_text("new\n")
     assert revision(repo / "mono").dirty
     explicit = revision(repo / "mono", head[:12].upper())

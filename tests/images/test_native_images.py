@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -142,15 +142,16 @@ def test_publish_then_republish_then_refuse_a_moved_tag(
         f"{registry.address}/wormhole-runner:{head[:7]}",
         f"{registry.address}/wormhole-runner:v0.1.0",
     ]
+    served = engine.docker(
+        "image", "inspect", "--format", "{{.Id}}", f"wormhole-runner:{head[:7]}"
+    ).stdout.strip()
     with Registry(registry.address, USER, PASSWORD) as client:
         for ref in refs:
             name, digest = ref.split("@")
             remote = client.resolve("wormhole-runner", name.rsplit(":", 1)[1])
+            # what the registry serves is what was built: same digest, same image config
             assert remote is not None and remote.digest == digest
-    served = engine.docker(
-        "image", "inspect", "--format", "{{.Id}}", f"wormhole-runner:{head[:7]}"
-    ).stdout.strip()
-    assert remote.configs == {"linux/amd64": served}
+            assert remote.configs == {"linux/amd64": served}
 
     again = publish(
         engine, repo, registry.address, "--service", "runner", "--version-tag", "v0.1.0"
@@ -259,12 +260,9 @@ def test_no_engine_is_a_clear_error(engine: Engine, repo: Path, tmp_path: Path) 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in ("git", "docker"):  # docker present, but its daemon is not; no buildah
-        os.symlink(
-            subprocess.run(
-                ["which", tool], capture_output=True, text=True, check=True
-            ).stdout.strip(),
-            bin_dir / tool,
-        )
+        found = shutil.which(tool)
+        assert found is not None
+        (bin_dir / tool).symlink_to(found)
     done = cli(
         engine,
         "build",

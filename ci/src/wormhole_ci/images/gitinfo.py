@@ -11,6 +11,8 @@ from wormhole_ci.errors import ImageError
 from wormhole_ci.images.spec import Revision, check_sha
 
 _TIMEOUT = 30.0
+# The monorepo's changes, minus our own logs and reports (they would make every run dirty).
+_STATUS = ("status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude).wormhole-ci")
 
 
 def _git(root: Path, *args: str) -> str:
@@ -43,11 +45,11 @@ def revision(root: Path, explicit_sha: str | None = None) -> Revision:
         with contextlib.suppress(ImageError):
             committed = _iso_utc(_git(root, "show", "-s", "--format=%ct", sha))
         with contextlib.suppress(ImageError):
-            dirty = bool(_git(root, "status", "--porcelain", "--untracked-files=normal", "--", "."))
+            dirty = bool(_git(root, *_STATUS))
         return Revision(sha=sha, committed=committed, dirty=dirty)
     sha = _git(root, "rev-parse", "HEAD")
     committed = _iso_utc(_git(root, "show", "-s", "--format=%ct", "HEAD"))
-    status = _git(root, "status", "--porcelain", "--untracked-files=normal", "--", ".")
+    status = _git(root, *_STATUS)
     return Revision(sha=check_sha(sha), committed=committed, dirty=bool(status))
 
 
