@@ -57,7 +57,7 @@ lint: setup
 
 bench: setup engine-deps
 	$(VENV)/bin/python bench/check.py
-	$(VENV)/bin/python bench/images.py
+	PYTHONPATH=. $(VENV)/bin/python bench/images.py
 
 clean:
 	rm -rf $(VENV) .tools

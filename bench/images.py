@@ -7,6 +7,7 @@ test harness makes — see tests/images/engine.py):
   warm, 1 file one source file of the service changed: only the layers after the source copy
 Prints a table with the times, the ratio warm-1-file / cold (target <= 0.3), the final
 image size, its base image's size and what the Dockerfile adds on top.
+Run from the repository root: `make bench`, or `PYTHONPATH=. .venv/bin/python bench/images.py`.
 """
 
 from __future__ import annotations
