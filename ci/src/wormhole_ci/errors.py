@@ -7,7 +7,8 @@ WormholeCiError
 ├── ImageError           an image cannot be built, saved or published
 │   ├── RegistryError      a registry cannot be used (address, credentials, permissions, health)
 │   └── ImmutableTagError  a tag already names different image content
-└── SecretError          a secret reference cannot be resolved, or a secret was passed literally
+├── SecretError          a secret reference cannot be resolved, or a secret was passed literally
+└── MigrateError         a migration job cannot start, is blocked by a gate, or failed
 """
 
 
@@ -41,3 +42,7 @@ class RegistryError(ImageError):
 
 class ImmutableTagError(ImageError):
     """Publishing would move an existing tag to different image content."""
+
+
+class MigrateError(WormholeCiError):
+    """A migration job could not run, was blocked by a gate, or a migration failed."""

@@ -1,0 +1,1 @@
+"""Database migrations: one serialised, gated, backed-up `prisma migrate deploy` per job."""
