@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from psycopg.conninfo import make_conninfo
+
 from wormhole_ci.errors import MigrateError
 
 _SCHEMES = ("postgresql", "postgres")
@@ -97,6 +99,10 @@ class DatabaseUrl:
         if sslmode:
             kwargs["sslmode"] = sslmode
         return kwargs
+
+    def conninfo(self, dbname: str | None = None) -> str:
+        """A libpq connection string (psycopg.connect's first argument)."""
+        return make_conninfo(**{k: str(v) for k, v in self.connect_kwargs(dbname).items()})
 
     def with_database(self, dbname: str) -> DatabaseUrl:
         """The same server and credentials, another database (restore targets, tests)."""

@@ -1,0 +1,156 @@
+"""What Prisma has applied and what is pending, and the `prisma migrate` commands themselves."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+
+from wormhole_ci.errors import MigrateError
+from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.migrate.lock import connect
+from wormhole_ci.secretref import redact
+
+MIGRATIONS_DIR = Path("prisma") / "migrations"
+DEPLOY_TIMEOUT = 1800.0
+STATUS_TIMEOUT = 300.0
+
+
+@dataclass(frozen=True)
+class MigrationState:
+    """The database's `_prisma_migrations` table compared with the migration folders."""
+
+    on_disk: tuple[str, ...]
+    applied: tuple[str, ...]
+    failed: tuple[str, ...]
+    """Started and neither finished nor marked rolled back: `migrate deploy` refuses to run."""
+    unknown: tuple[str, ...]
+    """Applied in the database but absent from the folder (a deploy from another branch?)."""
+
+    @property
+    def pending(self) -> tuple[str, ...]:
+        done = set(self.applied)
+        return tuple(m for m in self.on_disk if m not in done)
+
+
+@dataclass(frozen=True)
+class Run:
+    argv: tuple[str, ...]
+    exit_code: int
+    output: str
+    seconds: float
+
+
+def migrations_on_disk(service_dir: Path) -> tuple[str, ...]:
+    """Migration names in the order `migrate deploy` applies them (folder name order)."""
+    folder = service_dir / MIGRATIONS_DIR
+    if not folder.is_dir():
+        raise MigrateError(f"{folder}: no Prisma migrations folder; run `prisma migrate dev` first")
+    return tuple(sorted(d.name for d in folder.iterdir() if (d / "migration.sql").is_file()))
+
+
+def read_state(url: DatabaseUrl, service_dir: Path) -> MigrationState:
+    """Read `_prisma_migrations` directly: exact, and no Prisma start-up per question."""
+    on_disk = migrations_on_disk(service_dir)
+    with connect(url, "reading the migration history") as conn:
+        exists = conn.execute("SELECT to_regclass('_prisma_migrations') IS NOT NULL").fetchone()
+        rows: list[tuple[object, ...]] = []
+        if exists is not None and exists[0] is True:
+            try:
+                rows = conn.execute(
+                    "SELECT migration_name, finished_at IS NOT NULL, rolled_back_at IS NOT NULL "
+                    "FROM _prisma_migrations ORDER BY started_at"
+                ).fetchall()
+            except psycopg.Error as exc:
+                raise MigrateError(
+                    f"{url.display}: cannot read _prisma_migrations: {exc.diag.message_primary}"
+                ) from None
+    applied = tuple(str(r[0]) for r in rows if r[1] is True and r[2] is not True)
+    failed = tuple(
+        str(r[0])
+        for r in rows
+        if r[1] is not True and r[2] is not True and str(r[0]) not in applied
+    )
+    known = set(on_disk)
+    return MigrationState(
+        on_disk=on_disk,
+        applied=applied,
+        failed=tuple(dict.fromkeys(failed)),
+        unknown=tuple(m for m in applied if m not in known),
+    )
+
+
+def run_prisma(
+    prisma: Sequence[str],
+    args: Sequence[str],
+    service_dir: Path,
+    url: DatabaseUrl,
+    timeout: float,
+) -> Run:
+    """`prisma ARGS` in the service directory with DATABASE_URL in its environment only.
+
+    The output is returned with every form of the URL and password redacted. The process
+    group is killed at the deadline, so a hung CLI never holds the job (or the lock) forever.
+    """
+    argv = (*prisma, *args)
+    env = {
+        **os.environ,
+        "DATABASE_URL": url.reveal(),
+        "CHECKPOINT_DISABLE": "1",
+        "PRISMA_HIDE_UPDATE_MESSAGE": "1",
+        "NO_COLOR": "1",
+    }
+    started = time.monotonic()
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=service_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        raise MigrateError(f"{argv[0]} not found: install the service's dependencies") from None
+    try:
+        output, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        raise MigrateError(
+            f"`prisma {' '.join(args)}` did not finish within {timeout:.0f} s and was killed:\n"
+            + _tail(redact(output, *url.secrets))
+        ) from None
+    return Run(argv, process.returncode, redact(output, *url.secrets), time.monotonic() - started)
+
+
+def recovery_steps(migration: str, backup: str | None, service: str) -> str:
+    """What to do when `migration` failed half-way (P3009 / P3018): exact commands."""
+    restore = (
+        f"wormhole-ci restore --backup {backup} --database-url env:DATABASE_URL"
+        if backup
+        else "restore the database from your latest backup (this job took none: --no-backup)"
+    )
+    return (
+        f"Migration {migration} failed and is recorded as failed in _prisma_migrations; Prisma "
+        "will not apply anything until it is resolved. Either:\n"
+        f"  A. roll back: 1) {restore}\n"
+        f"     2) cd {service} && DATABASE_URL=… pnpm exec prisma migrate resolve --rolled-back {migration}\n"
+        "     3) fix the migration (or the data it trips on), commit, and run the release again;\n"
+        "  B. roll forward: fix the data or the database by hand so the migration's remaining\n"
+        f"     statements hold, then `pnpm exec prisma migrate resolve --applied {migration}` and\n"
+        "     add any missing change as a new migration.\n"
+        "See docs/runbooks/failed-migration.md."
+    )
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
