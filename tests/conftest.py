@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.paths import GENERATED_DIRS
-from wormhole_ci.pgtemp import TempPostgres, find_bindir, temp_postgres
+from wormhole_ci.pgtemp import (
+    TempPostgres,
+    create_role_and_database,
+    drop_role_and_database,
+    find_bindir,
+    temp_postgres,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "wormhole"
@@ -45,3 +54,50 @@ def postgres(pg_bindir: Path) -> Iterator[TempPostgres]:
     """A running throwaway PostgreSQL cluster (Unix socket only)."""
     with temp_postgres(pg_bindir) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg_server(pg_bindir: Path) -> Iterator[TempPostgres]:
+    """One throwaway cluster for the session that also listens on 127.0.0.1 (passwords on TCP)."""
+    with temp_postgres(pg_bindir, tcp=True) as server:
+        yield server
+
+
+@dataclass(frozen=True)
+class PgDatabase:
+    """A fresh database on `pg_server`, owned by its own role with a random password."""
+
+    url: DatabaseUrl
+    raw: str
+    """The URL itself, to hand over as `env:NAME` the way a user would."""
+    role: str
+    password: str
+
+
+def new_password() -> str:
+    # Characters a URL must percent-encode, so tests cover encoding and redaction of both forms.
+    return f"pw@{secrets.token_hex(8)}/:%?"
+
+
+@pytest.fixture
+def make_database(pg_server: TempPostgres) -> Iterator[Callable[[], PgDatabase]]:
+    """A factory of fresh databases (each with its own role); all dropped after the test."""
+    made: list[PgDatabase] = []
+
+    def make() -> PgDatabase:
+        token = secrets.token_hex(4)
+        role, dbname, password = f"wci_role_{token}", f"wci_db_{token}", new_password()
+        create_role_and_database(pg_server, role, password, dbname)
+        raw = pg_server.url(dbname, role, password)
+        made.append(PgDatabase(DatabaseUrl.parse(raw), raw, role, password))
+        return made[-1]
+
+    yield make
+    for db in made:
+        drop_role_and_database(pg_server, db.role, db.url.dbname)
+
+
+@pytest.fixture
+def database_url(make_database: Callable[[], PgDatabase]) -> PgDatabase:
+    """A fresh password-protected database on loopback TCP (`.url`, `.raw` for env:)."""
+    return make_database()
