@@ -21,7 +21,7 @@ from wormhole_ci.toolchains import Provisioner
 SQUAWK_TIMEOUT = 120.0
 RUNBOOK = "docs/runbooks/expand-contract.md"
 BLOCKED = f"blocked: destructive changes need --allow-destructive; see {RUNBOOK}"
-# The PostgreSQL major the migrations target (the example's and the Dagger services' image).
+# The PostgreSQL major the migrations target (postgresql-15 natively, postgres:15 in Dagger).
 PG_VERSION = "15"
 _STATEMENT_CHARS = 200
 
@@ -69,8 +69,8 @@ _SERIAL_TYPES = {"SMALLSERIAL", "SERIAL", "BIGSERIAL", "SERIAL2", "SERIAL4", "SE
 _TABLE_CONSTRAINTS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "FOREIGN", "CHECK", "EXCLUDE"}
 _GLOB = re.compile(r"([\[\]*?])")
 # sqlparse is untyped (its token types are attribute chains made at run time): it is only
-# touched through these modules, typed Any, by _lexer, _lex and _split and the token tests.
-T: Any = import_module("sqlparse.tokens")
+# touched through these modules, typed Any: the lexer, the splitter and the token types.
+_T: Any = import_module("sqlparse.tokens")
 _keywords: Any = import_module("sqlparse.keywords")
 _lexer_module: Any = import_module("sqlparse.lexer")
 _engine: Any = import_module("sqlparse.engine")
@@ -218,7 +218,7 @@ def split_statements(sql: str) -> list[Statement]:
             Statement(
                 line=sql.count("\n", 0, starts[first]) + 1,
                 end_line=sql.count("\n", 0, starts[last]) + 1,
-                text=_one_line(value for ttype, value in chunk if ttype not in T.Comment),
+                text=_one_line(value for ttype, value in chunk if ttype not in _T.Comment),
                 words=tuple(w for i in significant for w in _words(*tokens[i])),
             )
         )
@@ -500,7 +500,7 @@ def _lexer() -> Any:
         "\u00b4(\u00b4\u00b4|[^\u00b4])*\u00b4": None,  # acute accents, as sqlparse has them
         r"(?<![\w\])])(\[[^\]\[]+\])": None,
     }
-    regex: list[tuple[str, object]] = [(r"[eE]'(''|\\[\s\S]|[^'\\])*'", T.String.Single)]
+    regex: list[tuple[str, object]] = [(r"[eE]'(''|\\[\s\S]|[^'\\])*'", _T.String.Single)]
     seen: set[str] = set()
     for pattern, action in _keywords.SQL_REGEX:
         if pattern in replaced:
@@ -535,17 +535,17 @@ def _split(tokens: list[tuple[object, str]]) -> list[int]:
 
 
 def _ignorable(ttype: object) -> bool:
-    return ttype in T.Whitespace or ttype in T.Comment
+    return ttype in _T.Whitespace or ttype in _T.Comment
 
 
 def _words(ttype: object, value: str) -> Iterator[Word]:
-    if ttype in T.String.Symbol:
+    if ttype in _T.String.Symbol:
         yield Word("ident", value[1:-1].replace('""', '"'))
-    elif ttype in T.Keyword or ttype in T.Name:
+    elif ttype in _T.Keyword or ttype in _T.Name:
         # Multi-word keywords (`NOT NULL`, `IF EXISTS`, `PRIMARY KEY`) are one token.
         for part in value.split():
             yield Word("word", part.upper())
-    elif ttype in T.Punctuation:
+    elif ttype in _T.Punctuation:
         yield Word("punct", value)
     else:
         yield Word("other", value)
