@@ -75,11 +75,19 @@ env = { BASE_URL = "http://127.0.0.1:3000" }
         ("[services.api\nkind = 'node'\n", r"wormhole-ci\.toml: invalid TOML: .*line 1"),
         (
             "[project]\nname = 'x'\ncolour = 'blue'\n[services.api]\n",
-            r"unknown key project\.colour; allowed here: name",
+            r"unknown key project\.colour; allowed here: name, repository",
+        ),
+        (
+            "[project]\nrepository = 'git@github.com:acme/w.git'\n[services.api]\n",
+            r"project\.repository must be the http\(s\) URL of the source repository",
+        ),
+        (
+            "[services.api]\nkind = 'node'\ndockerfile = '../Dockerfile'\n",
+            r"services\.api\.dockerfile must be a path relative to the service directory",
         ),
         (
             "[services.api]\nkind = 'node'\nscript = 'x'\n",
-            r"unknown key services\.api\.script; allowed here: database, kind, path, tasks",
+            r"unknown key services\.api\.script; allowed here: database, dockerfile, kind, path, tasks",
         ),
         (
             "[services.api]\nkind = 'node'\n[services.api.tasks.test]\ncommand = 'x'\n",

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform as platform_module
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import anyio
@@ -16,7 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from wormhole_ci import __version__
-from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.errors import ImageError, WormholeCiError
 from wormhole_ci.hasura.check import validate_hasura
 from wormhole_ci.images.engine import detect_engine
 from wormhole_ci.images.gitinfo import revision
@@ -27,14 +28,24 @@ from wormhole_ci.images.native import (
     build_images,
     publish_images,
 )
-from wormhole_ci.images.spec import check_platforms, check_registry, check_version_tag, image_specs
+from wormhole_ci.images.spec import (
+    check_platforms,
+    check_registry,
+    check_sha,
+    check_version_tag,
+    image_specs,
+)
 from wormhole_ci.junit import write_junit
 from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime, Reporter
-from wormhole_ci.manifest import load_manifest
-from wormhole_ci.plan import Plan, build_plan
+from wormhole_ci.manifest import Manifest, load_manifest
+from wormhole_ci.migrate.backup import restore
+from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.migrate.job import MigrateFailed, MigrateOptions, database_service, run_migrate
+from wormhole_ci.migrate.sqlgate import provision_squawk
+from wormhole_ci.plan import Plan, ServicePlan, build_plan
 from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
 from wormhole_ci.results import RunReport, summary
-from wormhole_ci.secretref import resolve_secret
+from wormhole_ci.secretref import redact, resolve_secret
 from wormhole_ci.security.model import Status
 from wormhole_ci.security.policy import FailOn, effective_severity
 from wormhole_ci.security.scan import ScanOptions, run_scan
@@ -59,14 +70,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
+    handlers: dict[str, Callable[[argparse.Namespace, Console], int]] = {
+        "validate-hasura": _validate_hasura,
+        "scan": _scan,
+        "build": _images,
+        "publish": _images,
+        "migrate": _migrate,
+        "restore": _restore,
+    }
     try:
-        if args.command == "validate-hasura":
-            return _validate_hasura(args, err)
-        if args.command == "scan":
-            return _scan(args, err)
-        if args.command in ("build", "publish"):
-            return _images(args, err)
-        return _check(args, err)
+        return handlers.get(args.command, _check)(args, err)
     except WormholeCiError as exc:
         err.print(f"[bold red]error:[/] {escape(str(exc))}")
         return EXIT_USAGE
@@ -192,6 +205,23 @@ def _parser() -> argparse.ArgumentParser:
             ),
         ),
     )
+    _migrate_commands(
+        sub.add_parser(
+            "migrate",
+            help="apply pending Prisma migrations once: locked, linted, backed up, verified",
+            description=(
+                "One migration job: take the project's advisory lock on the database, list the "
+                "pending migrations, lint them (squawk) and block destructive changes, back the "
+                "database up (pg_dump), run `prisma migrate deploy`, and check `prisma migrate "
+                "status` is clean. Nothing pending: exits 0 without touching anything."
+            ),
+        ),
+        sub.add_parser(
+            "restore",
+            help="restore a backup taken by migrate (pg_restore --clean) into a database",
+            description="Restore a custom-format dump into the database the URL names (replaces its objects).",
+        ),
+    )
     hasura = sub.add_parser(
         "validate-hasura",
         help="check Hasura metadata against the database schema",
@@ -294,6 +324,169 @@ def _image_commands(build: argparse.ArgumentParser, publish: argparse.ArgumentPa
         action="store_true",
         help="publish although the source has uncommitted changes (the tag would lie)",
     )
+
+
+def _migrate_commands(migrate: argparse.ArgumentParser, restore: argparse.ArgumentParser) -> None:
+    _source(migrate)
+    for cmd in (migrate, restore):
+        cmd.add_argument(
+            "--database-url",
+            required=True,
+            metavar="env:NAME|file:PATH",
+            help="the direct (not pooled) PostgreSQL URL, as a secret reference",
+        )
+    migrate.add_argument(
+        "--service",
+        default=None,
+        metavar="NAME",
+        help="whose prisma/migrations to apply (default: the only service that has them)",
+    )
+    migrate.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="wait at most this long for another migration job (default 600)",
+    )
+    migrate.add_argument(
+        "--allow-destructive",
+        action="store_true",
+        help="apply drops, renames, type changes and NOT NULL additions (see the runbooks)",
+    )
+    migrate.add_argument(
+        "--backup-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the pg_dump goes (default: SOURCE/.wormhole-ci/backups)",
+    )
+    migrate.add_argument(
+        "--no-backup", action="store_true", help="skip the backup (not recommended)"
+    )
+    migrate.add_argument(
+        "--tag",
+        metavar="SHA",
+        default=None,
+        help="the commit being released, for the backup's name (default: git HEAD)",
+    )
+    migrate.add_argument("--output", type=Path, metavar="FILE", help="write the result as JSON")
+    migrate.add_argument("--cache-dir", type=Path, metavar="DIR")
+    restore.add_argument(
+        "--backup", type=Path, required=True, metavar="FILE", help="a dump written by migrate"
+    )
+    restore.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm: the database's current objects are replaced by the backup's",
+    )
+
+
+def _migrate(args: argparse.Namespace, err: Console) -> int:
+    manifest = load_manifest(args.source)
+    spec = database_service(manifest, args.service)
+    url = DatabaseUrl.parse(resolve_secret(args.database_url, "--database-url").reveal())
+    if args.no_backup and args.backup_dir:
+        raise WormholeCiError("migrate: --no-backup and --backup-dir contradict each other")
+    sha = check_sha(args.tag) if args.tag else None
+    if sha is None:
+        with contextlib.suppress(ImageError):  # no git: the backup is named without a SHA
+            sha = revision(manifest.root).sha
+    backup_dir = None
+    if not args.no_backup:
+        backup_dir = (args.backup_dir or manifest.root / ".wormhole-ci" / "backups").resolve()
+    service_dir = manifest.root / spec.path
+    cache_dir: Path = (args.cache_dir or default_cache_dir()).resolve()
+    _setup_service(manifest, spec.name, cache_dir, err)
+    prisma = service_dir / "node_modules" / ".bin" / "prisma"
+    if not prisma.exists():
+        raise WormholeCiError(
+            f"{spec.name}: {prisma} is missing after the install; add prisma to its devDependencies"
+        )
+    squawk = provision_squawk(cache_dir, spec.name)
+    options = MigrateOptions(
+        project=manifest.project,
+        service=spec.name,
+        service_dir=service_dir,
+        prisma=(str(prisma),),
+        squawk=squawk,
+        lock_timeout=args.lock_timeout,
+        allow_destructive=args.allow_destructive,
+        backup_dir=backup_dir,
+        sha=sha,
+    )
+    err.print(f"migrate {spec.name} on {url.display}", markup=False)
+
+    def say(line: str) -> None:
+        err.print(redact(line, *url.secrets), markup=False)
+
+    try:
+        result = run_migrate(url, options, say)
+    except MigrateFailed as exc:
+        _write_result(args.output, exc.result.to_json(), err)
+        err.print(
+            f"[bold red]migrate {exc.result.outcome}:[/] {escape(redact(str(exc), *url.secrets))}"
+        )
+        return EXIT_FAILED
+    _write_result(args.output, result.to_json(), err)
+    if result.outcome == "up-to-date":
+        print(f"{url.display}: nothing to migrate ({len(result.pending)} pending)")
+    else:
+        print(f"{url.display}: applied {', '.join(result.applied)}")
+        if result.backup:
+            print(f"backup: {result.backup}")
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    return 0
+
+
+def _restore(args: argparse.Namespace, err: Console) -> int:
+    url = DatabaseUrl.parse(resolve_secret(args.database_url, "--database-url").reveal())
+    if not args.yes:
+        raise WormholeCiError(
+            f"restore replaces the objects of {url.display} with those in {args.backup}; "
+            "pass --yes to confirm"
+        )
+    restored = restore(url, args.backup)
+    print(f"{url.display}: restored from {args.backup} in {restored.seconds:.1f} s")
+    return 0
+
+
+def _write_result(path: Path | None, text: str, err: Console) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text + "\n", encoding="utf-8")
+    err.print(f"wrote {path}", markup=False)
+
+
+def _setup_service(manifest: Manifest, service: str, cache_dir: Path, err: Console) -> None:
+    """The service's install/prepare tasks (reused when unchanged), as `check` runs them."""
+    full = build_plan(manifest, [service])
+    plan = Plan(
+        project=full.project,
+        services=tuple(
+            ServicePlan(s.service, s.kind, s.path, tuple(t for t in s.tasks if t.is_setup))
+            for s in full.services
+        ),
+    )
+    provisioner = Provisioner(cache_dir)
+    needs = {t.tool.value: [t.service] for t in plan.tasks}
+    tools = provisioner.provision(((t.tool.value, t.tool_version) for t in plan.tasks), needs)
+    for message in provisioner.messages:
+        err.print(message, markup=False)
+    options = LocalOptions(
+        source=manifest.root,
+        log_dir=(manifest.root / ".wormhole-ci" / "logs").resolve(),
+        cache_dir=cache_dir,
+        jobs=1,
+        task_timeout=DEFAULT_TASK_TIMEOUT,
+        reuse=True,
+        toolchain=host_fingerprint(),
+    )
+    report = anyio.run(LocalRuntime(options, tools, PlainReporter(sys.stderr)).run, plan)
+    if not report.ok:
+        raise WormholeCiError(
+            f"setting up {service} failed, nothing was migrated:\n{summary(report, 'setup')}"
+        )
 
 
 def _build_arg(text: str) -> tuple[str, str]:

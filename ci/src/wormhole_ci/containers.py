@@ -225,3 +225,62 @@ def scanner_spec(tool: str, env: tuple[tuple[str, str], ...]) -> ScannerSpec:
     caches = (TRIVY_CACHE,) if tool.startswith("trivy") else ()
     extra = ((TRIVY_CACHE.env, TRIVY_CACHE.path),) if caches else ()
     return ScannerSpec(tool, PYTHON_IMAGE, requirements, tuple(toolchain), caches, (*extra, *env))
+
+
+# -- the migration job ----------------------------------------------------------------------
+
+MIGRATE_VENV = "/opt/wormhole-ci-venv"
+MIGRATE_CACHE = CacheMount(
+    volume="wormhole-ci-migrate-cache", path="/cache/wormhole-ci", env="WORMHOLE_CI_CACHE"
+)
+# node 20 for Prisma, Debian's python3 (3.11 on bookworm) for this package, and the
+# PostgreSQL 15 client tools for pg_dump: the whole job in one container.
+MIGRATE_TOOLCHAIN: tuple[tuple[str, ...], ...] = (
+    ("apt-get", "update"),
+    (
+        "apt-get",
+        "install",
+        "-y",
+        "--no-install-recommends",
+        "python3",
+        "python3-venv",
+        "postgresql-client-15",
+        "ca-certificates",
+    ),
+    ("python3", "-m", "venv", MIGRATE_VENV),
+    (f"{MIGRATE_VENV}/bin/pip", "install", "--no-cache-dir", MODULE_SOURCE),
+    *corepack_pnpm(PNPM_VERSION),
+)
+
+
+def migrate_argv(
+    *,
+    service: str | None,
+    tag: str | None,
+    lock_timeout: int,
+    allow_destructive: bool,
+    no_backup: bool,
+) -> tuple[str, ...]:
+    """The native CLI run inside the job container; the URL only ever as `env:DATABASE_URL`."""
+    argv = [
+        f"{MIGRATE_VENV}/bin/wormhole-ci",
+        "migrate",
+        "--source",
+        SOURCE_ROOT,
+        "--database-url",
+        "env:DATABASE_URL",
+        "--lock-timeout",
+        str(lock_timeout),
+        "--output",
+        f"{OUT_PATH}/migrate.json",
+        "--cache-dir",
+        MIGRATE_CACHE.path,
+    ]
+    if service:
+        argv += ["--service", service]
+    if tag:
+        argv += ["--tag", tag]
+    if allow_destructive:
+        argv.append("--allow-destructive")
+    argv += ["--no-backup"] if no_backup else ["--backup-dir", f"{OUT_PATH}/backups"]
+    return tuple(argv)

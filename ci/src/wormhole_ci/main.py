@@ -23,11 +23,15 @@ from dagger import DefaultPath, Doc, Ignore, ReturnType, dag, function, object_t
 from dagger import check as dagger_check
 
 from wormhole_ci.containers import (
+    COREPACK_ENV,
     HASURA_CLI_IMAGE,
     HASURA_ENGINE_IMAGE,
+    MIGRATE_CACHE,
+    MIGRATE_TOOLCHAIN,
     MODULE_REQUIREMENTS,
     MODULE_RULES,
     MODULE_SOURCE,
+    NODE_IMAGE,
     OUT_PATH,
     POSTGRES_IMAGE,
     REQUIREMENTS_PATH,
@@ -38,6 +42,7 @@ from wormhole_ci.containers import (
     ContainerSpec,
     Exec,
     container_path,
+    migrate_argv,
     scanner_spec,
     service_spec,
 )
@@ -335,6 +340,57 @@ class WormholeCi:
             pushed = await ctr.publish(ref, platform_variants=variants[1:])
             lines.append(f"{pushed} (pushed)")
         return "\n".join(lines)
+
+    @function
+    async def migrate(
+        self,
+        *,
+        database_url: Annotated[
+            dagger.Secret, Doc("The direct (not pooled) PostgreSQL URL of the target database")
+        ],
+        tag: CommitSha = "",
+        service: Annotated[
+            str, Doc("Whose prisma/migrations to apply (default: the only service that has them)")
+        ] = "",
+        lock_timeout: Annotated[
+            int, Doc("Seconds to wait for another migration job holding the lock")
+        ] = 600,
+        allow_destructive: Annotated[
+            bool, Doc("Apply drops, renames, type changes and NOT NULL additions")
+        ] = False,
+        no_backup: Annotated[bool, Doc("Skip the pg_dump backup (not recommended)")] = False,
+    ) -> dagger.Directory:
+        """Apply pending Prisma migrations exactly once: advisory lock, squawk and the
+        destructive-change gate, pg_dump backup, `prisma migrate deploy`, clean `migrate
+        status`. Returns migrate.json and backups/<db>-<time>-<sha7>.dump."""
+        argv = migrate_argv(
+            service=service or None,
+            tag=check_sha(tag) if tag else None,
+            lock_timeout=lock_timeout,
+            allow_destructive=allow_destructive,
+            no_backup=no_backup,
+        )
+        ctr = (
+            dag.container()
+            .from_(NODE_IMAGE)
+            .with_directory(MODULE_SOURCE, dag.current_module().source())
+        )
+        ctr = _tooled(ctr, MIGRATE_TOOLCHAIN, (MIGRATE_CACHE,), (*COREPACK_ENV,))
+        ctr = (
+            ctr.with_env_variable(MIGRATE_CACHE.env, MIGRATE_CACHE.path)
+            .with_directory(SOURCE_ROOT, self.source)
+            .with_directory(OUT_PATH, dag.directory())
+            .with_secret_variable("DATABASE_URL", database_url)
+            # a migration job must run every time: never answered from the engine's cache
+            .with_env_variable("WORMHOLE_CI_JOB", secrets.token_hex(8))
+            .with_workdir(SOURCE_ROOT)
+            .with_exec(list(argv), expect=ReturnType.ANY)
+        )
+        code = await ctr.exit_code()
+        if code != 0:
+            output = (await ctr.stdout()) + (await ctr.stderr())
+            raise WormholeCiError(f"migrate failed (exit {code}):\n{tail_of(output, 60)}")
+        return ctr.directory(OUT_PATH)
 
     def _image(
         self, spec: ImageSpec, args: Sequence[tuple[str, str]], platform: str | None

@@ -1,0 +1,95 @@
+"""Offline call chain of `migrate`: one container, the URL only as a Dagger secret."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from dagger import dag
+
+from tests.dagger_module.conftest import call
+from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, readable
+from tests.dagger_module.test_functions import view
+from wormhole_ci.containers import (
+    MIGRATE_TOOLCHAIN,
+    MODULE_SOURCE,
+    NODE_IMAGE,
+    OUT_PATH,
+    SOURCE_ROOT,
+    migrate_argv,
+)
+from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.main import WormholeCi
+
+URL = "postgresql://wormhole:S3cret-db-pw@db.internal:5432/wormhole"
+SHA = "4f3c2b1a0918273645546372819a0b1c2d3e4f50"
+
+
+def run_migrate(example: Path, **kwargs: object) -> str:
+    async def run() -> str:
+        module = WormholeCi(source=dag.host().directory(str(example)))
+        out = await module.migrate(database_url=dag.set_secret("database-url", URL), **kwargs)  # type: ignore[arg-type]
+        return await out.id()
+
+    return call(run)
+
+
+def test_migrate_runs_the_native_job_in_one_container_with_the_url_as_a_secret(
+    engine: FakeEngine, example: Path
+) -> None:
+    run_migrate(example, tag=SHA, allow_destructive=True)
+    execs = [(c, step) for c, step in engine.leaves if step[1] == "exitCode"]
+    ((chain, _),) = execs
+    v = view(chain)
+    assert v.image == NODE_IMAGE
+    argvs = [argv for _, argv, _ in v.execs]
+    assert argvs[: len(MIGRATE_TOOLCHAIN)] == [list(a) for a in MIGRATE_TOOLCHAIN]
+    expected = list(
+        migrate_argv(
+            service=None, tag=SHA, lock_timeout=600, allow_destructive=True, no_backup=False
+        )
+    )
+    assert argvs[-1] == expected and v.execs[-1][2] == "ANY"
+    assert "--backup-dir" in expected and "env:DATABASE_URL" in expected
+    assert v.workdir == SOURCE_ROOT
+    assert v.directories[MODULE_SOURCE] == [("currentModule", {}), ("source", {})]
+    assert [(n, a.get("path")) for n, a in v.directories[SOURCE_ROOT]] == [
+        ("host", None),
+        ("directory", str(example)),
+    ]
+    # the URL is a Secret made by setSecret, bound to DATABASE_URL; never a plain value
+    assert v.secrets == ["DATABASE_URL"]
+    (secret,) = [a["secret"] for _, n, a in chain if n == "withSecretVariable"]
+    assert readable(secret) == [("setSecret", {"name": "database-url", "plaintext": URL})]
+    plain = json.dumps([a for _, n, a in chain if n != "withSecretVariable"])
+    assert "S3cret-db-pw" not in plain and "db.internal" not in plain
+    # a job is never answered from the cache: a fresh nonce per call
+    assert len(v.env["WORMHOLE_CI_JOB"]) == 16
+    # the result is the /out directory of that container
+    outs = [
+        c
+        for c, step in engine.leaves
+        if step[1] == "id" and c[-1][1] == "directory" and any(n == "withExec" for _, n, _ in c)
+    ]
+    assert outs and all(c[-1][2]["path"] == OUT_PATH and c[:-1] == chain for c in outs)
+
+
+def test_migrate_flags_reach_the_job(engine: FakeEngine, example: Path) -> None:
+    run_migrate(example, service="api", lock_timeout=30, no_backup=True)
+    ((chain, _),) = [(c, s) for c, s in engine.leaves if s[1] == "exitCode"]
+    argv = view(chain).execs[-1][1]
+    assert argv[argv.index("--service") + 1] == "api"
+    assert argv[argv.index("--lock-timeout") + 1] == "30"
+    assert "--no-backup" in argv and "--backup-dir" not in argv and "--tag" not in argv
+
+
+def test_a_failed_job_fails_the_call_with_its_output(engine: FakeEngine, example: Path) -> None:
+    engine.on_exec(
+        lambda argv: argv[1:2] == ["migrate"],
+        ExecOutcome(1, "", "migrate blocked: prisma/migrations/x/migration.sql:3 DROP TABLE"),
+    )
+    with pytest.raises(WormholeCiError, match=r"migrate failed \(exit 1\):\n.*DROP TABLE"):
+        run_migrate(example)
+    with pytest.raises(WormholeCiError, match="expected a commit SHA"):
+        run_migrate(example, tag="main")
