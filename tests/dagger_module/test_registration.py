@@ -26,6 +26,7 @@ EXPECTED_FUNCTIONS = {
     "build",
     "build_all",
     "publish",
+    "migrate",
 }
 
 
@@ -159,3 +160,18 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
     assert fns["publish"]["args"]["platforms"]["default"] == "[]"
     assert fns["build"]["args"]["build_arg"]["default"] == "[]"
     assert not fns["publish"]["check"] and not fns["build"]["check"]
+    migrate = fns["migrate"]["args"]
+    assert set(migrate) == {
+        "database_url",
+        "tag",
+        "service",
+        "lock_timeout",
+        "allow_destructive",
+        "no_backup",
+    }
+    assert migrate["database_url"]["optional"] is False
+    assert [a["name"] for s, a in migrate["database_url"]["type"] if s == "withObject"] == [
+        "Secret"
+    ]
+    assert [s for s, _ in fns["migrate"]["returns"]] == ["typeDef", "withObject"]
+    assert not fns["migrate"]["check"]
