@@ -8,7 +8,8 @@ WormholeCiError
 │   ├── RegistryError      a registry cannot be used (address, credentials, permissions, health)
 │   └── ImmutableTagError  a tag already names different image content
 ├── SecretError          a secret reference cannot be resolved, or a secret was passed literally
-└── MigrateError         a migration job cannot start, is blocked by a gate, or failed
+├── MigrateError         a migration job cannot start, is blocked by a gate, or failed
+└── CoolifyError         the Coolify API refuses us, or a deployment failed or never finished
 """
 
 
@@ -46,3 +47,7 @@ class ImmutableTagError(ImageError):
 
 class MigrateError(WormholeCiError):
     """A migration job could not run, was blocked by a gate, or a migration failed."""
+
+
+class CoolifyError(WormholeCiError):
+    """The Coolify API is unreachable or refuses a request, or a deployment did not finish."""
