@@ -95,7 +95,7 @@ env = { BASE_URL = "http://127.0.0.1:3000" }
         ),
         (
             "[images]\n[services.api]\n",
-            r"unknown key images; allowed here: project, security, services",
+            r"unknown key images; allowed here: environments, project, security, services",
         ),
         (
             "[services.api]\nkind = 'rust'\n",

@@ -64,6 +64,36 @@ class SecuritySettings:
 
 
 @dataclass(frozen=True)
+class DeployTarget:
+    """One service of one environment: its Coolify application and its public health URL."""
+
+    service: str
+    application: str | None
+    """The Coolify application UUID (deployed by uuid), or None when `tag` is used."""
+    tag: str | None
+    """A Coolify tag selecting the application (deployed by tag)."""
+    health_url: str
+
+
+@dataclass(frozen=True)
+class Environment:
+    """`[environments.<name>]`: where a release of the monorepo goes."""
+
+    name: str
+    coolify_url: str
+    registry: str
+    registry_username: str | None
+    secrets: Mapping[str, str]
+    """Role (coolify_token, database_url, registry_password) → environment variable name."""
+    targets: tuple[DeployTarget, ...]
+    deploy_timeout: float = 900.0
+    verify_timeout: float = 300.0
+
+
+SECRET_ROLES = ("coolify_token", "database_url", "registry_password")
+
+
+@dataclass(frozen=True)
 class Manifest:
     """The validated manifest of one monorepo."""
 
@@ -73,6 +103,18 @@ class Manifest:
     repository: str | None = None
     """The project's source URL (the images' org.opencontainers.image.source label)."""
     security: SecuritySettings = field(default_factory=SecuritySettings)
+    environments: tuple[Environment, ...] = ()
+
+    def environment(self, name: str) -> Environment:
+        """The environment called `name`, or a ManifestError listing the declared ones."""
+        for env in self.environments:
+            if env.name == name:
+                return env
+        known = ", ".join(e.name for e in self.environments) or "none declared"
+        raise ManifestError(
+            f"{self.root / MANIFEST_NAME}: no environment named {name!r} ({known}); "
+            "add [environments.<name>] (see docs/configuration.md)"
+        )
 
     def service(self, name: str) -> ServiceSpec:
         """The service called `name`, or a ManifestError listing the known ones."""
@@ -86,7 +128,18 @@ class Manifest:
 
 
 # Top-level tables later capabilities read; accepted here so one manifest serves all.
-_TOP_KEYS = {"project", "services", "security"}
+_TOP_KEYS = {"project", "services", "security", "environments"}
+_ENVIRONMENT_KEYS = {
+    "coolify_url",
+    "registry",
+    "registry_username",
+    "secrets",
+    "services",
+    "deploy_timeout",
+    "verify_timeout",
+}
+_TARGET_KEYS = {"application", "tag", "health_url"}
+_URL_RE = re.compile(r"^https?://[^\s/@]+(/\S*)?$")
 _SECURITY_KEYS = {"fail_on", "ignore"}
 _FAIL_ON = ("critical", "high", "medium", "low", "none")
 _PROJECT_KEYS = {"name", "repository"}
@@ -149,7 +202,134 @@ def _parse(root: Path, path: Path, data: dict[str, object]) -> Manifest:
         services=specs,
         repository=repository if isinstance(repository, str) else None,
         security=_parse_security(path, data),
+        environments=_parse_environments(path, data.get("environments"), names),
     )
+
+
+def _parse_environments(path: Path, raw: object, services: set[str]) -> tuple[Environment, ...]:
+    envs = [
+        _parse_environment(path, name, value, services)
+        for name, value in _table(path, "environments", raw).items()
+    ]
+    # The specification: staging and production never share a database or an application.
+    seen: dict[str, str] = {}
+    for env in envs:
+        var = env.secrets["database_url"]
+        if var in seen:
+            raise ManifestError(
+                f"{path}: environments.{env.name}.secrets.database_url = {var!r} is also "
+                f"{seen[var]}'s: each environment needs its own database (and its own secret)"
+            )
+        seen[var] = env.name
+    apps: dict[str, str] = {}
+    for env in envs:
+        for target in env.targets:
+            if target.application and target.application in apps:
+                raise ManifestError(
+                    f"{path}: environments.{env.name}.services.{target.service}.application "
+                    f"{target.application!r} is also used by {apps[target.application]}; "
+                    "staging and production must be different Coolify applications"
+                )
+            if target.application:
+                apps[target.application] = f"{env.name}.{target.service}"
+    return tuple(envs)
+
+
+def _parse_environment(path: Path, name: str, raw: object, services: set[str]) -> Environment:
+    where = f"environments.{name}"
+    if not _NAME_RE.match(name):
+        raise ManifestError(f"{path}: [{where}]: names are lower-case letters, digits and '-'")
+    table = _table(path, where, raw)
+    _reject_unknown(path, f"{where}.", table, _ENVIRONMENT_KEYS)
+    coolify_url = table.get("coolify_url")
+    if not isinstance(coolify_url, str) or not _URL_RE.match(coolify_url):
+        raise ManifestError(
+            f"{path}: {where}.coolify_url is required: the http(s) base URL of the Coolify "
+            f"instance, e.g. http://coolify.example:8000 (got {coolify_url!r})"
+        )
+    registry = table.get("registry")
+    if not isinstance(registry, str) or not registry or "@" in registry or "://" in registry:
+        raise ManifestError(
+            f"{path}: {where}.registry is required: host[:port][/namespace] the images are "
+            f"pushed to and Coolify pulls from, e.g. ghcr.io/acme (got {registry!r})"
+        )
+    username = table.get("registry_username")
+    if username is not None and not isinstance(username, str):
+        raise ManifestError(f"{path}: {where}.registry_username must be a string")
+    secrets = _parse_secrets(path, where, name, table.get("secrets", {}), username is not None)
+    targets = _parse_targets(path, where, table.get("services"), services)
+    timeouts: dict[str, float] = {}
+    for key, default in (("deploy_timeout", 900.0), ("verify_timeout", 300.0)):
+        value = table.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ManifestError(f"{path}: {where}.{key} must be a positive number of seconds")
+        timeouts[key] = float(value)
+    return Environment(
+        name=name,
+        coolify_url=coolify_url.rstrip("/"),
+        registry=registry.rstrip("/"),
+        registry_username=username if isinstance(username, str) else None,
+        secrets=secrets,
+        targets=tuple(targets),
+        **timeouts,
+    )
+
+
+def _parse_secrets(
+    path: Path, where: str, env_name: str, raw: object, has_registry_user: bool
+) -> dict[str, str]:
+    table = _table(path, f"{where}.secrets", raw)
+    _reject_unknown(path, f"{where}.secrets.", table, set(SECRET_ROLES))
+    secrets: dict[str, str] = {}
+    for role in SECRET_ROLES:
+        var = table.get(role)
+        if var is None and role == "registry_password" and not has_registry_user:
+            continue  # an anonymous (e.g. loopback or IP-allow-listed) registry
+        if not isinstance(var, str) or not _ENV_RE.match(var):
+            raise ManifestError(
+                f"{path}: {where}.secrets.{role} must name the environment variable holding "
+                f'it (e.g. {role} = "{env_name.upper()}_{role.upper()}"); secrets never go in '
+                "the manifest"
+            )
+        secrets[role] = var
+    return secrets
+
+
+def _parse_targets(
+    path: Path, where: str, raw: object, services: set[str]
+) -> tuple[DeployTarget, ...]:
+    targets: list[DeployTarget] = []
+    for service, value in _table(path, f"{where}.services", raw).items():
+        twhere = f"{where}.services.{service}"
+        if service not in services:
+            raise ManifestError(f"{path}: [{twhere}]: no service named {service!r}")
+        target = _table(path, twhere, value)
+        _reject_unknown(path, f"{twhere}.", target, _TARGET_KEYS)
+        application, tag = target.get("application"), target.get("tag")
+        if (application is None) == (tag is None) or not isinstance(application or tag, str):
+            raise ManifestError(
+                f"{path}: {twhere}: set exactly one of application (the Coolify application "
+                "UUID) or tag (a Coolify tag)"
+            )
+        health = target.get("health_url")
+        if not isinstance(health, str) or not _URL_RE.match(health):
+            raise ManifestError(
+                f"{path}: {twhere}.health_url is required: the public http(s) URL of the "
+                f"service's /healthz, which must report the deployed SHA (got {health!r})"
+            )
+        targets.append(
+            DeployTarget(
+                service=service,
+                application=application if isinstance(application, str) else None,
+                tag=tag if isinstance(tag, str) else None,
+                health_url=health,
+            )
+        )
+    if not targets:
+        raise ManifestError(
+            f"{path}: {where}: no [{where}.services.<name>] tables; declare what is deployed"
+        )
+    return tuple(targets)
 
 
 def _parse_security(path: Path, data: dict[str, object]) -> SecuritySettings:

@@ -1,0 +1,106 @@
+"""`[environments.<name>]` in wormhole-ci.toml: parsed from the example, validated with fixes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wormhole_ci.errors import ManifestError
+from wormhole_ci.manifest import load_manifest
+
+
+def test_the_examples_staging_and_production(example: Path) -> None:
+    manifest = load_manifest(example)
+    staging, production = manifest.environment("staging"), manifest.environment("production")
+    assert staging.coolify_url == "http://192.168.1.66:8000"
+    assert staging.registry == "ghcr.io/wormhole-platform"
+    assert staging.secrets["database_url"] != production.secrets["database_url"]
+    assert [t.service for t in staging.targets] == ["api", "web", "runner"]
+    assert {t.application for t in staging.targets}.isdisjoint(
+        t.application for t in production.targets
+    )
+    assert all(t.health_url.endswith("/healthz") for t in (*staging.targets, *production.targets))
+    with pytest.raises(ManifestError, match=r"no environment named 'qa' \(staging, production\)"):
+        manifest.environment("qa")
+
+
+BASE = """
+[services.api]
+kind = "node"
+[environments.staging]
+coolify_url = "http://127.0.0.1:8000"
+registry = "127.0.0.1:5000"
+secrets = { coolify_token = "T", database_url = "STAGING_DB" }
+[environments.staging.services.api]
+application = "app-1"
+health_url = "http://127.0.0.1:3000/healthz"
+"""
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('coolify_url = "http://127.0.0.1:8000"', ""),
+            r"environments\.staging\.coolify_url is required",
+        ),
+        (
+            ('coolify_url = "http://127.0.0.1:8000"', 'coolify_url = "192.168.1.66:8000"'),
+            r"coolify_url is required: the http\(s\) base URL",
+        ),
+        (
+            ('registry = "127.0.0.1:5000"', 'registry = "https://user:pw@r.example"'),
+            r"environments\.staging\.registry is required",
+        ),
+        (
+            ('database_url = "STAGING_DB"', 'database_url = "postgres://u:p@h/db"'),
+            r"secrets\.database_url must name the environment variable",
+        ),
+        (
+            ('application = "app-1"', 'application = "app-1"\ntag = "api"'),
+            r"set exactly one of application .* or tag",
+        ),
+        (
+            ('health_url = "http://127.0.0.1:3000/healthz"', ""),
+            r"services\.api\.health_url is required",
+        ),
+        (
+            ("[environments.staging.services.api]", "[environments.staging.services.db]"),
+            r"\[environments\.staging\.services\.db\]: no service named 'db'",
+        ),
+        (
+            ('registry = "127.0.0.1:5000"', 'registry = "127.0.0.1:5000"\nregion = "eu"'),
+            r"unknown key environments\.staging\.region",
+        ),
+    ],
+)
+def test_bad_environments_name_the_field_and_the_fix(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    (tmp_path / "api").mkdir()
+    (tmp_path / "wormhole-ci.toml").write_text(BASE.replace(*change))
+    with pytest.raises(ManifestError, match=message):
+        load_manifest(tmp_path)
+
+
+def test_environments_never_share_a_database_or_an_application(tmp_path: Path) -> None:
+    (tmp_path / "api").mkdir()
+    twin = BASE.split("[environments.staging]")[1].replace("STAGING_DB", "PROD_DB")
+    (tmp_path / "wormhole-ci.toml").write_text(
+        BASE + "[environments.production]" + twin.replace("staging", "production")
+    )
+    with pytest.raises(ManifestError, match=r"application 'app-1' is also used by staging\.api"):
+        load_manifest(tmp_path)
+    shared_db = (
+        BASE
+        + "[environments.production]"
+        + twin.replace("staging", "production")
+        .replace("PROD_DB", "STAGING_DB")
+        .replace("app-1", "app-2")
+    )
+    (tmp_path / "wormhole-ci.toml").write_text(shared_db)
+    with pytest.raises(
+        ManifestError, match=r"secrets\.database_url = 'STAGING_DB' is also staging's"
+    ):
+        load_manifest(tmp_path)
