@@ -37,12 +37,12 @@ from wormhole_ci.images.spec import (
 )
 from wormhole_ci.junit import write_junit
 from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime, Reporter
-from wormhole_ci.manifest import Manifest, load_manifest
+from wormhole_ci.manifest import load_manifest
 from wormhole_ci.migrate.backup import restore
 from wormhole_ci.migrate.dburl import DatabaseUrl
-from wormhole_ci.migrate.job import MigrateFailed, MigrateOptions, database_service, run_migrate
-from wormhole_ci.migrate.sqlgate import provision_squawk
-from wormhole_ci.plan import Plan, ServicePlan, build_plan
+from wormhole_ci.migrate.job import MigrateFailed, database_service, run_migrate
+from wormhole_ci.migrate.native import prepare_migrate
+from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
 from wormhole_ci.results import RunReport, summary
 from wormhole_ci.secretref import redact, resolve_secret
@@ -393,21 +393,11 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
     backup_dir = None
     if not args.no_backup:
         backup_dir = (args.backup_dir or manifest.root / ".wormhole-ci" / "backups").resolve()
-    service_dir = manifest.root / spec.path
-    cache_dir: Path = (args.cache_dir or default_cache_dir()).resolve()
-    _setup_service(manifest, spec.name, cache_dir, err)
-    prisma = service_dir / "node_modules" / ".bin" / "prisma"
-    if not prisma.exists():
-        raise WormholeCiError(
-            f"{spec.name}: {prisma} is missing after the install; add prisma to its devDependencies"
-        )
-    squawk = provision_squawk(cache_dir, spec.name)
-    options = MigrateOptions(
-        project=manifest.project,
-        service=spec.name,
-        service_dir=service_dir,
-        prisma=(str(prisma),),
-        squawk=squawk,
+    options = prepare_migrate(
+        manifest,
+        spec,
+        (args.cache_dir or default_cache_dir()).resolve(),
+        lambda line: err.print(line, markup=False),
         lock_timeout=args.lock_timeout,
         allow_destructive=args.allow_destructive,
         backup_dir=backup_dir,
@@ -456,37 +446,6 @@ def _write_result(path: Path | None, text: str, err: Console) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n", encoding="utf-8")
     err.print(f"wrote {path}", markup=False)
-
-
-def _setup_service(manifest: Manifest, service: str, cache_dir: Path, err: Console) -> None:
-    """The service's install/prepare tasks (reused when unchanged), as `check` runs them."""
-    full = build_plan(manifest, [service])
-    plan = Plan(
-        project=full.project,
-        services=tuple(
-            ServicePlan(s.service, s.kind, s.path, tuple(t for t in s.tasks if t.is_setup))
-            for s in full.services
-        ),
-    )
-    provisioner = Provisioner(cache_dir)
-    needs = {t.tool.value: [t.service] for t in plan.tasks}
-    tools = provisioner.provision(((t.tool.value, t.tool_version) for t in plan.tasks), needs)
-    for message in provisioner.messages:
-        err.print(message, markup=False)
-    options = LocalOptions(
-        source=manifest.root,
-        log_dir=(manifest.root / ".wormhole-ci" / "logs").resolve(),
-        cache_dir=cache_dir,
-        jobs=1,
-        task_timeout=DEFAULT_TASK_TIMEOUT,
-        reuse=True,
-        toolchain=host_fingerprint(),
-    )
-    report = anyio.run(LocalRuntime(options, tools, PlainReporter(sys.stderr)).run, plan)
-    if not report.ok:
-        raise WormholeCiError(
-            f"setting up {service} failed, nothing was migrated:\n{summary(report, 'setup')}"
-        )
 
 
 def _build_arg(text: str) -> tuple[str, str]:

@@ -148,11 +148,12 @@ def publish_images(
     *,
     target: Target,
     say: Say,
+    built: list[BuiltImage] | None = None,
 ) -> PublishResult:
     """Check the credentials, build, refuse any tag that would move, then push the rest.
 
     Every tag of every image is checked before the first push, so a conflict on one
-    image pushes nothing at all.
+    image pushes nothing at all. `built` skips the build (a release builds and scans first).
     """
     registry, username, password = target.registry, target.username, target.password
     host, _, prefix = registry.partition("/")
