@@ -1,0 +1,1 @@
+"""Deploying to Coolify: the v4 API client and the release's deploy, verify and rollback steps."""
