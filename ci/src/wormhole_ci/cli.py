@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from wormhole_ci import __version__
+from wormhole_ci.deploy.coolify import Coolify
+from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
 from wormhole_ci.errors import ImageError, WormholeCiError
 from wormhole_ci.hasura.check import validate_hasura
 from wormhole_ci.images.engine import detect_engine
@@ -44,6 +46,13 @@ from wormhole_ci.migrate.job import MigrateFailed, database_service, run_migrate
 from wormhole_ci.migrate.native import prepare_migrate
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
+from wormhole_ci.release import (
+    Release,
+    ReleaseOptions,
+    ReleaseStopped,
+    dry_run,
+    environment_secrets,
+)
 from wormhole_ci.results import RunReport, summary
 from wormhole_ci.secretref import redact, resolve_secret
 from wormhole_ci.security.model import Status
@@ -77,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "publish": _images,
         "migrate": _migrate,
         "restore": _restore,
+        "deploy": _deploy,
+        "release": _release,
     }
     try:
         return handlers.get(args.command, _check)(args, err)
@@ -220,6 +231,25 @@ def _parser() -> argparse.ArgumentParser:
             "restore",
             help="restore a backup taken by migrate (pg_restore --clean) into a database",
             description="Restore a custom-format dump into the database the URL names (replaces its objects).",
+        ),
+    )
+    _release_commands(
+        sub.add_parser(
+            "deploy",
+            help="deploy an environment on Coolify, verify each /healthz reports the SHA, roll back on failure",
+            description=(
+                "Set each Coolify application's image tag to the commit's short SHA, deploy, wait "
+                "for the deployments, then poll each service's health URL until it reports the "
+                "SHA; on failure roll back what changed (unless --no-rollback)."
+            ),
+        ),
+        sub.add_parser(
+            "release",
+            help="check, build, scan, publish, migrate, deploy and verify, stopping at the first red gate",
+            description=(
+                "The whole release of one commit to one environment, as an ordered state machine "
+                "that stops at the first failed step; a release manifest (JSON) records every step."
+            ),
         ),
     )
     hasura = sub.add_parser(
@@ -446,6 +476,151 @@ def _write_result(path: Path | None, text: str, err: Console) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text + "\n", encoding="utf-8")
     err.print(f"wrote {path}", markup=False)
+
+
+def _release_commands(deploy: argparse.ArgumentParser, release: argparse.ArgumentParser) -> None:
+    for cmd in (deploy, release):
+        _source(cmd)
+        cmd.add_argument(
+            "--environment",
+            required=True,
+            metavar="NAME",
+            help="an [environments.NAME] of wormhole-ci.toml (its secrets come from the env vars it names)",
+        )
+        cmd.add_argument(
+            "--tag", metavar="SHA", default=None, help="the commit to ship (default: git HEAD)"
+        )
+        cmd.add_argument(
+            "--no-rollback", action="store_true", help="leave a failed deploy as it is"
+        )
+        cmd.add_argument(
+            "--output",
+            type=Path,
+            metavar="FILE",
+            help="the result as JSON (release default: SOURCE/.wormhole-ci/release/release.json)",
+        )
+        cmd.add_argument(
+            "--poll-interval", type=float, default=2.0, metavar="SECONDS", help=argparse.SUPPRESS
+        )
+    release.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every step and its targets; build, push, migrate and deploy nothing",
+    )
+    release.add_argument(
+        "--allow-unavailable-scanners",
+        action="store_true",
+        help="do not stop when a scanner could not run (recorded in the manifest)",
+    )
+    release.add_argument(
+        "--allow-destructive", action="store_true", help="let destructive migrations apply"
+    )
+    release.add_argument(
+        "--allow-dirty", action="store_true", help="release although the tree has changes"
+    )
+    release.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_build_arg,
+        help="extra image build argument (repeatable)",
+    )
+    release.add_argument(
+        "--engine", choices=("auto", "docker", "buildah"), default="auto", help="image engine"
+    )
+    release.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="tarballs, reports, backups, logs (default: SOURCE/.wormhole-ci/release)",
+    )
+    release.add_argument("--cache-dir", type=Path, metavar="DIR")
+    release.add_argument("--jobs", type=_positive, default=2, metavar="N")
+
+
+def _deploy(args: argparse.Namespace, err: Console) -> int:
+    manifest = load_manifest(args.source)
+    env = manifest.environment(args.environment)
+    token_var = env.secrets["coolify_token"]
+    token = resolve_secret(f"env:{token_var}", f"environments.{env.name}.secrets.coolify_token")
+    rev = revision(manifest.root, args.tag)
+    options = DeployOptions(
+        sha=rev.sha,
+        image_tag=rev.short,
+        rollback=not args.no_rollback,
+        deploy_timeout=env.deploy_timeout,
+        verify_timeout=env.verify_timeout,
+        poll_interval=args.poll_interval,
+    )
+
+    def say(line: str) -> None:
+        err.print(redact(line, token), markup=False)
+
+    coolify = Coolify(env.coolify_url, token.reveal(), poll_interval=args.poll_interval)
+    try:
+        result = deploy_environment(env, coolify, options, say)
+    except DeployFailed as exc:
+        _write_result(args.output, exc.result.to_json(), err)
+        err.print(f"[bold red]deploy {exc.result.outcome}:[/] {escape(redact(str(exc), token))}")
+        return EXIT_FAILED
+    _write_result(args.output, result.to_json(), err)
+    print(
+        f"{env.name}: {rev.short} deployed and verified ({', '.join(s.service for s in result.services)})"
+    )
+    return 0
+
+
+def _release(args: argparse.Namespace, err: Console) -> int:
+    manifest = load_manifest(args.source)
+    env = manifest.environment(args.environment)
+    rev = revision(manifest.root, args.tag)
+    if rev.dirty and not args.allow_dirty and not args.dry_run:
+        raise WormholeCiError(
+            f"{manifest.root} has uncommitted changes: a release of {rev.short} would not be "
+            "that commit. Commit them, or pass --allow-dirty"
+        )
+    work = (args.work_dir or manifest.root / ".wormhole-ci" / "release").resolve()
+    output = (args.output or work / "release.json").resolve()
+    if args.dry_run:
+        try:
+            secrets = environment_secrets(env)
+        except WormholeCiError:
+            secrets = None  # a dry run shows what it can without them
+        for line in dry_run(manifest, env, rev, secrets):
+            print(line)
+        return 0
+    secrets = environment_secrets(env)
+    engine = detect_engine(args.engine)
+    options = ReleaseOptions(
+        revision=rev,
+        output=output,
+        work_dir=work,
+        cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
+        jobs=args.jobs,
+        build_args=tuple(args.build_arg),
+        allow_unavailable_scanners=args.allow_unavailable_scanners,
+        allow_destructive=args.allow_destructive,
+        rollback=not args.no_rollback,
+        poll_interval=args.poll_interval,
+    )
+
+    def say(line: str) -> None:
+        err.print(line, markup=False)
+
+    release = Release(manifest, env, engine, secrets, options=options, say=say)
+    try:
+        record = release.run()
+    except ReleaseStopped as exc:
+        err.print(f"[bold red]{escape(redact(str(exc), *secrets.values()))}[/]")
+        err.print(f"wrote {output}", markup=False)
+        return EXIT_FAILED
+    err.print(f"wrote {output}", markup=False)
+    print(
+        f"released {rev.short} to {env.name}: "
+        + ", ".join(str(i.get("reference", i["name"])) for i in record.images)
+    )
+    return 0
 
 
 def _build_arg(text: str) -> tuple[str, str]:

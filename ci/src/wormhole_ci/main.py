@@ -7,11 +7,13 @@ through `containers.service_spec`, and reports with the native runtime's summary
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import json
 import secrets
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Annotated, TypeAlias, TypeVar
 
@@ -46,6 +48,8 @@ from wormhole_ci.containers import (
     scanner_spec,
     service_spec,
 )
+from wormhole_ci.deploy.coolify import Coolify
+from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
 from wormhole_ci.errors import ImageError, ImmutableTagError, WormholeCiError
 from wormhole_ci.images.identity import Verdict, compare, read_identity
 from wormhole_ci.images.registry import Registry, RemoteImage
@@ -62,9 +66,10 @@ from wormhole_ci.images.spec import (
 from wormhole_ci.images.spec import reference as image_reference
 from wormhole_ci.images.spec import tags as image_tags
 from wormhole_ci.junit import junit_xml
-from wormhole_ci.manifest import Manifest, ServiceKind, load_manifest
+from wormhole_ci.manifest import Environment, Manifest, ServiceKind, load_manifest
 from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import Plan, ServicePlan, build_plan, exec_prefix
+from wormhole_ci.release import STEPS, ReleaseManifest
 from wormhole_ci.results import (
     RunReport,
     Status,
@@ -74,6 +79,7 @@ from wormhole_ci.results import (
     summary,
     tail_of,
 )
+from wormhole_ci.secretref import redact
 from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.model import Status as ScanStatus
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, services_by_path
@@ -408,6 +414,155 @@ class WormholeCi:
             output = (await ctr.stdout()) + (await ctr.stderr())
             raise WormholeCiError(f"migrate failed (exit {code}):\n{tail_of(output, 60)}")
         return ctr.directory(OUT_PATH)
+
+    @function
+    async def deploy(
+        self,
+        *,
+        environment: Annotated[str, Doc("An [environments.NAME] of wormhole-ci.toml")],
+        tag: Annotated[str, Doc("The commit SHA to deploy (its images must be published)")],
+        coolify_token: Annotated[dagger.Secret, Doc("The environment's Coolify API token")],
+        no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
+    ) -> str:
+        """Set each Coolify application's image tag to the short SHA, deploy, wait, verify
+        each /healthz reports the SHA, and roll back on failure. Returns the result (JSON)."""
+        rev = Revision(check_sha(tag))
+        env = await self._planned(lambda m: m.environment(environment))
+        result = await self._deploy_env(env, rev, coolify_token, rollback=not no_rollback)
+        return result.to_json()
+
+    @function
+    async def release(
+        self,
+        *,
+        environment: Annotated[str, Doc("An [environments.NAME] of wormhole-ci.toml")],
+        tag: Annotated[str, Doc("The commit SHA being released (CI: the pushed commit)")],
+        coolify_token: Annotated[dagger.Secret, Doc("The environment's Coolify API token")],
+        database_url: Annotated[
+            dagger.Secret, Doc("The environment's direct PostgreSQL URL (not a pooler)")
+        ],
+        registry_password: Annotated[
+            dagger.Secret | None, Doc("Password/token for the environment's registry")
+        ] = None,
+        registry_username: Annotated[
+            str, Doc("Registry user (default: the environment's registry_username)")
+        ] = "",
+        allow_unavailable_scanners: Annotated[
+            bool, Doc("Do not stop when a scanner could not run (recorded)")
+        ] = False,
+        allow_destructive: Annotated[bool, Doc("Let destructive migrations apply")] = False,
+        no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
+    ) -> dagger.Directory:
+        """check → build → scan → publish → migrate → deploy → verify, stopping at the first
+        red gate. Returns release.json (and the migration's backup); a stop fails the call
+        with the manifest of what happened."""
+        rev = Revision(check_sha(tag))
+        manifest = await self._planned(lambda m: m)
+        env = manifest.environment(environment)
+        user = registry_username or env.registry_username or ""
+        record = ReleaseManifest(
+            sha=rev.sha,
+            environment=env.name,
+            started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        out = dag.directory()
+        steps: list[tuple[str, Callable[[], Awaitable[str]]]] = []
+
+        async def check() -> str:
+            plan = build_plan(manifest)
+            report = await self._execute(plan)
+            if not report.ok:
+                raise WormholeCiError(summary(report, "check"))
+            return f"{len(report.results)} tasks passed"
+
+        images: dict[str, dagger.Container] = {}
+
+        async def build() -> str:
+            args = _image_args(rev, "", manifest.repository, ())
+            for spec in image_specs(manifest):
+                images[spec.service] = await self._image(spec, args, None).sync()
+            return ", ".join(f"{s}:{rev.short}" for s in images)
+
+        async def scan() -> str:
+            await self._scan(frozenset(Family), None, allow_unavailable_scanners, enforce=True)
+            for service, image in images.items():
+                await self.scan_image(
+                    image=image, name=service, allow_unavailable=allow_unavailable_scanners
+                )
+            record.scan = {"passed": True, "allow_unavailable": allow_unavailable_scanners}
+            return f"source and {len(images)} images: passed"
+
+        async def publish() -> str:
+            lines = await self.publish(
+                registry=env.registry,
+                tag=rev.sha,
+                username=user if registry_password is not None else "",
+                password=registry_password,
+            )
+            record.images = [{"reference": line.split(" ")[0]} for line in lines.splitlines()]
+            return lines.replace("\n", ", ")
+
+        async def migrate() -> str:
+            nonlocal out
+            result = await self.migrate(
+                database_url=database_url, tag=rev.sha, allow_destructive=allow_destructive
+            )
+            out = out.with_directory("migrate", result)
+            record.migrations = json.loads(await result.file("migrate.json").contents())
+            return str(record.migrations.get("outcome", "done"))
+
+        async def deploy() -> str:
+            result = await self._deploy_env(env, rev, coolify_token, rollback=not no_rollback)
+            record.deployments = [dataclasses.asdict(s) for s in result.services]
+            return "verified"
+
+        steps = [
+            ("check", check),
+            ("build", build),
+            ("scan", scan),
+            ("publish", publish),
+            ("migrate", migrate),
+            ("deploy", deploy),
+        ]
+        for name, step in steps:
+            entry = record.step(name)
+            started = time.monotonic()
+            try:
+                entry.detail = await step()
+                entry.status = "passed"
+            except (WormholeCiError, dagger.ExecError, dagger.QueryError) as exc:
+                entry.status, entry.detail = "failed", str(exc)
+                record.outcome, record.stopped_at = "stopped", name
+                for later in STEPS[STEPS.index(name) + 1 :]:
+                    record.step(later).status = "skipped"
+                entry.seconds = round(time.monotonic() - started, 2)
+                raise WormholeCiError(
+                    f"release stopped at {name}: {exc}\n--- release.json\n{record.to_json()}"
+                ) from None
+            entry.seconds = round(time.monotonic() - started, 2)
+        record.outcome = "released"
+        return out.with_new_file("release.json", record.to_json() + "\n")
+
+    async def _deploy_env(
+        self, env: Environment, rev: Revision, token: dagger.Secret, *, rollback: bool
+    ) -> DeployResult:
+        """The deploy runs in the module itself: Coolify's API over HTTPS, no container."""
+        plaintext = await token.plaintext()
+        options = DeployOptions(
+            sha=rev.sha,
+            image_tag=rev.short,
+            rollback=rollback,
+            deploy_timeout=env.deploy_timeout,
+            verify_timeout=env.verify_timeout,
+        )
+        lines: list[str] = []
+        coolify = Coolify(env.coolify_url, plaintext)
+        try:
+            return await anyio.to_thread.run_sync(
+                lambda: deploy_environment(env, coolify, options, lines.append)
+            )
+        except DeployFailed as exc:
+            raise WormholeCiError(redact(f"{exc}\n" + "\n".join(lines), plaintext)) from None
 
     def _image(
         self, spec: ImageSpec, args: Sequence[tuple[str, str]], platform: str | None
