@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.images.engine import Engine, EngineUnavailable, docker_engine, ensure_base_images
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.pgtemp import (
@@ -101,3 +102,16 @@ def make_database(pg_server: TempPostgres) -> Iterator[Callable[[], PgDatabase]]
 def database_url(make_database: Callable[[], PgDatabase]) -> PgDatabase:
     """A fresh password-protected database on loopback TCP (`.url`, `.raw` for env:)."""
     return make_database()
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """A Docker engine with the local base images, one per session (image and release tests);
+    skipped, with the reason, without one. (tests/dagger_module has its own `engine`: the
+    stand-in Dagger engine.)"""
+    try:
+        with docker_engine() as found:
+            ensure_base_images(found)
+            yield found
+    except EngineUnavailable as err:
+        pytest.skip(f"no Docker engine: {err}")
