@@ -1,0 +1,696 @@
+"""A Coolify v4 API contract server for the tests: DESIGN.md §5 as it really behaves, on loopback.
+
+`run_coolify()` starts it on 127.0.0.1:<free port> (a ThreadingHTTPServer, never another
+address) and yields a `CoolifyServer`; everything below is that object's state, changed
+between requests by the test.
+
+Endpoints (all JSON, `Authorization: Bearer <token>`):
+
+- `POST /api/v1/deploy` with `uuid=` or `tag=` (comma lists) in the query or a JSON body,
+  `force`. Answers `{"deployments": [{message, resource_uuid, deployment_uuid}]}` by uuid and
+  `{"message": [...], "details": [{resource_uuid, deployment_uuid}]}` by tag; 400 for both or
+  neither; 404 "No resources found." / "No resources found with this tag."; unknown uuids
+  are silently left out when others exist, as Coolify does. `force` is read the PHP way:
+  any non-empty value but "0" is true, so `force=false` forces. Any other method → 405.
+- `GET /api/v1/deployments/{uuid}`: the deployment, `logs` only for a `read:sensitive`
+  token; 404 "Deployment not found.". Each poll shows the next status of its script.
+- `GET /api/v1/deployments/applications/{uuid}?skip&take`: `{"count", "deployments"}`,
+  newest first, statuses not advanced.
+- `GET /api/v1/applications/{uuid}`; `PATCH /api/v1/applications/{uuid}` (only
+  `docker_registry_image_tag`/`_name`, `name`, `description`; others → 422).
+- `POST /api/v1/applications/{uuid}/rollback` (optional `{"commit": tag}`, default: the
+  previously finished tag) → `{"message", "deployment_uuid"}`; 404 "Not found." when
+  `rollback_enabled` is False (a Coolify before 4.3). It does not change the application's
+  configured tag, only what runs.
+- Anything else → 404 `{"message": "Not found."}`.
+
+Knobs (attributes and methods of `CoolifyServer`):
+
+- `add_app(uuid, name, tags=(), image_tag=...)`, `declare_tag(name)` (a tag with no
+  resources: "No resources found for tag X."), `apps[uuid]` (`FakeApp`: `image_tag`,
+  `running`, `history`).
+- `tokens`: token → abilities (`read`, `write`, `deploy`, `read:sensitive`, `root`). A
+  missing/unknown token → 401 "Unauthenticated."; a missing ability → 403
+  "Missing required permissions: <ability>". `api_enabled=False` → 403 "API is disabled.";
+  `ip_allowed=False` → 403 "You are not allowed to access the API.".
+- `script(app_uuid, *statuses, logs=())`: the status sequence of that app's next deployment
+  (one script per deployment, FIFO; default `default_script` = queued → in_progress →
+  finished). The last status sticks. `logs` are lines added to its log when it ends.
+- Duplicate skip: deploying an app whose current tag already has a queued/in-progress
+  deployment (without force) answers "Deployment already queued for this commit." with a
+  fresh deployment_uuid that is never saved (polling it → 404).
+- `queue_limit`: with that many queued/in-progress deployments, deploy answers 429 with
+  `Retry-After: 60`, like Coolify's full deployment queue.
+- `inject(method, path, *Canned)`: canned answers served first, in order, for that exact
+  method and path (no query), e.g. `Canned.too_many(1)`, `Canned.unavailable()`,
+  `Canned(0, drop=True)` (connection closed without an answer).
+- `requests`: every request as `Logged(method, path, query, body, auth)` (`auth`: an
+  Authorization header was sent; its value is never recorded).
+- `on_deploy(app_uuid, tag)`: called when a deployment first shows `finished`, before that
+  answer is sent (the release tests start the real image of that tag there). If it
+  raises, the deployment shows `failed` instead, with the exception in its log.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import string
+import threading
+from collections import deque
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
+
+ALL_ABILITIES = frozenset({"read", "write", "deploy", "read:sensitive"})
+SKIPPED = "Deployment already queued for this commit."
+ACTIVE = ("queued", "in_progress")
+DEFAULT_SCRIPT = ("queued", "in_progress", "finished")
+_PATCHABLE = {"docker_registry_image_tag", "docker_registry_image_name", "name", "description"}
+_ALPHABET = string.ascii_lowercase + string.digits
+
+
+def new_uuid() -> str:
+    """A cuid2-looking id: 24 lowercase letters and digits."""
+    return secrets.choice(string.ascii_lowercase) + "".join(
+        secrets.choice(_ALPHABET) for _ in range(23)
+    )
+
+
+@dataclass(frozen=True)
+class Canned:
+    """An injected answer: JSON `body` (or raw `text`), or a dropped connection."""
+
+    status: int
+    body: object = None
+    headers: Mapping[str, str] = field(default_factory=dict[str, str])
+    text: str | None = None
+    drop: bool = False
+
+    @staticmethod
+    def too_many(retry_after: int | None = 60) -> Canned:
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        return Canned(429, {"message": "Deployment queue is full."}, headers)
+
+    @staticmethod
+    def unavailable(status: int = 503) -> Canned:
+        return Canned(status, text="<html><body><h1>503 Service Unavailable</h1></body></html>")
+
+
+@dataclass(frozen=True)
+class Logged:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: object
+    auth: bool
+
+
+@dataclass
+class FakeApp:
+    id: int
+    uuid: str
+    name: str
+    tags: list[str]
+    image: str
+    image_tag: str
+    """The configured docker_registry_image_tag (what the next deploy runs)."""
+    running: str | None = None
+    """The tag the last finished deployment runs."""
+    history: list[str] = field(default_factory=list[str])
+    """Every finished deployment's tag, oldest first."""
+
+
+@dataclass
+class FakeDeployment:
+    id: int
+    uuid: str
+    app: FakeApp
+    tag: str
+    script: list[str]
+    end_logs: list[str]
+    force: bool = False
+    rollback: bool = False
+    position: int = 0
+    """How many polls have shown a status."""
+    overridden: str | None = None
+    """A status forced by the server (a failed on_deploy hook)."""
+    notified: bool = False
+    log: list[dict[str, object]] = field(default_factory=list[dict[str, object]])
+    created_at: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.overridden is not None:
+            return self.overridden
+        return self.script[min(max(self.position - 1, 0), len(self.script) - 1)]
+
+
+class CoolifyServer:
+    """State and knobs of one contract server; see the module docstring."""
+
+    def __init__(self, tokens: Mapping[str, Iterable[str]]) -> None:
+        self.url = ""
+        self.tokens: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in tokens.items()}
+        self.apps: dict[str, FakeApp] = {}
+        self.deployments: dict[str, FakeDeployment] = {}
+        self.declared_tags: set[str] = set()
+        self.default_script: tuple[str, ...] = DEFAULT_SCRIPT
+        self.scripts: dict[str, deque[tuple[list[str], list[str]]]] = {}
+        self.faults: dict[tuple[str, str], deque[Canned]] = {}
+        self.requests: list[Logged] = []
+        self.rollback_enabled = True
+        self.api_enabled = True
+        self.ip_allowed = True
+        self.queue_limit: int | None = None
+        self.on_deploy: Callable[[str, str], None] | None = None
+        self.lock = threading.RLock()
+        self._ids = 0
+
+    # -- knobs ---------------------------------------------------------------------------
+
+    def add_app(
+        self, uuid: str, name: str, *, tags: Sequence[str] = (), image_tag: str = "latest"
+    ) -> FakeApp:
+        with self.lock:
+            self._ids += 1
+            app = FakeApp(self._ids, uuid, name, list(tags), f"wormhole/{name}", image_tag)
+            self.apps[uuid] = app
+            return app
+
+    def declare_tag(self, name: str) -> None:
+        with self.lock:
+            self.declared_tags.add(name)
+
+    def script(self, app_uuid: str, *statuses: str, logs: Sequence[str] = ()) -> None:
+        with self.lock:
+            self.scripts.setdefault(app_uuid, deque()).append((list(statuses), list(logs)))
+
+    def inject(self, method: str, path: str, *responses: Canned) -> None:
+        with self.lock:
+            self.faults.setdefault((method.upper(), path), deque()).extend(responses)
+
+    def calls(self, method: str | None = None, path: str | None = None) -> list[Logged]:
+        with self.lock:
+            return [
+                r
+                for r in self.requests
+                if (method is None or r.method == method) and (path is None or r.path == path)
+            ]
+
+    def queue(self, app_uuid: str, *, tag: str | None = None, statuses: Sequence[str] = ()) -> str:
+        """A deployment queued outside the client (a push, the UI); its uuid."""
+        with self.lock:
+            app = self.apps[app_uuid]
+            return self._queue(app, tag or app.image_tag, force=False, script=statuses).uuid
+
+    # -- behaviour -----------------------------------------------------------------------
+
+    def _queue(
+        self,
+        app: FakeApp,
+        tag: str,
+        *,
+        force: bool,
+        rollback: bool = False,
+        script: Sequence[str] = (),
+    ) -> FakeDeployment:
+        end_logs: list[str] = []
+        if not script:
+            pending = self.scripts.get(app.uuid)
+            if pending:
+                planned, end_logs = pending.popleft()
+                script = planned
+        self._ids += 1
+        deployment = FakeDeployment(
+            id=self._ids,
+            uuid=new_uuid(),
+            app=app,
+            tag=tag,
+            script=list(script or self.default_script),
+            end_logs=end_logs,
+            force=force,
+            rollback=rollback,
+            created_at=_now(),
+        )
+        deployment.log.append(_entry(f"Deployment {deployment.uuid} queued."))
+        self.deployments[deployment.uuid] = deployment
+        return deployment
+
+    def _active(self) -> list[FakeDeployment]:
+        return [d for d in self.deployments.values() if d.status in ACTIVE]
+
+    def _poll(self, deployment: FakeDeployment) -> bool:
+        """Advance one status; True when it just reached `finished` (the hook is due)."""
+        before = deployment.status if deployment.position else None
+        deployment.position += 1
+        status = deployment.status
+        if status == before:
+            return False
+        app = deployment.app
+        if status == "in_progress":
+            deployment.log.append(_entry(f"docker pull {app.image}:{deployment.tag}", hidden=True))
+            deployment.log.append(_entry(f"Starting deployment of {app.image}:{deployment.tag}."))
+        elif status == "finished":
+            deployment.log.extend(_entry(line) for line in deployment.end_logs)
+            return not deployment.notified
+        elif status == "failed":
+            lines = deployment.end_logs or ["Error: deployment failed."]
+            deployment.log.extend(_entry(line, kind="stderr") for line in lines)
+        elif status == "cancelled-by-user":
+            deployment.log.extend(_entry(line) for line in deployment.end_logs)
+            deployment.log.append(_entry("Deployment cancelled by user.", kind="stderr"))
+        return False
+
+    def _finished(self, deployment: FakeDeployment) -> None:
+        app = deployment.app
+        deployment.notified = True
+        app.running = deployment.tag
+        app.history.append(deployment.tag)
+        deployment.log.append(_entry(f"{app.image}:{deployment.tag} is running."))
+
+    def _row(self, deployment: FakeDeployment, *, sensitive: bool) -> dict[str, object]:
+        row: dict[str, object] = {
+            "id": deployment.id,
+            "deployment_uuid": deployment.uuid,
+            "application_id": deployment.app.id,
+            "application_name": deployment.app.name,
+            "server_id": 0,
+            "server_name": "localhost",
+            "commit": deployment.tag,
+            "status": deployment.status,
+            "force_rebuild": deployment.force,
+            "rollback": deployment.rollback,
+            "is_api": True,
+            "pull_request_id": 0,
+            "created_at": deployment.created_at,
+            "updated_at": _now(),
+        }
+        if sensitive:
+            # Coolify keeps the log as a JSON-encoded list of entries in a text column.
+            row["logs"] = json.dumps(deployment.log)
+        return row
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _entry(output: str, *, hidden: bool = False, kind: str = "stdout") -> dict[str, object]:
+    return {
+        "command": None,
+        "output": output,
+        "type": kind,
+        "timestamp": _now(),
+        "hidden": hidden,
+        "batch": 1,
+    }
+
+
+def _php_true(value: object) -> bool:
+    """PHP's truthiness of a request value: "false" is true, "0" and "" are false."""
+    if isinstance(value, bool):
+        return value
+    if value is None:
+        return False
+    return str(value) not in ("", "0")
+
+
+# -- HTTP ------------------------------------------------------------------------------------
+
+
+class _Answer(Exception):
+    def __init__(self, status: int, body: object, headers: Mapping[str, str] | None = None):
+        super().__init__(status)
+        self.status = status
+        self.body = body
+        self.headers = dict(headers or {})
+
+
+# (status, JSON body, headers, a hook to run before answering), and a route's handler.
+Result = tuple[int, object, dict[str, str], Callable[[], None] | None]
+Route = Callable[[CoolifyServer, list[str], dict[str, str], object, bool], Result]
+
+
+def _handle(
+    server: CoolifyServer,
+    method: str,
+    path: str,
+    query: dict[str, str],
+    body: object,
+    token: str | None,
+) -> Result:
+    """Route, authenticate and answer one request (errors are raised as _Answer)."""
+    parts = path.rstrip("/").split("/")
+    if parts[:3] != ["", "api", "v1"]:
+        raise _Answer(404, {"message": "Not found."})
+    rest = parts[3:]
+    route, ability = _route(server, method, rest)
+    if not server.api_enabled:
+        raise _Answer(403, {"success": True, "message": "API is disabled."})
+    if not server.ip_allowed:
+        raise _Answer(403, {"success": True, "message": "You are not allowed to access the API."})
+    abilities = server.tokens.get(token or "")
+    if abilities is None:
+        raise _Answer(401, {"message": "Unauthenticated."})
+    if "root" not in abilities and ability not in abilities:
+        raise _Answer(403, {"message": f"Missing required permissions: {ability}"})
+    sensitive = "root" in abilities or "read:sensitive" in abilities
+    return route(server, rest, query, body, sensitive)
+
+
+def _route(server: CoolifyServer, method: str, rest: list[str]) -> tuple[Route, str]:
+    """The handler and the ability it needs; 404/405 are decided before authentication."""
+    if rest == ["deploy"]:
+        # Since v4.2 the route is POST-only: Laravel answers other methods before auth.
+        if method != "POST":
+            raise _Answer(
+                405,
+                {
+                    "message": f"The {method} method is not supported for route api/v1/deploy. "
+                    "Supported methods: POST."
+                },
+            )
+        return _deploy, "deploy"
+    if len(rest) == 2 and rest[0] == "deployments" and method == "GET":
+        return _get_deployment, "read"
+    if len(rest) == 3 and rest[:2] == ["deployments", "applications"] and method == "GET":
+        return _app_deployments, "read"
+    if len(rest) == 2 and rest[0] == "applications":
+        if method == "GET":
+            return _get_app, "read"
+        if method == "PATCH":
+            return _patch_app, "write"
+        raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
+    if len(rest) == 3 and rest[0] == "applications" and rest[2] == "rollback":
+        if not server.rollback_enabled:
+            raise _Answer(404, {"message": "Not found."})
+        if method != "POST":
+            raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
+        return _rollback, "deploy"
+    raise _Answer(404, {"message": "Not found."})
+
+
+def _deploy(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    # Laravel's input(): the JSON body's values over the query's.
+    fields: dict[str, object] = dict(query)
+    if isinstance(body, dict):
+        fields.update({str(k): v for k, v in body.items()})
+    uuids = str(fields.get("uuid") or "")
+    tags = str(fields.get("tag") or "")
+    force = _php_true(fields.get("force"))
+    if uuids and tags:
+        raise _Answer(400, {"message": "You can only use uuid or tag, not both."})
+    if not uuids and not tags:
+        raise _Answer(400, {"message": "You must provide uuid or tag."})
+    with server.lock:
+        if tags:
+            return _deploy_tags(server, [t for t in tags.split(",") if t], force)
+        wanted = [u for u in uuids.split(",") if u]
+        if not wanted:
+            raise _Answer(400, {"message": "No UUIDs provided."})
+        deployments: list[dict[str, object]] = []
+        for uuid in wanted:
+            app = server.apps.get(uuid)
+            if app is None:
+                continue  # Coolify skips resources it cannot find
+            message, deployment_uuid = _deploy_one(server, app, force)
+            deployments.append(
+                {"message": message, "resource_uuid": uuid, "deployment_uuid": deployment_uuid}
+            )
+        if not deployments:
+            raise _Answer(404, {"message": "No resources found."})
+        return 200, {"deployments": deployments}, {}, None
+
+
+def _deploy_tags(server: CoolifyServer, tags: list[str], force: bool) -> Result:
+    if not tags:
+        raise _Answer(400, {"message": "No TAGs provided."})
+    messages: list[str] = []
+    details: list[dict[str, str]] = []
+    for tag in tags:
+        apps = [a for a in server.apps.values() if tag in a.tags]
+        if not apps:
+            if tag in server.declared_tags:
+                messages.append(f"No resources found for tag {tag}.")
+            continue  # an unknown tag is silently skipped, as in Coolify
+        for app in apps:
+            message, deployment_uuid = _deploy_one(server, app, force)
+            details.append({"resource_uuid": app.uuid, "deployment_uuid": deployment_uuid})
+            messages.append(message)
+    if not messages:
+        raise _Answer(404, {"message": "No resources found with this tag."})
+    payload: dict[str, object] = {"message": messages}
+    if details:
+        payload["details"] = details
+    return 200, payload, {}, None
+
+
+def _deploy_one(server: CoolifyServer, app: FakeApp, force: bool) -> tuple[str, str]:
+    if server.queue_limit is not None and len(server._active()) >= server.queue_limit:
+        raise _Answer(
+            429,
+            {"message": "Deployment queue is full. Please try again later."},
+            {"Retry-After": "60"},
+        )
+    if not force:
+        for existing in server.deployments.values():
+            if existing.app is app and existing.tag == app.image_tag and existing.status in ACTIVE:
+                # The trap: a fresh uuid that is never saved.
+                return SKIPPED, new_uuid()
+    deployment = server._queue(app, app.image_tag, force=force)
+    return f"Application {app.name} deployment queued.", deployment.uuid
+
+
+def _get_deployment(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        deployment = server.deployments.get(rest[1])
+        if deployment is None:
+            raise _Answer(404, {"message": "Deployment not found."})
+        due = server._poll(deployment)
+        if not due:
+            return 200, server._row(deployment, sensitive=sensitive), {}, None
+
+    def finish() -> None:
+        hook = server.on_deploy
+        try:
+            if hook is not None:
+                hook(deployment.app.uuid, deployment.tag)
+        except Exception as exc:  # the hook's failure is the deployment's failure
+            with server.lock:
+                deployment.overridden = "failed"
+                deployment.notified = True
+                deployment.log.append(_entry(f"Error: {exc}", kind="stderr"))
+            return
+        with server.lock:
+            server._finished(deployment)
+
+    return 200, deployment, {}, finish
+
+
+def _app_deployments(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[2])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found"})
+        try:
+            skip = int(query.get("skip", "0"))
+            take = int(query.get("take", "10"))
+        except ValueError:
+            raise _Answer(422, {"message": "The skip field must be an integer."}) from None
+        mine = sorted((d for d in server.deployments.values() if d.app is app), key=lambda d: -d.id)
+        rows = [server._row(d, sensitive=sensitive) for d in mine[skip : skip + take]]
+        return 200, {"count": len(mine), "deployments": rows}, {}, None
+
+
+def _get_app(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found."})
+        return 200, _app_json(app), {}, None
+
+
+def _patch_app(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found."})
+        if not isinstance(body, dict) or not body:
+            raise _Answer(400, {"message": "Invalid request."})
+        fields = {str(k): v for k, v in body.items()}
+        errors = {k: ["This field is not allowed."] for k in fields if k not in _PATCHABLE}
+        errors.update(
+            {
+                k: [f"The {k} field must be a string."]
+                for k, v in fields.items()
+                if k in _PATCHABLE and not isinstance(v, str)
+            }
+        )
+        if errors:
+            raise _Answer(422, {"message": "Validation failed.", "errors": errors})
+        tag = fields.get("docker_registry_image_tag")
+        if isinstance(tag, str):
+            app.image_tag = tag
+        image = fields.get("docker_registry_image_name")
+        if isinstance(image, str):
+            app.image = image
+        name = fields.get("name")
+        if isinstance(name, str):
+            app.name = name
+        return 200, {"uuid": app.uuid}, {}, None
+
+
+def _rollback(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found."})
+        target = body.get("commit") if isinstance(body, dict) else None
+        if target is None:
+            previous = [t for t in app.history if t != app.running]
+            if not previous:
+                raise _Answer(400, {"message": "No previous deployment to roll back to."})
+            target = previous[-1]
+        deployment = server._queue(app, str(target), force=False, rollback=True)
+        return (
+            200,
+            {"message": "Rollback deployment queued.", "deployment_uuid": deployment.uuid},
+            {},
+            None,
+        )
+
+
+def _app_json(app: FakeApp) -> dict[str, object]:
+    return {
+        "id": app.id,
+        "uuid": app.uuid,
+        "name": app.name,
+        "build_pack": "dockerimage",
+        "docker_registry_image_name": app.image,
+        "docker_registry_image_tag": app.image_tag,
+        "status": "running:healthy" if app.running else "exited:unhealthy",
+        "tags": [{"name": t} for t in app.tags],
+    }
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "coolify-contract"
+    state: CoolifyServer
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def do_PATCH(self) -> None:
+        self._serve()
+
+    def do_PUT(self) -> None:
+        self._serve()
+
+    def do_DELETE(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        state = self.state
+        split = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        body: object = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode(errors="replace")
+        header = self.headers.get("Authorization") or ""
+        scheme, _, token = header.partition(" ")
+        with state.lock:
+            state.requests.append(Logged(self.command, split.path, query, body, auth=bool(header)))
+            pending = state.faults.get((self.command, split.path))
+            canned = pending.popleft() if pending else None
+        if canned is not None:
+            self._canned(canned)
+            return
+        bearer = token.strip() if scheme.lower() == "bearer" else None
+        try:
+            status, payload, headers, hook = _handle(
+                state, self.command, split.path, query, body, bearer
+            )
+        except _Answer as answer:
+            self._send(answer.status, answer.body, answer.headers)
+            return
+        if hook is not None:
+            hook()
+            assert isinstance(payload, FakeDeployment)
+            with state.lock:
+                sensitive = bearer is not None and bool(
+                    state.tokens.get(bearer, frozenset()) & {"read:sensitive", "root"}
+                )
+                payload = state._row(payload, sensitive=sensitive)
+        self._send(status, payload, headers)
+
+    def _canned(self, canned: Canned) -> None:
+        if canned.drop:
+            self.close_connection = True
+            return
+        if canned.text is not None:
+            data = canned.text.encode()
+            self.send_response(canned.status)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(data)))
+            for key, value in canned.headers.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(data)
+            return
+        self._send(canned.status, canned.body if canned.body is not None else {}, canned.headers)
+
+    def _send(self, status: int, payload: object, headers: Mapping[str, str]) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        return  # keep pytest's output clean
+
+
+@contextmanager
+def run_coolify(tokens: Mapping[str, Iterable[str]]) -> Generator[CoolifyServer]:
+    """A contract server on 127.0.0.1:<free port>, stopped on exit."""
+    state = CoolifyServer(tokens)
+    handler = type("Handler", (_Handler,), {"state": state})
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    state.url = f"http://127.0.0.1:{int(httpd.server_address[1])}"
+    # A short poll so that shutdown() returns at once instead of after the default 0.5 s.
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=10)
