@@ -235,7 +235,7 @@ class _Rollout:
             if not entry.application or entry.previous_tag is None:
                 continue
             try:
-                deployment = self.coolify.rollback(entry.application)
+                deployment = self.coolify.rollback(entry.application, to=entry.previous_tag)
                 how = "Coolify rollback"
                 if deployment is None:  # no rollback endpoint: the previous tag, deployed again
                     self.coolify.set_image_tag(entry.application, entry.previous_tag)
