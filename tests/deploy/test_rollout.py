@@ -13,7 +13,7 @@ import pytest
 
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from wormhole_ci.deploy.coolify import Coolify
-from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
+from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
 from wormhole_ci.errors import CoolifyError
 from wormhole_ci.manifest import DeployTarget, Environment
 
