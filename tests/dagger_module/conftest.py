@@ -12,8 +12,12 @@ import pytest
 
 from tests.conftest import SHARED
 from tests.dagger_module.fake_engine import FakeEngine
+from tests.images.registry_server import RegistryServer, RegistryUnavailable, run_registry
 
 SCHEMA = SHARED / "reference" / "dagger-v0.21-schema.graphqls"
+# The loopback registry's user (publish tests); the password is what the tests pass as a Secret.
+USER = "ci-bot"
+PASSWORD = "pa55-w0rd-for-the-test-registry"
 T = TypeVar("T")
 
 
@@ -56,3 +60,14 @@ def call(fn: Callable[[], Awaitable[T]]) -> T:
             await dagger.close()
 
     return anyio.run(main)
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    try:
+        with run_registry(
+            tmp_path_factory.mktemp("dagger-registry"), users={USER: PASSWORD}
+        ) as server:
+            yield server
+    except RegistryUnavailable as err:
+        pytest.skip(str(err))

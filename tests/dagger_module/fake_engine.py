@@ -77,6 +77,8 @@ class FakeEngine:
     requests: int = 0
     file_writer: Callable[[tuple[Step, ...], Path], None] | None = None
     """Writes the content of an exported File (e.g. an OCI archive) given its chain."""
+    file_contents: Callable[[tuple[Step, ...]], str] | None = None
+    """Answers `File.contents` given the File's chain (default: empty)."""
 
     def __post_init__(self) -> None:
         self.schema = graphql.build_schema(self.schema_path.read_text())
@@ -92,6 +94,7 @@ class FakeEngine:
         self.leaves.clear()
         self.exec_rules.clear()
         self.file_writer = None
+        self.file_contents = None
 
     # -- serving -------------------------------------------------------------------
     def start(self) -> int:
@@ -177,6 +180,9 @@ class FakeEngine:
                 raise graphql.GraphQLError("fake engine: no file_writer set for File.export")
             self.file_writer(parent.chain, Path(args["path"]))
             return args["path"]
+        if parent.typename == "File" and name == "contents":
+            self._check_execs(parent.chain)
+            return self.file_contents(parent.chain) if self.file_contents else ""
         if parent.typename == "Container" and name == "publish":
             digest = hashlib.sha256(encode_id("Container", parent.chain).encode()).hexdigest()
             return f"{args['address']}@sha256:{digest}"

@@ -3,41 +3,25 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from dagger import dag
 
-from tests.dagger_module.conftest import call
+from tests.dagger_module.conftest import PASSWORD, USER, call
 from tests.dagger_module.fake_engine import FakeEngine, Step, decode_id, readable
 from tests.images.registry_server import (
     Platform,
     RegistryServer,
-    RegistryUnavailable,
     make_image,
     push_image,
-    run_registry,
 )
 from tests.images.test_identity import oci_layout, write_tar
 from wormhole_ci.errors import ImageError, ImmutableTagError, RegistryError
 from wormhole_ci.main import WormholeCi
 
 SHA = "4f3c2b1a0918273645546372819a0b1c2d3e4f50"
-USER = "ci-bot"
-PASSWORD = "pa55-w0rd-for-the-test-registry"
-
-
-@pytest.fixture(scope="module")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    try:
-        with run_registry(
-            tmp_path_factory.mktemp("dagger-registry"), users={USER: PASSWORD}
-        ) as server:
-            yield server
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
 
 
 def builds_in(chain: tuple[Step, ...]) -> list[dict[str, Any]]:

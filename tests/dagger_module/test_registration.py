@@ -27,6 +27,9 @@ EXPECTED_FUNCTIONS = {
     "build_all",
     "publish",
     "migrate",
+    "check_report",
+    "deploy",
+    "release",
 }
 
 
@@ -175,3 +178,11 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
     ]
     assert [s for s, _ in fns["migrate"]["returns"]] == ["typeDef", "withObject"]
     assert not fns["migrate"]["check"]
+    release = fns["release"]["args"]
+    for secret in ("coolify_token", "database_url"):
+        assert release[secret]["optional"] is False
+        assert [a["name"] for s, a in release[secret]["type"] if s == "withObject"] == ["Secret"]
+    assert release["registry_password"]["optional"] is True
+    assert {"environment", "tag", "allow_unavailable_scanners", "no_rollback"} <= set(release)
+    assert set(fns["deploy"]["args"]) == {"environment", "tag", "coolify_token", "no_rollback"}
+    assert fns["check_report"]["args"] == {}

@@ -3,15 +3,12 @@ loopback: tag then deploy, verify the SHA, roll back and report, refuse when bus
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
+from tests.deploy.healthz import Health, run_health
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
 from wormhole_ci.errors import CoolifyError
@@ -23,43 +20,10 @@ PREVIOUS = "0123456789abcdef0123456789abcdef01234567"
 SERVICES = ("api", "web", "runner")
 
 
-@dataclass
-class Health:
-    """/healthz servers on loopback whose reported version the test (or a deploy) sets."""
-
-    versions: dict[str, str] = field(default_factory=dict[str, str])
-    ports: dict[str, int] = field(default_factory=dict[str, int])
-    hits: int = 0
-
-
 @pytest.fixture
 def health() -> Iterator[Health]:
-    state = Health()
-    servers: list[ThreadingHTTPServer] = []
-    for service in SERVICES:
-
-        class Handler(BaseHTTPRequestHandler):
-            name = service
-
-            def do_GET(self) -> None:
-                state.hits += 1
-                body = json.dumps({"status": "ok", "version": state.versions.get(self.name, "dev")})
-                self.send_response(200 if self.path == "/healthz" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.end_headers()
-                self.wfile.write(body.encode())
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        state.ports[service] = int(server.server_address[1])
-        threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True).start()
-        servers.append(server)
-    yield state
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with run_health(SERVICES) as state:
+        yield state
 
 
 @pytest.fixture

@@ -457,8 +457,10 @@ class WormholeCi:
         red gate. Returns release.json (and the migration's backup); a stop fails the call
         with the manifest of what happened."""
         rev = Revision(check_sha(tag))
-        manifest = await self._planned(lambda m: m)
-        env = manifest.environment(environment)
+        # The planner's inputs live in a temporary export: plan everything up front.
+        manifest, plan, specs, env = await self._planned(
+            lambda m: (m, build_plan(m), image_specs(m), m.environment(environment))
+        )
         user = registry_username or env.registry_username or ""
         record = ReleaseManifest(
             sha=rev.sha,
@@ -469,7 +471,6 @@ class WormholeCi:
         steps: list[tuple[str, Callable[[], Awaitable[str]]]] = []
 
         async def check() -> str:
-            plan = build_plan(manifest)
             report = await self._execute(plan)
             if not report.ok:
                 raise WormholeCiError(summary(report, "check"))
@@ -479,7 +480,7 @@ class WormholeCi:
 
         async def build() -> str:
             args = _image_args(rev, "", manifest.repository, ())
-            for spec in image_specs(manifest):
+            for spec in specs:
                 images[spec.service] = await self._image(spec, args, None).sync()
             return ", ".join(f"{s}:{rev.short}" for s in images)
 
