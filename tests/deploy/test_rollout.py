@@ -118,6 +118,8 @@ def test_wrong_sha_at_verify_rolls_back_and_reports(coolify: CoolifyServer, heal
     assert [r.body for r in coolify.calls("POST", "/api/v1/applications/app-web/rollback")] == [
         {"commit": PREVIOUS[:7]}
     ]
+    # the configured tag is back too, so a later restart does not bring the failed image back
+    assert all(coolify.apps[f"app-{s}"].image_tag == PREVIOUS[:7] for s in SERVICES)
     assert TOKEN not in message and all(TOKEN not in line for line in said)
 
 
@@ -151,6 +153,9 @@ def test_a_failed_deployment_stops_with_its_logs_and_rolls_back(
     message = str(info.value)
     assert "failed" in message and "pull access denied for wormhole-runner" in message
     assert "rolled back runner" in message
+    # the other deployments were waited for before rolling back (else they would win)
+    for service in ("api", "web"):
+        assert coolify.apps[f"app-{service}"].history == [SHA[:7], PREVIOUS[:7]]
 
 
 def test_no_rollback_leaves_it_and_says_so(coolify: CoolifyServer, health: Health) -> None:

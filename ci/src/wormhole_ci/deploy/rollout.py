@@ -165,15 +165,27 @@ class _Rollout:
                     f"{self.options.image_tag}"
                 )
         deployments = self._trigger()
+        # Wait for every deployment, even after one failed: a rollback started while another
+        # deployment is still running would be overtaken by it.
+        failures: list[str] = []
         for entry in self.result.services:
             deployment = deployments.get(entry.application or entry.coolify_tag or "")
             if deployment is None:
-                raise CoolifyError(f"{entry.service}: Coolify started no deployment for it")
+                failures.append(f"{entry.service}: Coolify started no deployment for it")
+                entry.status = "failed"
+                continue
             entry.deployment = deployment.deployment_uuid
-            status = self.coolify.wait(deployment, timeout=self.options.deploy_timeout)
+            try:
+                status = self.coolify.wait(deployment, timeout=self.options.deploy_timeout)
+            except CoolifyError as exc:
+                failures.append(f"{entry.service}: {exc}")
+                entry.status, entry.detail = "failed", str(exc)
+                continue
             entry.deployment = status.deployment_uuid
             entry.status = "deployed"
             self.say(f"{entry.service}: deployment {status.deployment_uuid} {status.status}")
+        if failures:
+            raise CoolifyError("\n".join(failures))
         self._verify()
 
     def _trigger(self) -> dict[str, Deployment]:
@@ -235,10 +247,12 @@ class _Rollout:
             if not entry.application or entry.previous_tag is None:
                 continue
             try:
+                # The configured tag first: Coolify's rollback changes only what runs, and a
+                # later restart or redeploy must not bring the failed image back.
+                self.coolify.set_image_tag(entry.application, entry.previous_tag)
                 deployment = self.coolify.rollback(entry.application, to=entry.previous_tag)
                 how = "Coolify rollback"
                 if deployment is None:  # no rollback endpoint: the previous tag, deployed again
-                    self.coolify.set_image_tag(entry.application, entry.previous_tag)
                     (deployment,) = self.coolify.deploy(uuids=[entry.application])
                     how = f"image tag {entry.previous_tag} redeployed"
                 status = self.coolify.wait(deployment, timeout=self.options.deploy_timeout)
