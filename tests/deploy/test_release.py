@@ -202,6 +202,7 @@ def healthz(stage: Stage, service: str) -> str:
 
 def test_1_dry_run_touches_nothing(stage: Stage) -> None:
     requests_before = len(stage.coolify.requests)
+    registry_before = stage.registry.requests_seen()
     done, _ = stage.release("--dry-run")
     assert done.returncode == 0, done.stderr
     sha = git(stage.repo, "rev-parse", "HEAD")
@@ -211,6 +212,7 @@ def test_1_dry_run_touches_nothing(stage: Stage) -> None:
     assert f"on 127.0.0.1:{stage.database.url.port}/{stage.database.url.dbname}" in out
     assert "api -> application app-api" in out and stage.coolify.url in out
     assert len(stage.coolify.requests) == requests_before  # not even a read
+    assert stage.registry.requests_seen() == registry_before
     assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, False)
     assert stage.applied() == []
     assert not (stage.repo.parent / "work").exists()

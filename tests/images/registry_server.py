@@ -60,6 +60,16 @@ class RegistryServer:
     address: str
     username: str | None = None
     password: str | None = None
+    log: Path | None = None
+    """The registry's log, with one access-log line per HTTP request."""
+
+    def requests_seen(self) -> int:
+        """How many HTTP requests the registry has answered (from its access log)."""
+        if self.log is None or not self.log.exists():
+            return 0
+        methods = ("GET", "HEAD", "PUT", "POST", "PATCH")
+        lines = self.log.read_text(errors="replace").splitlines()
+        return sum(any(f' "{m} /v2' in line for m in methods) for line in lines)
 
     @property
     def url(self) -> str:
@@ -119,7 +129,8 @@ def run_registry(
         port = free_port()
         config = {
             "version": 0.1,
-            "log": {"level": "error", "accesslog": {"disabled": True}},
+            # the access log lets tests count requests (e.g. none during a dry run)
+            "log": {"level": "error", "accesslog": {"disabled": False}},
             "storage": {
                 "filesystem": {"rootdirectory": str(workdir / "data")},
                 "delete": {"enabled": True},
@@ -141,7 +152,7 @@ def run_registry(
             )
         try:
             if _wait_ready(process, f"http://127.0.0.1:{port}"):
-                yield RegistryServer(f"127.0.0.1:{port}", first[0], first[1])
+                yield RegistryServer(f"127.0.0.1:{port}", first[0], first[1], log_path)
                 return
             failure = log_path.read_text(errors="replace")[-2000:]
         finally:
