@@ -104,3 +104,29 @@ def test_environments_never_share_a_database_or_an_application(tmp_path: Path) -
         ManifestError, match=r"secrets\.database_url = 'STAGING_DB' is also staging's"
     ):
         load_manifest(tmp_path)
+
+
+def test_release_secrets_come_from_the_named_variables(example: Path) -> None:
+    from wormhole_ci.errors import MigrateError, WormholeCiError
+    from wormhole_ci.release import environment_secrets
+
+    env = load_manifest(example).environment("staging")
+    with pytest.raises(WormholeCiError) as info:
+        environment_secrets(env, {"COOLIFY_TOKEN": "t0ken-value"})
+    assert (
+        "missing secrets: database_url ($STAGING_DATABASE_URL), registry_password ($REGISTRY_PASSWORD)"
+        in str(info.value)
+    )
+    assert "t0ken-value" not in str(info.value)
+    values = {
+        "COOLIFY_TOKEN": "t",
+        "REGISTRY_PASSWORD": "p",
+        "STAGING_DATABASE_URL": "mysql://u:secretpw@h/db",
+    }
+    with pytest.raises(MigrateError) as bad:
+        environment_secrets(env, values)
+    assert "secretpw" not in str(bad.value)
+    values["STAGING_DATABASE_URL"] = "postgresql://u:secretpw@db.internal:5432/wormhole"
+    secrets = environment_secrets(env, values)
+    assert secrets.database_url.source == "env:STAGING_DATABASE_URL"
+    assert "secretpw" in secrets.values() and "secretpw" not in repr(secrets)

@@ -122,6 +122,7 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
         var = env.secrets[role]
         return Secret(f"env:{var}", source[var])
 
+    DatabaseUrl.parse(source[env.secrets["database_url"]])  # a malformed URL fails here, unprinted
     return ReleaseSecrets(
         coolify_token=secret("coolify_token"),
         database_url=secret("database_url"),
