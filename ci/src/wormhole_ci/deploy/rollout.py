@@ -11,6 +11,7 @@ import httpx
 
 from wormhole_ci.deploy.coolify import Coolify, Deployment
 from wormhole_ci.errors import CoolifyError, WormholeCiError
+from wormhole_ci.jsonish import as_dict
 from wormhole_ci.manifest import Environment
 
 Say = Callable[[str], None]
@@ -69,16 +70,20 @@ def reported_version(url: str, client: httpx.Client) -> str | None:
         body = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
-    if isinstance(body, dict):
-        for key in ("version", "sha", "build_sha"):
-            value = body.get(key)  # type: ignore[union-attr]
-            if isinstance(value, str):
-                return value
+    fields = as_dict(body) or {}
+    for key in ("version", "sha", "build_sha"):
+        value = fields.get(key)
+        if isinstance(value, str):
+            return value
     return None
 
 
 def _matches(reported: str | None, sha: str) -> bool:
-    return bool(reported) and (sha.startswith(reported or "") or (reported or "").startswith(sha))
+    """The reported version names this commit: the full SHA or an abbreviation of at least
+    7 characters of it (a `dev` or an empty answer never matches)."""
+    if reported is None or len(reported) < 7 or len(sha) < 7:
+        return False
+    return sha.startswith(reported) or reported.startswith(sha)
 
 
 def deploy_environment(
