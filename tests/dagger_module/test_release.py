@@ -1,5 +1,8 @@
-"""Offline `deploy` and `release` in the Dagger layer: the stand-in engine for the containers,
-a real loopback registry, the Coolify contract server and loopback /healthz servers."""
+"""Offline `deploy` and `release` in the Dagger layer.
+
+The stand-in engine runs the containers; a real loopback registry, the Coolify contract
+server and loopback /healthz servers answer the rest.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,11 @@
-"""`wormhole-ci release` end to end against real local parts: the example monorepo in git, the
-real tools, a Docker engine building the real images, a registry and PostgreSQL on loopback,
-the Coolify contract server whose deployments start those images, and their real /healthz.
+"""`wormhole-ci release` end to end against real local parts, then each gate made to fail.
 
-A successful release first; then each gate is made to fail in turn, proving nothing after it
-happened (no push, no migration, no Coolify call) and that the manifest says where it stopped."""
+The example monorepo in git, the real tools, a Docker engine building the real images, a
+registry and PostgreSQL on loopback, and the Coolify contract server whose deployments start
+those images behind their real /healthz. A successful release first; then each gate fails in
+turn, proving nothing after it happened (no push, no migration, no Coolify call) and that the
+manifest says where it stopped.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""`deploy_environment` against the Coolify contract server and real /healthz endpoints on
-loopback: tag then deploy, verify the SHA, roll back and report, refuse when busy."""
+"""`deploy_environment` against the Coolify contract server and loopback /healthz endpoints.
+
+Tag then deploy, verify the SHA, roll back and report, refuse when busy.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Real builds of the example's images: each runs as non-root, turns healthy and reports its SHA;
-a one-file source change reuses the dependency layers."""
+"""Real builds of the example's images: non-root, healthy, reporting their SHA; cheap rebuilds.
+
+Each image runs as non-root, turns healthy and reports its SHA; a one-file source change
+reuses the dependency layers.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""`wormhole-ci migrate` and `restore` for real: the example's Prisma, squawk, a password-protected
-PostgreSQL on loopback; concurrency, gates, backups, failures, and no secret in any output."""
+"""`wormhole-ci migrate` and `restore` for real, on a password-protected loopback PostgreSQL.
+
+The example's Prisma and real squawk: concurrency, gates, backups, failures, and no secret
+in any output.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""`release`: check → build → scan → publish → migrate → deploy (+ verify), stopping at the
-first red gate, with a release manifest written after every step."""
+"""`release`: the ordered gates check → build → scan → publish → migrate → deploy (+verify).
+
+It stops at the first red gate and writes the release manifest after every step.
+"""
 
 from __future__ import annotations
 
