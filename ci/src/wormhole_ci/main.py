@@ -468,7 +468,6 @@ class WormholeCi:
             started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         out = dag.directory()
-        steps: list[tuple[str, Callable[[], Awaitable[str]]]] = []
 
         async def check() -> str:
             report = await self._execute(plan)
@@ -517,7 +516,7 @@ class WormholeCi:
             record.deployments = [dataclasses.asdict(s) for s in result.services]
             return "verified"
 
-        steps = [
+        steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
             ("check", check),
             ("build", build),
             ("scan", scan),

@@ -188,10 +188,12 @@ class Release:
             started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )
         self.specs = image_specs(manifest)
+        # every secret value, once: redaction runs on each line said, not a URL parse each time
+        self._hidden = secrets.values()
         self.built: list[BuiltImage] = []
 
     def say(self, line: str) -> None:
-        self._say(redact(line, *self.secrets.values()))
+        self._say(redact(line, *self._hidden))
 
     def run(self) -> ReleaseManifest:
         steps: dict[str, Callable[[], str]] = {
@@ -218,7 +220,7 @@ class Release:
                 record.status = "passed"
             except WormholeCiError as exc:
                 record.status = "failed"
-                record.detail = redact(str(exc), *self.secrets.values())
+                record.detail = redact(str(exc), *self._hidden)
                 self.record.outcome = "stopped"
                 self.record.stopped_at = name
                 for later in STEPS[STEPS.index(name) + 1 :]:
@@ -234,7 +236,7 @@ class Release:
     def _write(self) -> None:
         self.options.output.parent.mkdir(parents=True, exist_ok=True)
         self.options.output.write_text(
-            redact(self.record.to_json(), *self.secrets.values()) + "\n", encoding="utf-8"
+            redact(self.record.to_json(), *self._hidden) + "\n", encoding="utf-8"
         )
 
     # -- steps -------------------------------------------------------------------------------
