@@ -32,7 +32,7 @@ check: setup
 # The image tests' Docker engine and base-image tools, from Debian (no image registry is
 # reachable, so base images are made with debootstrap). Only as root with apt-get; a quick
 # dpkg query when they are already there. Elsewhere the tests skip with the reason.
-ENGINE_PACKAGES := docker.io docker-registry debootstrap
+ENGINE_PACKAGES := docker.io docker-registry debootstrap buildah
 engine-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=$$(for p in $(ENGINE_PACKAGES); do \

@@ -2,9 +2,12 @@
 
 For each service image of the example (on a committed copy, with the local base images the
 test harness makes — see tests/images/engine.py):
-  cold         `build --no-cache`: every layer rebuilt (dependencies installed from the registry)
+  cold         `build --no-cache` after the engine's build cache (cache mounts included) is
+               pruned: every layer rebuilt, dependencies installed from the registry
   warm         the same build again: every layer from the engine's layer cache
   warm, 1 file one source file of the service changed: only the layers after the source copy
+web is measured twice: a server file (Nuxt's build cache keeps the Vue bundles, only Nitro
+rebuilds) and a page (Vue client, Vue server and Nitro bundles all rebuilt).
 Prints a table with the times, the ratio warm-1-file / cold (target <= 0.3), the final
 image size, its base image's size and what the Dockerfile adds on top.
 Run from the repository root: `make bench`, or `PYTHONPATH=. .venv/bin/python bench/images.py`.
@@ -24,6 +27,7 @@ from pathlib import Path
 
 from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine, docker_engine, ensure_base_images
 from tests.images.service_images import SERVICES
+from wormhole_ci.images.engine import DOCKER_CLIENT_VARIABLE
 from wormhole_ci.paths import GENERATED_DIRS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,9 +36,14 @@ TARGET = 0.3
 BASES = ("--build-arg", f"NODE_IMAGE={NODE_BASE}", "--build-arg", f"PYTHON_IMAGE={PYTHON_BASE}")
 
 
+# Further one-file rebuilds measured after the service's own source file.
+MORE_FILES = {"web": ("pages/index.vue",)}
+
+
 @dataclass(frozen=True)
 class Row:
     service: str
+    changed: str
     cold: float
     warm: float
     one_file: float
@@ -91,26 +100,61 @@ def build(engine: Engine, repo: Path, service: str, *extra: str) -> tuple[float,
     return seconds, done.stdout.split("\t")[1]
 
 
-def size(engine: Engine, image: str) -> int:
+def image_size(engine: Engine, image: str) -> int:
     return int(engine.docker("image", "inspect", "--format", "{{.Size}}", image).stdout)
 
 
-def measure(engine: Engine, repo: Path, service: str) -> Row:
+def describe_engine(engine: Engine) -> str:
+    """The engine `wormhole-ci build` picks in this environment."""
+    probe = "from wormhole_ci.images.engine import detect_engine; print(detect_engine().describe())"
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=engine.env(),
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return done.stdout.strip()
+
+
+def prune_build_cache(engine: Engine) -> None:
+    """Empty the engine's build cache, cache mounts included (BuildKit keeps those across
+    `--no-cache` builds), so that the cold build starts from nothing but the base images."""
+    env = engine.env()
+    client = env.get(DOCKER_CLIENT_VARIABLE, "docker")
+    subprocess.run(
+        [client, "builder", "prune", "--all", "--force"],
+        env={**env, "DOCKER_BUILDKIT": "1"},
+        capture_output=True,
+        check=True,
+        timeout=600,
+    )
+
+
+def change_one_file(engine: Engine, repo: Path, service: str, relative: str) -> float:
+    """Seconds for a rebuild after appending a comment line to one source file (then reverted)."""
+    source = repo / service / relative
+    comment = {".py": "# {}", ".vue": "<!-- {} -->"}.get(source.suffix, "// {}")
+    source.write_text(source.read_text() + "\n" + comment.format("bench: one changed line") + "\n")
+    try:
+        seconds, _ = build(engine, repo, service)  # same commit, dirty tree: build allows it
+    finally:
+        git(repo, "checkout", "--", ".")
+    return seconds
+
+
+def measure(engine: Engine, repo: Path, service: str) -> list[Row]:
+    prune_build_cache(engine)
     cold, image = build(engine, repo, service, "--no-cache")
     warm, _ = build(engine, repo, service)
-    source = repo / service / SERVICES[service].source_file
-    comment = "#" if source.suffix == ".py" else "//"
-    source.write_text(source.read_text() + f"\n{comment} bench: one changed line\n")
-    one_file, _ = build(engine, repo, service)  # same commit, dirty tree: build allows it
-    git(repo, "checkout", "--", ".")
-    return Row(
-        service,
-        cold,
-        warm,
-        one_file,
-        size(engine, image),
-        size(engine, SERVICES[service].base_image),
-    )
+    size = image_size(engine, image)
+    base = image_size(engine, SERVICES[service].base_image)
+    files = (SERVICES[service].source_file, *MORE_FILES.get(service, ()))
+    return [
+        Row(service, name, cold, warm, change_one_file(engine, repo, service, name), size, base)
+        for name in files
+    ]
 
 
 def main() -> int:
@@ -128,14 +172,15 @@ def main() -> int:
         git(repo, "init", "-q")
         git(repo, "add", ".")
         git(repo, "commit", "-qm", "bench")
-        rows = [measure(engine, repo, s) for s in services]
+        print(f"engine: {describe_engine(engine)}", flush=True)
+        rows = [row for s in services for row in measure(engine, repo, s)]
     mb = 1_000_000
     print(
-        f"{'service':<8} {'cold s':>7} {'warm s':>7} {'1 file s':>8} {'1file/cold':>10} {'image MB':>9} {'base MB':>8} {'added MB':>9}"
+        f"{'service':<8} {'changed file':<24} {'cold s':>7} {'warm s':>7} {'1 file s':>8} {'1file/cold':>10} {'image MB':>9} {'base MB':>8} {'added MB':>9}"
     )
     for r in rows:
         print(
-            f"{r.service:<8} {r.cold:>7.1f} {r.warm:>7.1f} {r.one_file:>8.1f} {r.ratio:>10.2f} "
+            f"{r.service:<8} {r.changed:<24} {r.cold:>7.1f} {r.warm:>7.1f} {r.one_file:>8.1f} {r.ratio:>10.2f} "
             f"{r.size / mb:>9.0f} {r.base / mb:>8.0f} {(r.size - r.base) / mb:>9.0f}"
         )
     worst = max(r.ratio for r in rows)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from wormhole_ci.images.engine import DOCKER_CLIENT_VARIABLE
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_DIR = Path(__file__).resolve().parent / "base"
@@ -33,6 +36,9 @@ HOST_NODE_MODULES = Path("/usr/lib/node_modules")
 RECIPE_LABEL = "org.wormhole-ci.test.recipe"
 
 # Our own dockerd gets its own bridge, so it can run next to another daemon that owns docker0.
+# Debian's docker.io client (20.10) has BuildKit built in; a newer client earlier on PATH may
+# lack the buildx plugin, and the web image's Dockerfile needs BuildKit (RUN --mount).
+DEBIAN_DOCKER_CLIENT = Path("/usr/bin/docker")
 OWN_BRIDGE = "whci0"
 OWN_BRIDGE_CIDR = "10.213.17.1/24"
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -52,8 +58,12 @@ class Engine:
     host: str
 
     def env(self) -> dict[str, str]:
-        # Debian's dockerd 20.10 has no buildx: only the legacy builder works.
-        return {**os.environ, "DOCKER_HOST": self.host, "DOCKER_BUILDKIT": "0"}
+        """The environment for `docker` and `wormhole-ci` against this engine: our own docker
+        calls use the legacy builder (no buildx here), `wormhole-ci build` a BuildKit client."""
+        env = {**os.environ, "DOCKER_HOST": self.host, "DOCKER_BUILDKIT": "0"}
+        if DOCKER_CLIENT_VARIABLE not in env and DEBIAN_DOCKER_CLIENT.exists():
+            env[DOCKER_CLIENT_VARIABLE] = str(DEBIAN_DOCKER_CLIENT)
+        return env
 
     def docker(
         self, *args: str, timeout: float = 120.0, check: bool = True
@@ -104,15 +114,16 @@ def _answers(host: str) -> bool:
 
 
 def ensure_engine_packages() -> None:
-    """dockerd, the docker client and debootstrap, installed by `make engine-deps` if missing."""
-    needed = ("docker", "dockerd", "debootstrap")
+    """dockerd, the docker client, debootstrap and buildah, installed by `make engine-deps` if
+    missing."""
+    needed = ("docker", "dockerd", "debootstrap", "buildah")
     if all(shutil.which(tool) for tool in needed):
         return
     missing = ", ".join(tool for tool in needed if not shutil.which(tool))
     if os.geteuid() != 0:
         raise EngineUnavailable(
             f"{missing} not installed and not running as root to install them "
-            "(as root: make engine-deps, i.e. apt-get install docker.io docker-registry debootstrap)"
+            "(as root: make engine-deps, i.e. apt-get install docker.io docker-registry debootstrap buildah)"
         )
     if not shutil.which("apt-get"):
         raise EngineUnavailable(f"{missing} not installed and no apt-get to install them with")
@@ -276,6 +287,53 @@ def ensure_base_images(engine: Engine) -> None:
             )  # fmt: skip
         _build_base(engine, NODE_BASE, "node.Dockerfile", _node_context)
         _build_base(engine, PYTHON_BASE, "python.Dockerfile", lambda _: None)
+
+
+@contextlib.contextmanager
+def buildah_env(engine: Engine) -> Generator[dict[str, str]]:
+    """An environment in which `wormhole-ci build --engine buildah` works daemonless: buildah's
+    own storage under CACHE (its layer cache persists between runs; runtime state in /tmp), holding
+    copies of the local base images taken from the Docker engine (`docker save` → docker-archive)."""
+    root = CACHE / "buildah"
+    root.mkdir(parents=True, exist_ok=True)
+    conf = root / "storage.conf"
+    conf.write_text(
+        "[storage]\n"
+        'driver = "overlay"\n'
+        f'graphroot = "{root / "storage"}"\n'
+        f'runroot = "{Path(tempfile.gettempdir()) / "whci-buildah-run"}"\n'
+    )
+    env = {**engine.env(), "CONTAINERS_STORAGE_CONF": str(conf)}
+    with _file_lock(CACHE / "buildah.lock", "buildah storage", timeout=1800):
+        for base in (NODE_BASE, PYTHON_BASE):
+            wanted = engine.image_label(base, RECIPE_LABEL)
+            if _buildah_label(env, base, RECIPE_LABEL) == wanted:
+                continue
+            with tempfile.TemporaryDirectory(prefix="whci-base-") as scratch:
+                archive = Path(scratch) / "base.tar"
+                engine.docker("save", "-o", str(archive), base, timeout=600)
+                _run_env(["buildah", "pull", "-q", f"docker-archive:{archive}"], env, timeout=600)
+        yield env
+
+
+def _buildah_label(env: Mapping[str, str], image: str, label: str) -> str | None:
+    done = subprocess.run(
+        ["buildah", "inspect", "--type", "image", image],
+        capture_output=True, text=True, env=dict(env), timeout=60, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        return None
+    labels = json.loads(done.stdout)["OCIv1"]["config"].get("Labels") or {}
+    value = labels.get(label)
+    return value if isinstance(value, str) else None
+
+
+def _run_env(argv: list[str], env: Mapping[str, str], *, timeout: float) -> None:
+    done = subprocess.run(
+        argv, capture_output=True, text=True, env=dict(env), timeout=timeout, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stderr[-3000:]}")
 
 
 def _ensure_rootfs_tarball() -> None:

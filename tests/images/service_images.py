@@ -86,7 +86,12 @@ class Build:
     output: str
 
     def steps(self) -> list[tuple[str, bool]]:
-        """(instruction, served from the layer cache) for each step of the legacy builder's log."""
+        """(instruction, served from the layer cache) for each step of the build log: BuildKit's
+        plain progress (`#N [stage i/n] INSTRUCTION` … `#N CACHED`) or the legacy builder's."""
+        vertices = re.findall(r"^#(\d+) \[[^\]]*\d+/\d+\] (.+)$", self.output, flags=re.MULTILINE)
+        if vertices:
+            cached = set(re.findall(r"^#(\d+) CACHED$", self.output, flags=re.MULTILINE))
+            return [(text.strip(), number in cached) for number, text in vertices]
         blocks = re.split(r"^Step \d+/\d+ : ", self.output, flags=re.MULTILINE)[1:]
         return [(block.splitlines()[0].strip(), " ---> Using cache" in block) for block in blocks]
 

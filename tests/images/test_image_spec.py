@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import EXAMPLE
 from wormhole_ci.errors import ImageError, ManifestError
+from wormhole_ci.images.engine import BUILD_ARGS_LABEL, cache_safe_dockerfile, needs_buildkit
 from wormhole_ci.images.gitinfo import revision
 from wormhole_ci.images.spec import (
     Revision,
@@ -148,3 +150,48 @@ def test_revision_from_git_head_and_dirty_tree(tmp_path: Path) -> None:
 def test_not_a_git_repository(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match=r"not inside a git work tree .*pass --tag SHA"):
         revision(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("text", "needs"),
+    [
+        ("FROM x\nRUN --mount=type=cache,target=/c make\n", True),
+        ("FROM x\nrun --network=none --mount=type=secret,id=k cat /run/secrets/k\n", True),
+        ("FROM x\n# RUN --mount=type=cache,target=/c make\nRUN make\n", False),
+        ("FROM x\nRUN echo --mount=not-a-flag\n", False),
+    ],
+)
+def test_run_mount_marks_a_dockerfile_as_needing_buildkit(
+    tmp_path: Path, text: str, needs: bool
+) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text(text)
+    assert needs_buildkit(dockerfile) is needs
+
+
+def test_the_example_web_dockerfile_needs_buildkit_and_the_others_do_not() -> None:
+    assert needs_buildkit(EXAMPLE / "web" / "Dockerfile")
+    assert not needs_buildkit(EXAMPLE / "api" / "Dockerfile")
+    assert not needs_buildkit(EXAMPLE / "runner" / "Dockerfile")
+
+
+def test_buildah_dockerfile_gets_a_cache_key_after_the_final_stage_first_per_build_arg() -> None:
+    text = (
+        "ARG BASE=debian\nFROM ${BASE} AS build\nARG GIT_SHA\nRUN make\n"
+        "FROM ${BASE}\nCOPY --from=build /out /out\nARG GIT_SHA=dev\nARG VERSION=dev\n"
+        'LABEL org.opencontainers.image.revision="${GIT_SHA}"\nENV BUILD_SHA=${GIT_SHA}\n'
+    )
+    one = cache_safe_dockerfile(text, [("GIT_SHA", "a" * 40), ("VERSION", "1"), ("BASE", "x")])
+    lines = one.splitlines()
+    # one LABEL, in the final stage, right after its first ARG that a build argument feeds
+    keys = [i for i, line in enumerate(lines) if line.startswith(f"LABEL {BUILD_ARGS_LABEL}=")]
+    assert len(keys) == 1 and lines[keys[0] - 1] == "ARG GIT_SHA=dev"
+    assert [line for line in lines if BUILD_ARGS_LABEL not in line] == text.splitlines()
+    # the key changes exactly when a value the final stage declares changes
+    same = cache_safe_dockerfile(text, [("GIT_SHA", "a" * 40), ("VERSION", "1"), ("BASE", "y")])
+    other = cache_safe_dockerfile(text, [("GIT_SHA", "b" * 40), ("VERSION", "1")])
+    assert same == one and other != one
+    # nothing given that the final stage declares: the Dockerfile is left alone
+    assert cache_safe_dockerfile(text, [("BASE", "x")]) == text
+    continued = "FROM x\nARG GIT_SHA=dev \\\n  VERSION=dev\nENV V=${VERSION}\n"
+    assert cache_safe_dockerfile(continued, [("GIT_SHA", "c")]).splitlines()[3].startswith("LABEL")

@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import copy_example
-from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine
+from tests.images.engine import DEBIAN_DOCKER_CLIENT, NODE_BASE, PYTHON_BASE, Engine
 from tests.images.registry_server import RegistryServer, RegistryUnavailable, run_registry
+from wormhole_ci.errors import ImageError
+from wormhole_ci.images.engine import DOCKER_CLIENT_VARIABLE, DockerEngine
 from wormhole_ci.images.identity import read_identity
 from wormhole_ci.images.registry import Registry
 
@@ -117,7 +119,7 @@ def test_build_tags_by_commit_and_saves_tarballs(
         # the saved tarball is the same image: its config digest is the engine's image ID
         identity = read_identity(tmp_path / f"{service}.tar")
         assert identity.configs == {"linux/amd64": config_digest}
-    assert "built wormhole-api" in done.stderr and "classic builder" in done.stderr
+    assert "built wormhole-api" in done.stderr and "BuildKit" in done.stderr
 
 
 def test_publish_then_republish_then_refuse_a_moved_tag(
@@ -273,3 +275,42 @@ def test_no_engine_is_a_clear_error(engine: Engine, repo: Path, tmp_path: Path) 
     )
     assert done.returncode == 2
     assert "no image engine" in done.stderr and "dagger call build" in done.stderr
+
+
+def test_buildkit_is_found_in_a_pre_23_client(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Debian's docker.io client (20.10) carries BuildKit itself; no buildx plugin needed."""
+    monkeypatch.setenv("DOCKER_HOST", engine.host)
+    monkeypatch.setenv(DOCKER_CLIENT_VARIABLE, str(DEBIAN_DOCKER_CLIENT))
+    found = DockerEngine.detect()
+    assert found is not None and found.client == str(DEBIAN_DOCKER_CLIENT)
+    assert found.buildkit in {"builtin", "buildx"}
+    assert "BuildKit" in found.describe()
+
+
+def test_classic_builder_builds_plain_dockerfiles_and_refuses_run_mount(
+    engine: Engine, repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client without BuildKit (>= 23 and no buildx) still builds runner with the classic
+    builder; web's Dockerfile needs `RUN --mount` and is refused before anything runs."""
+    monkeypatch.setenv("DOCKER_HOST", engine.host)
+    classic = DockerEngine("20.10", buildkit=None, client=str(DEBIAN_DOCKER_CLIENT))
+    runner = repo / "runner"
+    image = classic.build(
+        runner, runner / "Dockerfile", "whci-classic/runner:test",
+        [("PYTHON_IMAGE", PYTHON_BASE)], tmp_path / "runner.log",
+    )  # fmt: skip
+    assert image.config_digest.startswith("sha256:")
+    assert "Step 1/" in (tmp_path / "runner.log").read_text()  # the legacy builder's log
+    engine.docker("image", "rm", "whci-classic/runner:test", check=False)
+
+    web = repo / "web"
+    with pytest.raises(ImageError, match=r"uses `RUN --mount`, which needs BuildKit") as refused:
+        classic.build(
+            web, web / "Dockerfile", "whci-classic/web:test",
+            [("NODE_IMAGE", NODE_BASE)], tmp_path / "web.log",
+        )  # fmt: skip
+    for fix in ("docker-buildx", DOCKER_CLIENT_VARIABLE, "--engine buildah", "dagger call build"):
+        assert fix in str(refused.value)
+    assert not (tmp_path / "web.log").exists() and not engine.image_exists("whci-classic/web:test")

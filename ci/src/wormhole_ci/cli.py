@@ -10,57 +10,24 @@ import platform as platform_module
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import anyio
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
 from wormhole_ci import __version__
-from wormhole_ci.deploy.coolify import Coolify
-from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
-from wormhole_ci.errors import ImageError, WormholeCiError
-from wormhole_ci.hasura.check import validate_hasura
-from wormhole_ci.images.engine import detect_engine
-from wormhole_ci.images.gitinfo import revision
-from wormhole_ci.images.native import (
-    BuildOptions,
-    PublishResult,
-    Target,
-    build_images,
-    publish_images,
-)
-from wormhole_ci.images.spec import (
-    check_platforms,
-    check_registry,
-    check_sha,
-    check_version_tag,
-    image_specs,
-)
-from wormhole_ci.junit import write_junit
-from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime, Reporter
-from wormhole_ci.manifest import load_manifest
-from wormhole_ci.migrate.backup import restore
-from wormhole_ci.migrate.dburl import DatabaseUrl
-from wormhole_ci.migrate.job import MigrateFailed, database_service, run_migrate
-from wormhole_ci.migrate.native import prepare_migrate
-from wormhole_ci.plan import Plan, build_plan
-from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
-from wormhole_ci.release import (
-    Release,
-    ReleaseOptions,
-    ReleaseStopped,
-    dry_run,
-    environment_secrets,
-)
-from wormhole_ci.results import RunReport, summary
-from wormhole_ci.secretref import redact, resolve_secret
-from wormhole_ci.security.model import Status
-from wormhole_ci.security.policy import FailOn, effective_severity
-from wormhole_ci.security.scan import ScanOptions, run_scan
-from wormhole_ci.security.tasks import Family
-from wormhole_ci.security.writers.markdown import where
-from wormhole_ci.toolchains import HostTools, Provisioner, default_cache_dir, host_fingerprint
+from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.local import DEFAULT_TASK_TIMEOUT
+from wormhole_ci.security.policy import FailOn
+
+if TYPE_CHECKING:
+    from wormhole_ci.local import LocalOptions
+    from wormhole_ci.plan import Plan
+    from wormhole_ci.results import RunReport
+    from wormhole_ci.toolchains import HostTools
+
+# Each command imports what it runs when it runs (httpx, psycopg, rich tables, the release
+# machinery…): importing everything up front cost every invocation a second of start-up.
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
@@ -100,6 +67,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from wormhole_ci.security.tasks import Family
+
     parser = argparse.ArgumentParser(
         prog="wormhole-ci",
         description="Check, build, scan, migrate and deploy the Wormhole monorepo (native runtime).",
@@ -411,6 +380,16 @@ def _migrate_commands(migrate: argparse.ArgumentParser, restore: argparse.Argume
 
 
 def _migrate(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.errors import ImageError
+    from wormhole_ci.images.gitinfo import revision
+    from wormhole_ci.images.spec import check_sha
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.migrate.dburl import DatabaseUrl
+    from wormhole_ci.migrate.job import MigrateFailed, database_service, run_migrate
+    from wormhole_ci.migrate.native import prepare_migrate
+    from wormhole_ci.secretref import redact, resolve_secret
+    from wormhole_ci.toolchains import default_cache_dir
+
     manifest = load_manifest(args.source)
     spec = database_service(manifest, args.service)
     url = DatabaseUrl.parse(resolve_secret(args.database_url, "--database-url").reveal())
@@ -459,6 +438,10 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
 
 
 def _restore(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.migrate.backup import restore
+    from wormhole_ci.migrate.dburl import DatabaseUrl
+    from wormhole_ci.secretref import resolve_secret
+
     url = DatabaseUrl.parse(resolve_secret(args.database_url, "--database-url").reveal())
     if not args.yes:
         raise WormholeCiError(
@@ -540,6 +523,12 @@ def _release_commands(deploy: argparse.ArgumentParser, release: argparse.Argumen
 
 
 def _deploy(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.deploy.coolify import Coolify
+    from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
+    from wormhole_ci.images.gitinfo import revision
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.secretref import redact, resolve_secret
+
     manifest = load_manifest(args.source)
     env = manifest.environment(args.environment)
     token_var = env.secrets["coolify_token"]
@@ -572,6 +561,19 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
 
 
 def _release(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.images.engine import detect_engine
+    from wormhole_ci.images.gitinfo import revision
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.release import (
+        Release,
+        ReleaseOptions,
+        ReleaseStopped,
+        dry_run,
+        environment_secrets,
+    )
+    from wormhole_ci.secretref import redact
+    from wormhole_ci.toolchains import default_cache_dir
+
     manifest = load_manifest(args.source)
     env = manifest.environment(args.environment)
     rev = revision(manifest.root, args.tag)
@@ -631,6 +633,24 @@ def _build_arg(text: str) -> tuple[str, str]:
 
 
 def _images(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.images.engine import detect_engine
+    from wormhole_ci.images.gitinfo import revision
+    from wormhole_ci.images.native import (
+        BuildOptions,
+        PublishResult,
+        Target,
+        build_images,
+        publish_images,
+    )
+    from wormhole_ci.images.spec import (
+        check_platforms,
+        check_registry,
+        check_version_tag,
+        image_specs,
+    )
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.secretref import resolve_secret
+
     manifest = load_manifest(args.source)
     specs = image_specs(manifest, args.service)
     publishing = args.command == "publish"
@@ -723,6 +743,14 @@ def _positive(text: str) -> int:
 
 
 def _check(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.junit import write_junit
+    from wormhole_ci.local import LocalOptions
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.plan import build_plan
+    from wormhole_ci.progress import print_report
+    from wormhole_ci.results import summary
+    from wormhole_ci.toolchains import Provisioner, default_cache_dir, host_fingerprint
+
     manifest = load_manifest(args.source)
     plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
     if not plan.services:
@@ -760,6 +788,11 @@ def _check(args: argparse.Namespace, err: Console) -> int:
 def _run(
     plan: Plan, options: LocalOptions, tools: HostTools, out: Console, progress: str
 ) -> RunReport:
+    import anyio
+
+    from wormhole_ci.local import LocalRuntime, Reporter
+    from wormhole_ci.progress import LiveReporter, PlainReporter
+
     live = progress == "live" or (progress == "auto" and out.is_terminal)
     if live:
         with LiveReporter(out, plan) as reporter:
@@ -769,6 +802,16 @@ def _run(
 
 
 def _scan(args: argparse.Namespace, err: Console) -> int:
+    from rich.table import Table
+
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.security.model import Status
+    from wormhole_ci.security.policy import effective_severity
+    from wormhole_ci.security.scan import ScanOptions, run_scan
+    from wormhole_ci.security.tasks import Family
+    from wormhole_ci.security.writers.markdown import where
+    from wormhole_ci.toolchains import default_cache_dir
+
     manifest = load_manifest(args.source)
     options = ScanOptions(
         fail_on=FailOn(args.fail_on or manifest.security.fail_on),
@@ -816,6 +859,9 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
 
 
 def _validate_hasura(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.hasura.check import validate_hasura
+    from wormhole_ci.manifest import load_manifest
+
     manifest = load_manifest(args.source)
     service = args.service
     if service is None:

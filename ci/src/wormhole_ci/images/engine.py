@@ -1,10 +1,12 @@
-"""Native image engines: a Docker daemon (BuildKit when buildx is there) or daemonless buildah."""
+"""Native image engines: a Docker daemon (BuildKit when the client has it) or daemonless buildah."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -22,6 +24,24 @@ PROBE_TIMEOUT = 20.0
 BUILD_TIMEOUT = 1800.0
 PUSH_TIMEOUT = 900.0
 _LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
+DOCKER_CLIENT_VARIABLE = "WORMHOLE_CI_DOCKER"
+"""Names the docker client to use (default: `docker` on PATH), e.g. one that has BuildKit."""
+# Clients before 23.0 carry BuildKit themselves (DOCKER_BUILDKIT=1); later ones need buildx.
+_BUILTIN_BUILDKIT_BEFORE = 23
+_RUN_MOUNT = re.compile(r"^\s*RUN\s+(?:--\S+\s+)*--mount=", re.IGNORECASE | re.MULTILINE)
+
+
+_HUMAN_SIZE = re.compile(r"^\s*([\d.]+)\s*([kmgt]?b)\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def needs_buildkit(dockerfile: Path) -> bool:
+    """Whether the Dockerfile uses `RUN --mount` (cache/secret mounts), which the classic
+    builder rejects."""
+    try:
+        return _RUN_MOUNT.search(dockerfile.read_text(encoding="utf-8")) is not None
+    except OSError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -114,21 +134,25 @@ def _auth_config(
 
 
 class DockerEngine:
-    """A Docker daemon through the docker CLI (DOCKER_HOST is honoured)."""
+    """A Docker daemon through the docker CLI (DOCKER_HOST is honoured; WORMHOLE_CI_DOCKER
+    picks the client)."""
 
     name = "docker"
 
-    def __init__(self, version: str, buildkit: bool) -> None:
+    def __init__(self, version: str, buildkit: str | None, client: str = "docker") -> None:
         self.version = version
         self.buildkit = buildkit
+        """How BuildKit is reached: "buildx", "builtin" (a pre-23 client), or None (classic)."""
+        self.client = client
 
     @classmethod
     def detect(cls) -> DockerEngine | None:
-        if shutil.which("docker") is None:
+        client = os.environ.get(DOCKER_CLIENT_VARIABLE) or shutil.which("docker")
+        if client is None or shutil.which(client) is None:
             return None
         try:
             done = subprocess.run(
-                ["docker", "version", "--format", "{{.Server.Version}}"],
+                [client, "version", "--format", "{{.Client.Version}} {{.Server.Version}}"],
                 capture_output=True,
                 text=True,
                 timeout=PROBE_TIMEOUT,
@@ -136,19 +160,32 @@ class DockerEngine:
             )
         except subprocess.TimeoutExpired:
             return None
-        if done.returncode != 0 or not done.stdout.strip():
+        versions = done.stdout.split()
+        if done.returncode != 0 or len(versions) != 2:
             return None
+        client_version, server_version = versions
         buildx = subprocess.run(
-            ["docker", "buildx", "version"],
+            [client, "buildx", "version"],
             capture_output=True,
             timeout=PROBE_TIMEOUT,
             check=False,
         )
-        return cls(done.stdout.strip(), buildkit=buildx.returncode == 0)
+        buildkit: str | None = None
+        if buildx.returncode == 0:
+            buildkit = "buildx"
+        elif _major(client_version) < _BUILTIN_BUILDKIT_BEFORE:
+            buildkit = "builtin"
+        return cls(server_version, buildkit=buildkit, client=client)
 
     def describe(self) -> str:
-        builder = "BuildKit" if self.buildkit else "classic builder (no buildx)"
+        builder = {
+            "buildx": "BuildKit (buildx)",
+            "builtin": "BuildKit (built into the client)",
+        }.get(self.buildkit or "", "classic builder (no buildx)")
         return f"docker {self.version}, {builder}"
+
+    def _docker(self, *args: str) -> list[str]:
+        return [self.client, *args]
 
     def build(
         self,
@@ -160,14 +197,23 @@ class DockerEngine:
         *,
         no_cache: bool = False,
     ) -> LocalImage:
+        if not self.buildkit and needs_buildkit(dockerfile):
+            raise ImageError(
+                f"{dockerfile} uses `RUN --mount`, which needs BuildKit, and this docker client "
+                f"({self.client}) has no buildx: install the buildx plugin (docker-buildx), point "
+                f"{DOCKER_CLIENT_VARIABLE} at a client that has BuildKit, use --engine buildah, "
+                "or build in Dagger: `dagger call build --service=NAME`"
+            )
         with tempfile.TemporaryDirectory(prefix="wormhole-ci-build-") as tmp:
             iidfile = Path(tmp) / "iid"
-            argv = ["docker", "build", "--iidfile", str(iidfile), "-t", name, "-f", str(dockerfile)]
+            argv = self._docker(
+                "build", "--iidfile", str(iidfile), "-t", name, "-f", str(dockerfile)
+            )
             for key, value in build_args:
                 argv += ["--build-arg", f"{key}={value}"]
             if no_cache:
                 argv.append("--no-cache")
-            # Without buildx the client refuses BuildKit; the classic builder is then explicit.
+            # A client >= 23 without buildx refuses BuildKit; the classic builder is then explicit.
             env = {"DOCKER_BUILDKIT": "1" if self.buildkit else "0"}
             if self.buildkit:
                 argv += ["--progress", "plain"]
@@ -182,7 +228,7 @@ class DockerEngine:
 
     def inspect(self, name: str) -> LocalImage:
         out = _run(
-            ["docker", "image", "inspect", "--format", "{{json .}}", name],
+            self._docker("image", "inspect", "--format", "{{json .}}", name),
             timeout=PROBE_TIMEOUT,
             what=f"docker image inspect {name}",
         )
@@ -201,7 +247,7 @@ class DockerEngine:
     def save(self, name: str, out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         _run(
-            ["docker", "save", "-o", str(out), name],
+            self._docker("save", "-o", str(out), name),
             timeout=PUSH_TIMEOUT,
             what=f"docker save {name}",
         )
@@ -210,7 +256,7 @@ class DockerEngine:
         # A private client config per push: the credentials never reach ~/.docker or argv.
         with tempfile.TemporaryDirectory(prefix="wormhole-ci-auth-") as tmp:
             _auth_config(Path(tmp), reference, username, password)
-            base = ["docker", "--config", tmp]
+            base = self._docker("--config", tmp)
             _run([*base, "tag", name, reference], timeout=PROBE_TIMEOUT, what="docker tag")
             try:
                 return _run(
@@ -266,24 +312,35 @@ class BuildahEngine:
         *,
         no_cache: bool = False,
     ) -> LocalImage:
-        argv = [
-            "buildah",
-            "build",
-            "--isolation",
-            "chroot",
-            "--layers",
-            "--format",
-            "docker",  # HEALTHCHECK is a Docker-format field; OCI configs drop it
-            "-t",
-            name,
-            "-f",
-            str(dockerfile),
-        ]
-        for key, value in build_args:
-            argv += ["--build-arg", f"{key}={value}"]
-        if no_cache:
-            argv.append("--no-cache")
-        _run([*argv, str(context)], timeout=BUILD_TIMEOUT, log=log, what=f"buildah build of {name}")
+        with tempfile.TemporaryDirectory(prefix="wormhole-ci-build-") as tmp:
+            safe = Path(tmp) / "Dockerfile"
+            safe.write_text(
+                cache_safe_dockerfile(dockerfile.read_text(encoding="utf-8"), build_args),
+                encoding="utf-8",
+            )
+            argv = [
+                "buildah",
+                "build",
+                "--isolation",
+                "chroot",
+                "--layers",
+                "--format",
+                "docker",  # HEALTHCHECK is a Docker-format field; OCI configs drop it
+                "-t",
+                name,
+                "-f",
+                str(safe),
+            ]
+            for key, value in build_args:
+                argv += ["--build-arg", f"{key}={value}"]
+            if no_cache:
+                argv.append("--no-cache")
+            _run(
+                [*argv, str(context)],
+                timeout=BUILD_TIMEOUT,
+                log=log,
+                what=f"buildah build of {name}",
+            )
         return self.inspect(name)
 
     def inspect(self, name: str) -> LocalImage:
@@ -297,7 +354,27 @@ class BuildahEngine:
         platform = f"{oci.get('os', 'linux')}/{oci.get('architecture', 'amd64')}"
         # buildah's image ID is the hex digest of the image config
         image_id = str(info.get("FromImageID") or "")
-        return LocalImage(name=name, config_digest=f"sha256:{image_id}", platform=platform, size=0)
+        return LocalImage(
+            name=name,
+            config_digest=f"sha256:{image_id}",
+            platform=platform,
+            size=self._size(image_id),
+        )
+
+    @staticmethod
+    def _size(image_id: str) -> int:
+        """Bytes of the image's layers, as `buildah images` reports them (0 when unknown)."""
+        out = _run(
+            ["buildah", "images", "--json", image_id],
+            timeout=PROBE_TIMEOUT,
+            what=f"buildah images {image_id[:12]}",
+        )
+        for entry in json.loads(out or "[]"):
+            # a human-readable decimal size, e.g. "154 MB"
+            match = _HUMAN_SIZE.match(str((as_dict(entry) or {}).get("size", "")))
+            if match:
+                return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+        return 0
 
     def save(self, name: str, out: Path) -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -321,6 +398,44 @@ class BuildahEngine:
                 what=f"buildah push {reference}",
                 secrets=(password,),
             )
+
+
+def _major(version: str) -> int:
+    match = re.match(r"\d+", version)
+    return int(match.group()) if match else 0
+
+
+BUILD_ARGS_LABEL = "org.wormhole-ci.final-stage-args"
+_FROM = re.compile(r"^\s*FROM\s", re.IGNORECASE)
+_ARG = re.compile(r"^\s*ARG\s+([A-Za-z_][A-Za-z0-9_]*)", re.IGNORECASE)
+
+
+def cache_safe_dockerfile(text: str, build_args: Sequence[tuple[str, str]]) -> str:
+    """The Dockerfile with a cache key for buildah's metadata steps.
+
+    buildah's layer cache matches a LABEL or ENV step by its text, so `ENV BUILD_SHA=${GIT_SHA}`
+    after a new `--build-arg GIT_SHA=…` is served from the cache with the *previous* commit's
+    value (containers/buildah#5501; RUN steps do include the arguments). A LABEL holding a
+    digest of the values given to the final stage's ARGs, right after its first such ARG, makes
+    every later step miss the cache exactly when one of those values changed.
+    """
+    lines = text.splitlines()
+    final = max((i for i, line in enumerate(lines) if _FROM.match(line)), default=-1)
+    if final < 0:
+        return text
+    given = dict(build_args)
+    declared = [m.group(1) for line in lines[final:] if (m := _ARG.match(line))]
+    used = sorted(name for name in set(declared) if name in given)
+    if not used:
+        return text
+    digest = hashlib.sha256("\n".join(f"{n}={given[n]}" for n in used).encode()).hexdigest()[:16]
+    first = next(
+        i for i in range(final, len(lines)) if (m := _ARG.match(lines[i])) and m.group(1) in used
+    )
+    while first + 1 < len(lines) and lines[first].rstrip().endswith("\\"):
+        first += 1  # after the ARG's continuation lines
+    lines.insert(first + 1, f"LABEL {BUILD_ARGS_LABEL}={digest}")
+    return "\n".join(lines) + "\n"
 
 
 def detect_engine(preference: str = "auto") -> Engine:

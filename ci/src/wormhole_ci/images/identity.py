@@ -17,6 +17,7 @@ import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wormhole_ci.errors import ImageError, ImmutableTagError
 from wormhole_ci.images.oci import (
@@ -29,8 +30,11 @@ from wormhole_ci.images.oci import (
     platform_of,
     sha256_digest,
 )
-from wormhole_ci.images.registry import RemoteImage
 from wormhole_ci.jsonish import as_dict, as_list
+
+if TYPE_CHECKING:
+    # a type only: building never needs the registry client (httpx)
+    from wormhole_ci.images.registry import RemoteImage
 
 _MAX_DOCUMENT = 16 * 1024 * 1024  # manifests and configs are kilobytes; refuse to slurp a layer
 _MAX_NESTING = 2

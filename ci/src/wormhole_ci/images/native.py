@@ -12,7 +12,6 @@ from pathlib import Path
 from wormhole_ci.errors import ImageError, ImmutableTagError
 from wormhole_ci.images.engine import Engine, LocalImage
 from wormhole_ci.images.identity import Verdict, compare
-from wormhole_ci.images.registry import Registry
 from wormhole_ci.images.spec import (
     ImageSpec,
     Revision,
@@ -157,6 +156,9 @@ def publish_images(
     """
     registry, username, password = target.registry, target.username, target.password
     host, _, prefix = registry.partition("/")
+    # imported here: `build` has no use for the registry client (httpx) and starts faster
+    from wormhole_ci.images.registry import Registry  # noqa: PLC0415
+
     client = Registry(host, username, password.reveal() if password else None)
     client.ping()  # unreachable registry or wrong credentials: fail before any build
     say(f"registry {host}: reachable, credentials accepted")
