@@ -29,8 +29,6 @@ DOCKER_CLIENT_VARIABLE = "WORMHOLE_CI_DOCKER"
 # Clients before 23.0 carry BuildKit themselves (DOCKER_BUILDKIT=1); later ones need buildx.
 _BUILTIN_BUILDKIT_BEFORE = 23
 _RUN_MOUNT = re.compile(r"^\s*RUN\s+(?:--\S+\s+)*--mount=", re.IGNORECASE | re.MULTILINE)
-
-
 _HUMAN_SIZE = re.compile(r"^\s*([\d.]+)\s*([kmgt]?b)\s*$", re.IGNORECASE)
 _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
 
