@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from wormhole_ci import __version__
-from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.errors import ImageError, WormholeCiError
 from wormhole_ci.local import DEFAULT_TASK_TIMEOUT
 from wormhole_ci.security.policy import FailOn
 
@@ -380,7 +380,6 @@ def _migrate_commands(migrate: argparse.ArgumentParser, restore: argparse.Argume
 
 
 def _migrate(args: argparse.Namespace, err: Console) -> int:
-    from wormhole_ci.errors import ImageError
     from wormhole_ci.images.gitinfo import revision
     from wormhole_ci.images.spec import check_sha
     from wormhole_ci.manifest import load_manifest
