@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +34,25 @@ def copy_example(dest: Path) -> Path:
     target = dest / "wormhole"
     shutil.copytree(EXAMPLE, target, ignore=_IGNORE, symlinks=True)
     return target
+
+
+def git(root: Path, *args: str) -> str:
+    """`git -C root ARGS` as a fixed committer; its output, stripped."""
+    return subprocess.run(
+        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "-C", str(root), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def committed_example(dest: Path) -> Path:
+    """A clean copy of the example monorepo under `dest`, committed as its own repository."""
+    repo = copy_example(dest)
+    git(repo, "init", "-q")
+    git(repo, "add", ".")
+    git(repo, "commit", "-qm", "example")
+    return repo
 
 
 @pytest.fixture

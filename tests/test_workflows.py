@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, git
 
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.yml"))
@@ -418,12 +418,6 @@ def test_release_target_refuses(tmp_path: Path, env: dict[str, str], message: st
     assert "::error title=release::" in done.stdout
     assert message in done.stdout
     assert outputs == {}
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 def commit(repo: Path, message: str) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import SHARED
 from tests.dagger_module.fake_engine import FakeEngine
-from tests.images.registry_server import RegistryServer, RegistryUnavailable, run_registry
+from tests.images.registry_server import RegistryServer, registry_or_skip
 
 SCHEMA = SHARED / "reference" / "dagger-v0.21-schema.graphqls"
 # The loopback registry's user (publish tests); the password is what the tests pass as a Secret.
@@ -64,10 +64,7 @@ def call(fn: Callable[[], Awaitable[T]]) -> T:
 
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    try:
-        with run_registry(
-            tmp_path_factory.mktemp("dagger-registry"), users={USER: PASSWORD}
-        ) as server:
-            yield server
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
+    with registry_or_skip(
+        tmp_path_factory.mktemp("dagger-registry"), users={USER: PASSWORD}
+    ) as server:
+        yield server

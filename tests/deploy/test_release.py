@@ -22,7 +22,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import PgDatabase, copy_example
+from tests.conftest import PgDatabase, copy_example, git
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine
 from tests.images.registry_server import (
@@ -115,13 +115,6 @@ class Stage:
 
     def coolify_changes(self) -> int:
         return sum(1 for r in self.coolify.requests if r.method in ("PATCH", "POST"))
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "-C", str(root), *args],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()  # fmt: skip
 
 
 def manifest_for(coolify: CoolifyServer, registry: RegistryServer, ports: dict[str, int]) -> str:

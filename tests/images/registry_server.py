@@ -23,6 +23,7 @@ from urllib.parse import parse_qs, urlparse
 
 import bcrypt
 import httpx
+import pytest
 import yaml
 
 from wormhole_ci.images.oci import DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST
@@ -82,6 +83,19 @@ class RegistryServer:
 
 
 # -- the server ---------------------------------------------------------------------------
+
+
+@contextmanager
+def registry_or_skip(
+    workdir: Path, *, users: Mapping[str, str] | None = None
+) -> Generator[RegistryServer]:
+    """`run_registry`, or the test skipped with the reason when docker-registry cannot run
+    here (`make engine-deps` installs it)."""
+    try:
+        with run_registry(workdir, users=users) as server:
+            yield server
+    except RegistryUnavailable as err:
+        pytest.skip(str(err))
 
 
 @contextmanager

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_example
+from tests.conftest import committed_example, git
 from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine, buildah_env
-from tests.images.registry_server import RegistryServer, RegistryUnavailable, run_registry
+from tests.images.registry_server import RegistryServer, registry_or_skip
 from tests.images.service_images import SERVICES, running
 from wormhole_ci.images.identity import read_identity
 from wormhole_ci.images.registry import Registry
@@ -23,15 +23,6 @@ pytestmark = pytest.mark.slow
 USER = "buildah-bot"
 PASSWORD = "Bu1ldah-pa55word-never-printed"
 BASES = ("--build-arg", f"NODE_IMAGE={NODE_BASE}", "--build-arg", f"PYTHON_IMAGE={PYTHON_BASE}")
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -46,20 +37,13 @@ def env(engine: Engine) -> Iterator[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = copy_example(tmp_path_factory.mktemp("buildah"))
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    git(root, "commit", "-qm", "example")
-    return root
+    return committed_example(tmp_path_factory.mktemp("buildah"))
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    try:
-        with run_registry(tmp_path_factory.mktemp("registry"), users={USER: PASSWORD}) as server:
-            yield server
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
+    with registry_or_skip(tmp_path_factory.mktemp("registry"), users={USER: PASSWORD}) as server:
+        yield server
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,11 +15,10 @@ from tests.images.registry_server import (
     ImageParts,
     Platform,
     RegistryServer,
-    RegistryUnavailable,
     make_image,
     push_image,
     push_index,
-    run_registry,
+    registry_or_skip,
     sha256,
 )
 from wormhole_ci.errors import ImageError, ImmutableTagError
@@ -256,11 +255,8 @@ def test_compare_needs_a_local_platform() -> None:
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    try:
-        with run_registry(tmp_path_factory.mktemp("registry-identity")) as server:
-            yield server
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
+    with registry_or_skip(tmp_path_factory.mktemp("registry-identity")) as server:
+        yield server
 
 
 def test_recompressed_push_is_the_same_image(tmp_path: Path, registry: RegistryServer) -> None:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, git
 from wormhole_ci.errors import ImageError, ManifestError
 from wormhole_ci.images.engine import BUILD_ARGS_LABEL, cache_safe_dockerfile, needs_buildkit
 from wormhole_ci.images.gitinfo import revision
@@ -25,12 +24,6 @@ from wormhole_ci.images.spec import (
 from wormhole_ci.manifest import load_manifest
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
-    ).stdout.strip()
 
 
 def test_every_service_with_a_dockerfile_has_an_image(example: Path) -> None:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_example
+from tests.conftest import committed_example, git
 from tests.images.engine import DEBIAN_DOCKER_CLIENT, NODE_BASE, PYTHON_BASE, Engine
-from tests.images.registry_server import RegistryServer, RegistryUnavailable, run_registry
+from tests.images.registry_server import RegistryServer, registry_or_skip
 from wormhole_ci.errors import ImageError
 from wormhole_ci.images.engine import DOCKER_CLIENT_VARIABLE, DockerEngine
 from wormhole_ci.images.identity import read_identity
@@ -22,15 +22,6 @@ pytestmark = pytest.mark.slow
 USER = "release-bot"
 PASSWORD = "Reg1stry-pa55word-never-printed"
 BASES = ("--build-arg", f"NODE_IMAGE={NODE_BASE}", "--build-arg", f"PYTHON_IMAGE={PYTHON_BASE}")
-
-
-def git(root: Path, *args: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "-C", str(root), *args],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
 
 
 def cli(engine: Engine, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -47,20 +38,13 @@ def cli(engine: Engine, *args: str, **env: str) -> subprocess.CompletedProcess[s
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A committed copy of the example monorepo (its own git repository)."""
-    root = copy_example(tmp_path_factory.mktemp("native-images"))
-    git(root, "init", "-q")
-    git(root, "add", ".")
-    git(root, "commit", "-qm", "example")
-    return root
+    return committed_example(tmp_path_factory.mktemp("native-images"))
 
 
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    try:
-        with run_registry(tmp_path_factory.mktemp("registry"), users={USER: PASSWORD}) as server:
-            yield server
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
+    with registry_or_skip(tmp_path_factory.mktemp("registry"), users={USER: PASSWORD}) as server:
+        yield server
 
 
 def publish(

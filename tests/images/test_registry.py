@@ -18,6 +18,7 @@ from tests.images.registry_server import (
     manifest_for,
     push_image,
     push_index,
+    registry_or_skip,
     run_registry,
     run_token_server,
     sha256,
@@ -34,22 +35,16 @@ ARM64 = Platform("linux", "arm64", "v8")
 
 @pytest.fixture(scope="module")
 def open_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    try:
-        with run_registry(tmp_path_factory.mktemp("registry-open")) as server:
-            yield server
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
+    with registry_or_skip(tmp_path_factory.mktemp("registry-open")) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def basic_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
-    try:
-        with run_registry(
-            tmp_path_factory.mktemp("registry-basic"), users={"alice": PASSWORD}
-        ) as server:
-            yield server
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
+    with registry_or_skip(
+        tmp_path_factory.mktemp("registry-basic"), users={"alice": PASSWORD}
+    ) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
