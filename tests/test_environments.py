@@ -108,7 +108,7 @@ def test_environments_never_share_a_database_or_an_application(tmp_path: Path) -
 
 def test_release_secrets_come_from_the_named_variables(example: Path) -> None:
     from wormhole_ci.errors import MigrateError, WormholeCiError
-    from wormhole_ci.release import environment_secrets
+    from wormhole_ci.release.native import environment_secrets
 
     env = load_manifest(example).environment("staging")
     with pytest.raises(WormholeCiError) as info:

@@ -8,7 +8,8 @@ decoded back into chains by the tests. Leaves answer from a small model of the e
 `withExec` outcomes chosen per argv (exit code, output, or an EXEC_ERROR like the engine's),
 `Directory.export` copying from `host.directory(path)` through `filter`/`directory`,
 `File.export` of an image archive written by a test-supplied function, `Container.publish`
-answering `<address>@sha256:<digest of the chain>`, and `Secret.plaintext` from `setSecret`.
+answering `<address>@sha256:<digest of the chain>`, `Secret.plaintext` from `setSecret`, and
+`File.contents` of a file that `withNewFile` wrote into the same Directory chain.
 """
 
 from __future__ import annotations
@@ -182,6 +183,9 @@ class FakeEngine:
             return args["path"]
         if parent.typename == "File" and name == "contents":
             self._check_execs(parent.chain)
+            written = _written(parent.chain)
+            if written is not None:
+                return written
             return self.file_contents(parent.chain) if self.file_contents else ""
         if parent.typename == "Container" and name == "publish":
             digest = hashlib.sha256(encode_id("Container", parent.chain).encode()).hexdigest()
@@ -244,6 +248,19 @@ class FakeEngine:
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, target / rel)
         return path
+
+
+def _written(chain: tuple[Step, ...]) -> str | None:
+    """The contents of a File read back from a Directory that `withNewFile` wrote it into."""
+    if not chain or chain[-1][:2] != ("Directory", "file"):
+        return None
+    path = chain[-1][2]["path"]
+    for parent, name, args in reversed(chain[:-1]):
+        if parent != "Directory":
+            return None
+        if name == "withNewFile" and args["path"] == path:
+            return str(args["contents"])
+    return None
 
 
 def _typename(value: Any, *_: Any) -> str:

@@ -64,7 +64,7 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
         if name not in ("withFunction", "withConstructor"):
             continue
         fn_chain = chain_of(args["function"])
-        info: dict[str, Any] = {"doc": None, "check": False, "args": {}}
+        info: dict[str, Any] = {"doc": None, "check": False, "args": {}, "cache": None}
         fn_name = ""
         for _, step, step_args in fn_chain:
             if step == "function":
@@ -74,6 +74,8 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
                 info["doc"] = step_args["description"]
             elif step == "withCheck":
                 info["check"] = True
+            elif step == "withCachePolicy":
+                info["cache"] = step_args["policy"]
             elif step == "withArg":
                 arg_type = chain_of(step_args["typeDef"])
                 info["args"][step_args["name"]] = {
@@ -86,6 +88,40 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
                 }
         out["<constructor>" if name == "withConstructor" else fn_name] = info
     return out
+
+
+# What each function's cache policy must be (DESIGN.md §3): side effects never cached, scans
+# fresh per session, pure checks and builds of a Directory left to the engine's default.
+CACHE_POLICIES = {
+    **dict.fromkeys(("release", "deploy", "migrate", "publish"), "Never"),
+    **dict.fromkeys(("scan", "scan_report", "sast", "audit", "scan_image"), "PerSession"),
+    **dict.fromkeys(
+        (
+            "check",
+            "check_report",
+            "lint",
+            "typecheck",
+            "test",
+            "validate_hasura",
+            "build",
+            "build_all",
+        ),
+        None,
+    ),
+}
+
+
+def main_functions(engine: FakeEngine, tmp_path: Path) -> dict[str, dict[str, Any]]:
+    module_chain = chain_of(register(engine, tmp_path))
+    objects = [chain_of(args["object"]) for _, name, args in module_chain if name == "withObject"]
+    main = next(o for o in objects if o[1][1] == "withObject" and o[1][2]["name"] == "WormholeCi")
+    return functions(main)
+
+
+def test_every_function_states_its_cache_policy(engine: FakeEngine, tmp_path: Path) -> None:
+    fns = main_functions(engine, tmp_path)
+    assert set(CACHE_POLICIES) == EXPECTED_FUNCTIONS  # a new function must be added here
+    assert {name: fns[name]["cache"] for name in EXPECTED_FUNCTIONS} == CACHE_POLICIES
 
 
 def test_registration_lists_functions_args_docs_and_checks(
@@ -184,5 +220,16 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
         assert [a["name"] for s, a in release[secret]["type"] if s == "withObject"] == ["Secret"]
     assert release["registry_password"]["optional"] is True
     assert {"environment", "tag", "allow_unavailable_scanners", "no_rollback"} <= set(release)
-    assert set(fns["deploy"]["args"]) == {"environment", "tag", "coolify_token", "no_rollback"}
+    assert set(fns["deploy"]["args"]) == {
+        "environment",
+        "tag",
+        "coolify_token",
+        "registry_password",
+        "registry_username",
+        "no_rollback",
+    }
+    assert fns["deploy"]["args"]["registry_password"]["optional"] is True
+    for name in ("deploy", "migrate", "release"):
+        steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
+        assert steps == [("typeDef", None), ("withObject", "Directory")], name
     assert fns["check_report"]["args"] == {}

@@ -19,7 +19,7 @@ from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, decode_id, 
 from tests.dagger_module.test_images import write_archive
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.healthz import Health, run_health
-from tests.images.registry_server import RegistryServer
+from tests.images.registry_server import Platform, RegistryServer, make_image, push_image
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.main import WormholeCi
 
@@ -69,7 +69,9 @@ def staged(example: Path, coolify: CoolifyServer, registry: RegistryServer, heal
     return example
 
 
-def release(example: Path, **kwargs: Any) -> str:
+def release(example: Path, **kwargs: Any) -> dict[str, str]:
+    """`dagger call release`: the files of the Directory it returns (path → contents)."""
+
     async def run() -> str:
         module = WormholeCi(source=dag.host().directory(str(example)))
         out = await module.release(
@@ -82,7 +84,43 @@ def release(example: Path, **kwargs: Any) -> str:
         )
         return await out.id()
 
-    return call(run)
+    return written_files(call(run))
+
+
+def written_files(directory_id: str) -> dict[str, str]:
+    """Files a returned Directory holds: its own `withNewFile`s and those of directories
+    mounted into it with `withDirectory` (under that path)."""
+    _, chain = decode_id(directory_id)
+    files: dict[str, str] = {}
+    for _, name, args in chain:
+        if name == "withNewFile":
+            files[args["path"]] = args["contents"]
+        elif name == "withDirectory":
+            for path, text in written_files(args["source"]).items():
+                files[f"{args['path']}/{path}"] = text
+    return files
+
+
+def publish_images(registry: RegistryServer, sha: str) -> None:
+    """The commit's images in the registry, as a release would have left them."""
+    with registry.client() as client:
+        for service in SERVICES:
+            image = make_image(Platform("linux", "amd64"), f"{service}-{sha}")
+            push_image(client, f"wormhole-{service}", sha[:7], image)
+
+
+def deploy(example: Path, sha: str = SHA) -> dict[str, str]:
+    async def run() -> str:
+        module = WormholeCi(source=dag.host().directory(str(example)))
+        out = await module.deploy(
+            environment="staging",
+            tag=sha,
+            coolify_token=dag.set_secret("t", TOKEN),
+            registry_password=dag.set_secret("r", PASSWORD),
+        )
+        return await out.id()
+
+    return written_files(call(run))
 
 
 def test_deploy_sets_tags_deploys_and_verifies(
@@ -93,19 +131,32 @@ def test_deploy_sets_tags_deploys_and_verifies(
     health: Health,
 ) -> None:
     staged(example, coolify, registry, health)
-
-    async def run() -> str:
-        module = WormholeCi(source=dag.host().directory(str(example)))
-        result: str = await module.deploy(
-            environment="staging", tag=SHA, coolify_token=dag.set_secret("t", TOKEN)
-        )
-        return result
-
-    result = json.loads(call(run))
+    publish_images(registry, SHA)
+    files = deploy(example)
+    result = json.loads(files["deploy.json"])
+    assert files["status"] == "verified\n"
     assert result["outcome"] == "verified"
     assert [s["status"] for s in result["services"]] == ["verified"] * 3
     assert [r.body for r in coolify.calls("PATCH")] == [{"docker_registry_image_tag": SHA[:7]}] * 3
-    assert TOKEN not in json.dumps(result)
+    assert TOKEN not in json.dumps(files)
+
+
+def test_deploy_of_a_commit_never_published_is_refused_before_coolify(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+) -> None:
+    """The rollback path: `deploy --tag <earlier SHA>` only ships images the registry holds."""
+    staged(example, coolify, registry, health)
+    never = "0123456789abcdef0123456789abcdef01234567"
+    with pytest.raises(WormholeCiError) as info:
+        deploy(example, never)
+    message = str(info.value)
+    assert f"deploy {never[:7]} to staging: not in the registry" in message
+    assert f"wormhole-api:{never[:7]}" in message and "Nothing was deployed" in message
+    assert coolify.requests == []
 
 
 def test_release_runs_every_step_in_order(
@@ -118,17 +169,19 @@ def test_release_runs_every_step_in_order(
     staged(example, coolify, registry, health)
     engine.file_writer = write_archive
     engine.file_contents = lambda chain: json.dumps({"outcome": "applied", "applied": ["x"]})
-    _, chain = decode_id(release(example, allow_unavailable_scanners=True))
-    files: dict[str, str] = {a["path"]: a["contents"] for _, n, a in chain if n == "withNewFile"}
+    files = release(example, allow_unavailable_scanners=True)
     record = json.loads(files["release.json"])
+    assert files["status"] == "released\n", record["steps"][3]
     assert record["outcome"] == "released" and record["sha"] == SHA
     assert [(s["name"], s["status"]) for s in record["steps"]] == [
         (n, "passed") for n in ("check", "build", "scan", "publish", "migrate", "deploy")
     ]
-    assert len(record["images"]) == 3 and all(
-        "@sha256:" in i["reference"] for i in record["images"]
-    )
+    assert [i["service"] for i in record["images"]] == ["api", "web", "runner"]
+    assert all("@sha256:" in i["reference"] and i["action"] == "pushed" for i in record["images"])
+    assert all(i["config_digest"].startswith("sha256:") for i in record["images"])
+    assert record["scan"]["allow_unavailable"] is True and record["scan"]["outcomes"]
     assert record["migrations"] == {"outcome": "applied", "applied": ["x"]}
+    assert files["migrate/status"] == "applied\n"
     assert [d["status"] for d in record["deployments"]] == ["verified"] * 3
     # the migration job got the URL as the Secret, and nothing printed any secret
     migrate = [c for c, step in engine.leaves if step[1] == "contents"]
@@ -136,7 +189,7 @@ def test_release_runs_every_step_in_order(
     secrets = [readable(a["secret"]) for c in migrate for _, n, a in c if n == "withSecretVariable"]
     assert [("setSecret", {"name": "database-url", "plaintext": DB_URL})] in secrets
     for secret in (TOKEN, PASSWORD, DB_URL):
-        assert secret not in files["release.json"]
+        assert secret not in json.dumps(files)
 
 
 def test_a_red_check_stops_the_release_before_anything_else(
@@ -152,18 +205,65 @@ def test_a_red_check_stops_the_release_before_anything_else(
         lambda argv: argv[-2:] == ["ruff", "check"] or argv[-3:-1] == ["ruff", "check"],
         ExecOutcome(1, "F401", ""),
     )
-    with pytest.raises(WormholeCiError) as info:
-        release(example, allow_unavailable_scanners=True)
-    message = str(info.value)
-    assert message.startswith(
-        "release stopped at check: check failed for 1 of 4 services: runner (lint)"
-    )
-    record = json.loads(message.split("--- release.json\n", 1)[1])
+    files = release(example, allow_unavailable_scanners=True)
+    record = json.loads(files["release.json"])
+    assert files["status"] == "stopped\n"
     assert record["stopped_at"] == "check"
+    assert record["steps"][0]["detail"].startswith(
+        "check failed for 1 of 4 services: runner (lint)"
+    )
     assert [s["status"] for s in record["steps"]][1:] == ["skipped"] * 5
     names = {step[1] for _, step in engine.leaves}
     assert "publish" not in names  # nothing pushed
     assert not any(n == "dockerBuild" for c, _ in engine.leaves for _, n, _ in c)
     assert not [r for r in coolify.requests if r.method in ("PATCH", "POST")]
     for secret in (TOKEN, PASSWORD, DB_URL):
-        assert secret not in message
+        assert secret not in json.dumps(files)
+
+
+def test_a_failed_deploy_after_migrate_keeps_the_backup_and_the_record(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+) -> None:
+    """Deploy fails after the database was migrated: the returned directory still holds the
+    migration's result and backup, and release.json says it stopped at deploy."""
+    staged(example, coolify, registry, health)
+    engine.file_writer = write_archive
+    backup = "/out/backups/wormhole-20261201T000000Z-9a8b7c6.dump"
+    engine.file_contents = lambda chain: json.dumps(
+        {"outcome": "applied", "applied": ["x"], "backup": backup}
+    )
+    coolify.script("app-web", "queued", "in_progress", "failed", logs=["npm ERR! boom"])
+    files = release(example, allow_unavailable_scanners=True)
+    record = json.loads(files["release.json"])
+    assert files["status"] == "stopped\n"
+    assert record["stopped_at"] == "deploy"
+    assert [s["status"] for s in record["steps"]] == ["passed"] * 5 + ["failed"]
+    assert record["migrations"]["backup"] == backup
+    assert files["migrate/status"] == "applied\n"
+    assert "migrate/migrate.log" in files
+    # the returned directory holds the migrate job's whole output directory (with backups/)
+    mounted = [a for c, _ in engine.leaves for _, n, a in c if n == "withDirectory"]
+    assert any(a["path"] == "migrate" for a in mounted)
+    assert [d["service"] for d in record["deployments"]] == ["api", "web", "runner"]
+
+
+def test_busy_coolify_refuses_before_anything(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+) -> None:
+    staged(example, coolify, registry, health)
+    coolify.queue("app-api", statuses=("in_progress",))  # another release is deploying
+    files = release(example, allow_unavailable_scanners=True)
+    record = json.loads(files["release.json"])
+    assert files["status"] == "refused\n"
+    assert "in progress for app-api" in record["refused"]
+    assert [s["status"] for s in record["steps"]] == ["skipped"] * 6
+    assert not any(n == "withExec" for c, _ in engine.leaves for _, n, _ in c)
+    assert not [r for r in coolify.requests if r.method in ("PATCH", "POST")]

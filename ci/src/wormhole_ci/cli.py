@@ -563,14 +563,13 @@ def _release(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.images.engine import detect_engine
     from wormhole_ci.images.gitinfo import revision
     from wormhole_ci.manifest import load_manifest
-    from wormhole_ci.release import (
-        Release,
+    from wormhole_ci.release.native import (
         ReleaseOptions,
-        ReleaseStopped,
         dry_run,
         environment_secrets,
+        run_native_release,
     )
-    from wormhole_ci.secretref import redact
+    from wormhole_ci.release.record import ReleaseOutcome
     from wormhole_ci.toolchains import default_cache_dir
 
     manifest = load_manifest(args.source)
@@ -609,17 +608,18 @@ def _release(args: argparse.Namespace, err: Console) -> int:
     def say(line: str) -> None:
         err.print(line, markup=False)
 
-    release = Release(manifest, env, engine, secrets, options=options, say=say)
-    try:
-        record = release.run()
-    except ReleaseStopped as exc:
-        err.print(f"[bold red]{escape(redact(str(exc), *secrets.values()))}[/]")
-        err.print(f"wrote {output}", markup=False)
-        return EXIT_FAILED
+    record = run_native_release(manifest, env, engine, secrets, options=options, say=say)
     err.print(f"wrote {output}", markup=False)
+    if record.outcome is ReleaseOutcome.REFUSED:
+        err.print(f"[bold red]release refused:[/] {escape(record.refused or '')}")
+        return EXIT_FAILED
+    if record.outcome is not ReleaseOutcome.RELEASED:
+        stopped = record.step(record.stopped_at or "")
+        err.print(f"[bold red]release stopped at {stopped.name}:[/] {escape(stopped.detail)}")
+        return EXIT_FAILED
     print(
         f"released {rev.short} to {env.name}: "
-        + ", ".join(str(i.get("reference", i["name"])) for i in record.images)
+        + ", ".join(i.reference or i.name for i in record.images)
     )
     return 0
 

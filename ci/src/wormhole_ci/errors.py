@@ -9,7 +9,8 @@ WormholeCiError
 │   └── ImmutableTagError  a tag already names different image content
 ├── SecretError          a secret reference cannot be resolved, or a secret was passed literally
 ├── MigrateError         a migration job cannot start, is blocked by a gate, or failed
-└── CoolifyError         the Coolify API refuses us, or a deployment failed or never finished
+├── CoolifyError         the Coolify API refuses us, or a deployment failed or never finished
+└── DeployRefusedError   a deploy would ship images the registry does not hold
 """
 
 
@@ -51,3 +52,7 @@ class MigrateError(WormholeCiError):
 
 class CoolifyError(WormholeCiError):
     """The Coolify API is unreachable or refuses a request, or a deployment did not finish."""
+
+
+class DeployRefusedError(WormholeCiError):
+    """A deploy (e.g. a rollback to an earlier commit) names images that were never published."""

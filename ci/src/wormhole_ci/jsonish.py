@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import cast
 
 
@@ -25,3 +26,14 @@ def as_str_list(value: object) -> list[str] | None:
     if items is None or not all(isinstance(v, str) for v in items):
         return None
     return [str(v) for v in items]
+
+
+def outcome_of(result_json: str, exit_code: int) -> str:
+    """The `outcome` a job wrote in its JSON result; without one, what its exit code says."""
+    try:
+        outcome = (as_dict(json.loads(result_json)) or {}).get("outcome")
+    except ValueError:
+        outcome = None
+    if isinstance(outcome, str) and outcome:
+        return outcome
+    return "done" if exit_code == 0 else "failed"

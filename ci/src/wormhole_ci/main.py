@@ -7,15 +7,15 @@ through `containers.service_spec`, and reports with the native runtime's summary
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import secrets
+import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeAlias, TypeVar
+from typing import Annotated, TypeAlias, TypeVar, cast
 
 import anyio
 import dagger
@@ -49,9 +49,11 @@ from wormhole_ci.containers import (
     service_spec,
 )
 from wormhole_ci.deploy.coolify import Coolify
+from wormhole_ci.deploy.published import require_published
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
-from wormhole_ci.errors import ImageError, ImmutableTagError, WormholeCiError
+from wormhole_ci.errors import ImageError, ImmutableTagError, MigrateError, WormholeCiError
 from wormhole_ci.images.identity import Verdict, compare, read_identity
+from wormhole_ci.images.native import Published
 from wormhole_ci.images.registry import Registry, RemoteImage
 from wormhole_ci.images.spec import (
     ImageSpec,
@@ -65,11 +67,20 @@ from wormhole_ci.images.spec import (
 )
 from wormhole_ci.images.spec import reference as image_reference
 from wormhole_ci.images.spec import tags as image_tags
+from wormhole_ci.jsonish import as_dict, as_list, outcome_of
 from wormhole_ci.junit import junit_xml
 from wormhole_ci.manifest import Environment, Manifest, ServiceKind, load_manifest
+from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import Plan, ServicePlan, build_plan, exec_prefix
-from wormhole_ci.release import STEPS, ReleaseManifest
+from wormhole_ci.release.machine import ReleaseMachine, Rollout
+from wormhole_ci.release.record import (
+    ImageRecord,
+    ReleaseRecord,
+    scan_detail,
+    scan_record,
+    utc_now,
+)
 from wormhole_ci.results import (
     RunReport,
     Status,
@@ -84,6 +95,7 @@ from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.model import Status as ScanStatus
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, services_by_path
 from wormhole_ci.security.policy import FailOn, evaluate
+from wormhole_ci.security.policy import Verdict as ScanVerdict
 from wormhole_ci.security.runner import parse_task, substitute
 from wormhole_ci.security.scan import render_reports
 from wormhole_ci.security.tasks import Family, ScanTask, image_scan, scan_plan
@@ -106,6 +118,24 @@ PLAN_INPUTS = [
     "**/*Dockerfile*",  # image specs check that each service's Dockerfile exists
 ]
 T = TypeVar("T")
+# Cache policies (DESIGN.md §3; Dagger caches a function without one for up to 7 days).
+SIDE_EFFECTS = "never"
+"""release, deploy, migrate, publish: they change the world, so they run on every call."""
+FRESH = "session"
+"""The scans: advisories appear daily, so a new session (the nightly run, the next CI job)
+always rescans, while calls within one session (scan-report after scan) share the run."""
+PURE = ""
+"""Checks and builds of a source Directory: the engine's default (same inputs, same answer)."""
+Fn = TypeVar("Fn", bound=Callable[..., Awaitable[object]])
+
+
+def cached(policy: str) -> Callable[[Fn], Fn]:
+    """`@function(cache=policy)`: dagger-io 0.21.11 takes `cache`, but its typing overloads
+    omit it, so the call goes through an untyped view of the same decorator."""
+    decorate = cast(Callable[..., Callable[[Fn], Fn]], function)
+    return decorate(cache=policy)
+
+
 HASURA_PORT = 8080
 POSTGRES_PORT = 5432
 
@@ -147,13 +177,13 @@ class WormholeCi:
     source: Source
 
     @dagger_check
-    @function
+    @cached(PURE)
     async def check(self) -> str:
         """Lint, type-check and test every service concurrently, and validate the Hasura
         metadata structurally; fails once, naming every failed service and task."""
         return await self._run("check", None, ())
 
-    @function
+    @cached(PURE)
     async def check_report(self) -> dagger.Directory:
         """The same checks as `check`, returning `junit.xml`, `check.txt` and `status`
         (passed or failed) instead of failing, so CI can upload the report either way."""
@@ -169,23 +199,23 @@ class WormholeCi:
             .with_new_file("status", "passed\n" if report.ok else "failed\n")
         )
 
-    @function
+    @cached(PURE)
     async def lint(self, service: ServiceName = None) -> str:
         """Run the lint and format checks (after each service's install and prepare)."""
         return await self._run("lint", service, ("lint",))
 
-    @function
+    @cached(PURE)
     async def typecheck(self, service: ServiceName = None) -> str:
         """Run the type checkers (tsc, nuxi typecheck, pyright)."""
         return await self._run("typecheck", service, ("typecheck",))
 
-    @function
+    @cached(PURE)
     async def test(self, service: ServiceName = None) -> str:
         """Run the test suites (vitest, pytest)."""
         return await self._run("test", service, ("test",))
 
     @dagger_check
-    @function
+    @cached(PURE)
     async def validate_hasura(self) -> str:
         """Apply the api's Prisma migrations to a PostgreSQL 15 service, start Hasura
         GraphQL Engine on it, apply the metadata with --disallow-inconsistent-metadata and
@@ -212,7 +242,7 @@ class WormholeCi:
             lines.extend(await self._live_hasura(service, database, plan))
         return "\n".join(lines)
 
-    @function
+    @cached(FRESH)
     async def scan(
         self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
     ) -> dagger.Directory:
@@ -220,26 +250,26 @@ class WormholeCi:
         policy; returns the reports (scan.sarif, scan.md, scan.json, SBOMs) or fails per policy."""
         return await self._scan(frozenset(Family), fail_on, allow_unavailable, enforce=True)
 
-    @function
+    @cached(FRESH)
     async def scan_report(
         self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
     ) -> dagger.Directory:
         """The same scan, returning the reports even when the policy fails (for uploading SARIF)."""
         return await self._scan(frozenset(Family), fail_on, allow_unavailable, enforce=False)
 
-    @function
+    @cached(FRESH)
     async def sast(self, fail_on: FailOnArg = None) -> dagger.Directory:
         """Semgrep with the project's rules and Trivy's secret and misconfiguration scanners."""
         return await self._scan(frozenset({Family.SAST}), fail_on, False, enforce=True)
 
-    @function
+    @cached(FRESH)
     async def audit(
         self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
     ) -> dagger.Directory:
         """pnpm audit for the node services and pip-audit for the python services."""
         return await self._scan(frozenset({Family.AUDIT}), fail_on, allow_unavailable, enforce=True)
 
-    @function
+    @cached(FRESH)
     async def scan_image(
         self,
         image: Annotated[
@@ -265,7 +295,7 @@ class WormholeCi:
         manifest = await self._planned(lambda m: m)
         return await self._report([outcome], manifest, fail_on, allow_unavailable, {}, enforce=True)
 
-    @function
+    @cached(PURE)
     async def build(
         self,
         service: Annotated[str, Doc("The service whose Dockerfile to build")],
@@ -288,7 +318,7 @@ class WormholeCi:
             platforms[0] if platforms else None,
         )
 
-    @function
+    @cached(PURE)
     async def build_all(
         self,
         tag: CommitSha = "",
@@ -309,7 +339,7 @@ class WormholeCi:
             )
         return out
 
-    @function
+    @cached(SIDE_EFFECTS)
     async def publish(
         self,
         *,
@@ -326,45 +356,18 @@ class WormholeCi:
         """Build and push `<registry>/<project>-<service>:<sha7>` (+ --version-tag) for every
         service; a tag already holding other content is refused before anything is pushed,
         one holding this very image is left alone. Returns the references with digests."""
-        if bool(username) != (password is not None):
-            raise ImageError("publish: pass both --username and --password, or neither")
-        address = check_registry(registry)
-        rev = Revision(check_sha(tag))
-        version = check_version_tag(version_tag) if version_tag else None
-        specs, source_url = await self._planned(lambda m: (image_specs(m), m.repository))
-        args = _image_args(rev, version_tag, source_url, build_arg)
-        host, _, prefix = address.partition("/")
-        plaintext = await password.plaintext() if password else None
-        chosen = check_platforms(platforms)
-        work: list[tuple[ImageSpec, list[dagger.Container], str, Verdict, RemoteImage | None]] = []
-        with Registry(host, username or None, plaintext) as client:
-            # unreachable registry or wrong credentials: fail before anything is built
-            await anyio.to_thread.run_sync(client.ping)
-            for spec in specs:
-                variants = self._variants(spec, args, chosen)
-                local = await _config_digests(variants)
-                repository = f"{prefix}/{spec.repository}" if prefix else spec.repository
-                for each in image_tags(rev, version):
-                    remote = await anyio.to_thread.run_sync(client.resolve, repository, each)
-                    ref = image_reference(address, spec, each)
-                    verdict = compare(local, remote, reference=ref)
-                    work.append((spec, variants, ref, verdict, remote))
-        conflicts = [w[3].message for w in work if w[3].conflict]
-        if conflicts:
-            raise ImmutableTagError("nothing was pushed:\n" + "\n".join(conflicts))
-        lines: list[str] = []
-        for _, variants, ref, verdict, remote in work:
-            if verdict.same and remote is not None:
-                lines.append(f"{ref}@{remote.digest} (unchanged: already published)")
-                continue
-            ctr = variants[0]
-            if password is not None:
-                ctr = ctr.with_registry_auth(host, username, password)
-            pushed = await ctr.publish(ref, platform_variants=variants[1:])
-            lines.append(f"{pushed} (pushed)")
-        return "\n".join(lines)
+        published = await self._publish(
+            registry,
+            Revision(check_sha(tag)),
+            username,
+            password,
+            version_tag=version_tag,
+            platforms=platforms,
+            build_arg=build_arg,
+        )
+        return "\n".join(f"{p.reference} ({p.action})" for p in published)
 
-    @function
+    @cached(SIDE_EFFECTS)
     async def migrate(
         self,
         *,
@@ -385,7 +388,27 @@ class WormholeCi:
     ) -> dagger.Directory:
         """Apply pending Prisma migrations exactly once: advisory lock, squawk and the
         destructive-change gate, pg_dump backup, `prisma migrate deploy`, clean `migrate
-        status`. Returns migrate.json and backups/<db>-<time>-<sha7>.dump."""
+        status`. Returns migrate.json, backups/<db>-<time>-<sha7>.dump, migrate.log and
+        `status` (its outcome) whether the job succeeded or not: the backup is never lost."""
+        return await self._migrate_job(
+            database_url,
+            tag=tag,
+            service=service,
+            lock_timeout=lock_timeout,
+            allow_destructive=allow_destructive,
+            no_backup=no_backup,
+        )
+
+    async def _migrate_job(
+        self,
+        database_url: dagger.Secret,
+        *,
+        tag: str,
+        service: str = "",
+        lock_timeout: int = 600,
+        allow_destructive: bool = False,
+        no_backup: bool = False,
+    ) -> dagger.Directory:
         argv = migrate_argv(
             service=service or None,
             tag=check_sha(tag) if tag else None,
@@ -409,29 +432,50 @@ class WormholeCi:
             .with_workdir(SOURCE_ROOT)
             .with_exec(list(argv), expect=ReturnType.ANY)
         )
-        code = await ctr.exit_code()
-        if code != 0:
-            output = (await ctr.stdout()) + (await ctr.stderr())
-            raise WormholeCiError(f"migrate failed (exit {code}):\n{tail_of(output, 60)}")
-        return ctr.directory(OUT_PATH)
+        return await _job_result(ctr, "migrate.json")
 
-    @function
+    @cached(SIDE_EFFECTS)
     async def deploy(
         self,
         *,
         environment: Annotated[str, Doc("An [environments.NAME] of wormhole-ci.toml")],
-        tag: Annotated[str, Doc("The commit SHA to deploy (its images must be published)")],
+        tag: Annotated[
+            str, Doc("The commit SHA to deploy: its images must already be in the registry")
+        ],
         coolify_token: Annotated[dagger.Secret, Doc("The environment's Coolify API token")],
+        registry_password: Annotated[
+            dagger.Secret | None, Doc("Password/token to read the environment's registry")
+        ] = None,
+        registry_username: Annotated[
+            str, Doc("Registry user (default: the environment's registry_username)")
+        ] = "",
         no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
-    ) -> str:
-        """Set each Coolify application's image tag to the short SHA, deploy, wait, verify
-        each /healthz reports the SHA, and roll back on failure. Returns the result (JSON)."""
+    ) -> dagger.Directory:
+        """Deploy an already published commit (also how to roll back to an earlier one): refuse
+        unless the registry holds its images, then set each Coolify application's image tag,
+        deploy, wait, verify each /healthz reports the SHA, and roll back on failure. Returns
+        deploy.json and `status` (its outcome) whether or not the deploy succeeded."""
         rev = Revision(check_sha(tag))
-        env = await self._planned(lambda m: m.environment(environment))
-        result = await self._deploy_env(env, rev, coolify_token, rollback=not no_rollback)
-        return result.to_json()
+        env, specs = await self._planned(lambda m: (m.environment(environment), image_specs(m)))
+        user = registry_username or env.registry_username or ""
+        secret = await registry_password.plaintext() if registry_password else None
+        host = env.registry.partition("/")[0]
+        with Registry(host, user or None if secret else None, secret) as registry:
+            await anyio.to_thread.run_sync(
+                lambda: require_published(registry, env.registry, specs, rev, env.name)
+            )
+        try:
+            result = await self._deploy_env(env, rev, coolify_token, rollback=not no_rollback)
+        except DeployFailed as exc:
+            result = exc.result
+        text = redact(result.to_json(), await coolify_token.plaintext())
+        return (
+            dag.directory()
+            .with_new_file("deploy.json", text + "\n")
+            .with_new_file("status", result.outcome + "\n")
+        )
 
-    @function
+    @cached(SIDE_EFFECTS)
     async def release(
         self,
         *,
@@ -454,94 +498,102 @@ class WormholeCi:
         no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
     ) -> dagger.Directory:
         """check → build → scan → publish → migrate → deploy → verify, stopping at the first
-        red gate. Returns release.json (and the migration's backup); a stop fails the call
-        with the manifest of what happened."""
+        red gate (nothing starts while Coolify deploys these applications). Returns, whether
+        the release passed or stopped: release.json, `status` (released | stopped | refused)
+        and migrate/ (the migration's result, log and pre-migration backup)."""
         rev = Revision(check_sha(tag))
         # The planner's inputs live in a temporary export: plan everything up front.
-        manifest, plan, specs, env = await self._planned(
-            lambda m: (m, build_plan(m), image_specs(m), m.environment(environment))
+        manifest, env, specs, plan = await self._planned(
+            lambda m: (m, m.environment(environment), image_specs(m), build_plan(m))
         )
-        user = registry_username or env.registry_username or ""
-        record = ReleaseManifest(
-            sha=rev.sha,
-            environment=env.name,
-            started=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        token = await coolify_token.plaintext()
+        password = await registry_password.plaintext() if registry_password else None
+        hidden = (
+            tuple(v for v in (token, password, await database_url.plaintext()) if v)
+            + DatabaseUrl.parse(await database_url.plaintext()).secrets
         )
-        out = dag.directory()
+        steps = _DaggerSteps(
+            self,
+            manifest,
+            env,
+            rev,
+            specs=specs,
+            plan=plan,
+            database_url=database_url,
+            registry_password=registry_password,
+            registry_username=registry_username or env.registry_username or "",
+            allow_unavailable=allow_unavailable_scanners,
+            allow_destructive=allow_destructive,
+        )
 
-        async def check() -> str:
-            report = await self._execute(plan)
-            if not report.ok:
-                raise WormholeCiError(summary(report, "check"))
-            return f"{len(report.results)} tasks passed"
+        def say(line: str) -> None:  # progress, shown by `dagger call`
+            print(redact(line, *hidden), file=sys.stderr, flush=True)
 
-        images: dict[str, dagger.Container] = {}
+        machine = ReleaseMachine(
+            env=env,
+            steps=steps,
+            coolify=Coolify(env.coolify_url, token),
+            rollout=Rollout(sha=rev.sha, image_tag=rev.short, rollback=not no_rollback),
+            say=say,
+            save=lambda _record: None,  # the record is returned below, whatever happened
+            hidden=hidden,
+        )
+        record = await machine.run(
+            ReleaseRecord(sha=rev.sha, environment=env.name, started=utc_now())
+        )
+        return steps.out.with_new_file(
+            "release.json", redact(record.to_json(), *hidden) + "\n"
+        ).with_new_file("status", f"{record.outcome}\n")
 
-        async def build() -> str:
-            args = _image_args(rev, "", manifest.repository, ())
+    async def _publish(
+        self,
+        registry: str,
+        rev: Revision,
+        username: str,
+        password: dagger.Secret | None,
+        *,
+        version_tag: str = "",
+        platforms: Sequence[str] = (),
+        build_arg: Sequence[str] = (),
+    ) -> list[Published]:
+        if bool(username) != (password is not None):
+            raise ImageError("publish: pass both --username and --password, or neither")
+        address = check_registry(registry)
+        version = check_version_tag(version_tag) if version_tag else None
+        specs, source_url = await self._planned(lambda m: (image_specs(m), m.repository))
+        args = _image_args(rev, version_tag, source_url, build_arg)
+        host, _, prefix = address.partition("/")
+        plaintext = await password.plaintext() if password else None
+        chosen = check_platforms(platforms)
+        work: list[tuple[ImageSpec, list[dagger.Container], str, Verdict, RemoteImage | None]] = []
+        with Registry(host, username or None, plaintext) as client:
+            # unreachable registry or wrong credentials: fail before anything is built
+            await anyio.to_thread.run_sync(client.ping)
             for spec in specs:
-                images[spec.service] = await self._image(spec, args, None).sync()
-            return ", ".join(f"{s}:{rev.short}" for s in images)
-
-        async def scan() -> str:
-            await self._scan(frozenset(Family), None, allow_unavailable_scanners, enforce=True)
-            for service, image in images.items():
-                await self.scan_image(
-                    image=image, name=service, allow_unavailable=allow_unavailable_scanners
+                variants = self._variants(spec, args, chosen)
+                local = await _config_digests(variants)
+                repository = f"{prefix}/{spec.repository}" if prefix else spec.repository
+                for each in image_tags(rev, version):
+                    remote = await anyio.to_thread.run_sync(client.resolve, repository, each)
+                    ref = image_reference(address, spec, each)
+                    verdict = compare(local, remote, reference=ref)
+                    work.append((spec, variants, ref, verdict, remote))
+        conflicts = [w[3].message for w in work if w[3].conflict]
+        if conflicts:
+            raise ImmutableTagError("nothing was pushed:\n" + "\n".join(conflicts))
+        out: list[Published] = []
+        for spec, variants, ref, verdict, remote in work:
+            if verdict.same and remote is not None:
+                out.append(
+                    Published(spec.service, f"{ref}@{remote.digest}", remote.digest, "unchanged")
                 )
-            record.scan = {"passed": True, "allow_unavailable": allow_unavailable_scanners}
-            return f"source and {len(images)} images: passed"
-
-        async def publish() -> str:
-            lines = await self.publish(
-                registry=env.registry,
-                tag=rev.sha,
-                username=user if registry_password is not None else "",
-                password=registry_password,
-            )
-            record.images = [{"reference": line.split(" ")[0]} for line in lines.splitlines()]
-            return lines.replace("\n", ", ")
-
-        async def migrate() -> str:
-            nonlocal out
-            result = await self.migrate(
-                database_url=database_url, tag=rev.sha, allow_destructive=allow_destructive
-            )
-            out = out.with_directory("migrate", result)
-            record.migrations = json.loads(await result.file("migrate.json").contents())
-            return str(record.migrations.get("outcome", "done"))
-
-        async def deploy() -> str:
-            result = await self._deploy_env(env, rev, coolify_token, rollback=not no_rollback)
-            record.deployments = [dataclasses.asdict(s) for s in result.services]
-            return "verified"
-
-        steps: list[tuple[str, Callable[[], Awaitable[str]]]] = [
-            ("check", check),
-            ("build", build),
-            ("scan", scan),
-            ("publish", publish),
-            ("migrate", migrate),
-            ("deploy", deploy),
-        ]
-        for name, step in steps:
-            entry = record.step(name)
-            started = time.monotonic()
-            try:
-                entry.detail = await step()
-                entry.status = "passed"
-            except (WormholeCiError, dagger.ExecError, dagger.QueryError) as exc:
-                entry.status, entry.detail = "failed", str(exc)
-                record.outcome, record.stopped_at = "stopped", name
-                for later in STEPS[STEPS.index(name) + 1 :]:
-                    record.step(later).status = "skipped"
-                entry.seconds = round(time.monotonic() - started, 2)
-                raise WormholeCiError(
-                    f"release stopped at {name}: {exc}\n--- release.json\n{record.to_json()}"
-                ) from None
-            entry.seconds = round(time.monotonic() - started, 2)
-        record.outcome = "released"
-        return out.with_new_file("release.json", record.to_json() + "\n")
+                continue
+            ctr = variants[0]
+            if password is not None:
+                ctr = ctr.with_registry_auth(host, username, password)
+            pushed = await ctr.publish(ref, platform_variants=variants[1:])
+            out.append(Published(spec.service, pushed, pushed.rpartition("@")[2], "pushed"))
+        return out
 
     async def _deploy_env(
         self, env: Environment, rev: Revision, token: dagger.Secret, *, rollback: bool
@@ -555,14 +607,14 @@ class WormholeCi:
             deploy_timeout=env.deploy_timeout,
             verify_timeout=env.verify_timeout,
         )
-        lines: list[str] = []
         coolify = Coolify(env.coolify_url, plaintext)
-        try:
-            return await anyio.to_thread.run_sync(
-                lambda: deploy_environment(env, coolify, options, lines.append)
-            )
-        except DeployFailed as exc:
-            raise WormholeCiError(redact(f"{exc}\n" + "\n".join(lines), plaintext)) from None
+
+        def say(line: str) -> None:  # progress, shown by `dagger call`
+            print(redact(line, plaintext), file=sys.stderr, flush=True)
+
+        return await anyio.to_thread.run_sync(
+            lambda: deploy_environment(env, coolify, options, say)
+        )
 
     def _image(
         self, spec: ImageSpec, args: Sequence[tuple[str, str]], platform: str | None
@@ -630,27 +682,56 @@ class WormholeCi:
         *,
         enforce: bool,
     ) -> dagger.Directory:
+        manifest, kept, artifacts = await self._scan_outcomes(families, {})
+        return await self._report(
+            kept, manifest, fail_on, allow_unavailable, artifacts, enforce=enforce
+        )
+
+    async def _scan_outcomes(
+        self, families: frozenset[Family], images: dict[str, dagger.Container]
+    ) -> tuple[Manifest, list[Outcome], dict[str, dagger.File]]:
+        """Every scan task of `families` plus a CVE scan of each image, concurrently."""
         manifest, tasks = await self._planned(lambda m: (m, scan_plan(m, families)))
         service_of = services_by_path({s.name: s.path for s in manifest.services})
         outcomes: dict[int, Outcome] = {}
         artifacts: dict[str, dagger.File] = {}
+        image_tasks = [(image_scan("/image.tar", name), image) for name, image in images.items()]
 
-        async def one(index: int, task: ScanTask) -> None:
-            ctr = self._scanner(task).with_directory(SOURCE_ROOT, self.source)
+        async def one(index: int, task: ScanTask, image: dagger.Container | None) -> None:
+            ctr = self._scanner(task)
+            if image is None:
+                ctr = ctr.with_directory(SOURCE_ROOT, self.source)
+            else:
+                ctr = ctr.with_file("/image.tar", image.as_tarball())
             outcomes[index], ran = await self._scan_task(ctr, task, service_of)
             if task.artifact and outcomes[index].status is ScanStatus.CLEAN:
                 artifacts[task.artifact] = ran.file(f"{OUT_PATH}/{task.artifact}")
 
+        every = [(t, None) for t in tasks] + image_tasks
         async with anyio.create_task_group() as group:
-            for index, task in enumerate(tasks):
-                group.start_soon(one, index, task)
+            for index, (task, image) in enumerate(every):
+                group.start_soon(one, index, task, image)
         kept = [
             o
             for i, o in sorted(outcomes.items())
-            if tasks[i].family is not Family.SBOM or o.status is not ScanStatus.CLEAN
+            if every[i][0].family is not Family.SBOM or o.status is not ScanStatus.CLEAN
         ]
-        return await self._report(
-            kept, manifest, fail_on, allow_unavailable, artifacts, enforce=enforce
+        return manifest, kept, artifacts
+
+    async def _scan_verdict(
+        self,
+        families: frozenset[Family],
+        fail_on: str | None,
+        allow_unavailable: bool,
+        images: dict[str, dagger.Container],
+    ) -> ScanVerdict:
+        manifest, outcomes, _ = await self._scan_outcomes(families, images)
+        return evaluate(
+            outcomes,
+            manifest.security.ignore,
+            FailOn(fail_on or manifest.security.fail_on),
+            allow_unavailable=allow_unavailable,
+            today=dt.date.today(),
         )
 
     def _scanner(self, task: ScanTask) -> dagger.Container:
@@ -930,3 +1011,110 @@ def _exec_failure(service: str, task: str, exc: dagger.ExecError, duration: floa
     return TaskResult(
         service, task, Status.FAILED, duration, exc.exit_code, tail_of(exc.stdout + exc.stderr)
     )
+
+
+async def _job_result(ctr: dagger.Container, result_file: str) -> dagger.Directory:
+    """A job container's OUT_PATH, whatever its exit code, plus `status` (the outcome its
+    result file names, else failed) and its output as `<job>.log`: nothing it wrote is lost."""
+    code = await ctr.exit_code()
+    output = (await ctr.stdout()) + (await ctr.stderr())
+    out = ctr.directory(OUT_PATH)
+    try:
+        text = await out.file(result_file).contents()
+    except dagger.QueryError:  # the job stopped before writing its result (e.g. bad input)
+        text = ""
+    outcome = outcome_of(text, code)
+    log = result_file.rsplit(".", 1)[0] + ".log"
+    return out.with_new_file(log, output).with_new_file("status", outcome + "\n")
+
+
+class _DaggerSteps:
+    """The release gates as containers of this engine (the state machine is the core's)."""
+
+    def __init__(
+        self,
+        module: WormholeCi,
+        manifest: Manifest,
+        env: Environment,
+        rev: Revision,
+        *,
+        specs: Sequence[ImageSpec],
+        plan: Plan,
+        database_url: dagger.Secret,
+        registry_password: dagger.Secret | None,
+        registry_username: str,
+        allow_unavailable: bool,
+        allow_destructive: bool,
+    ) -> None:
+        self.m, self.manifest, self.env, self.rev = module, manifest, env, rev
+        self.database_url, self.password = database_url, registry_password
+        self.username = registry_username
+        self.allow_unavailable, self.allow_destructive = allow_unavailable, allow_destructive
+        self.specs, self.plan = specs, plan
+        self.images: dict[str, dagger.Container] = {}
+        self.out = dag.directory()
+        """What the release returns besides release.json: the migration's files."""
+
+    async def check(self, record: ReleaseRecord) -> str:
+        report = await self.m._execute(self.plan)  # pyright: ignore[reportPrivateUsage]
+        if not report.ok:
+            raise WormholeCiError(summary(report, "check"))
+        return f"{len(report.results)} tasks passed"
+
+    async def build(self, record: ReleaseRecord) -> str:
+        args = _image_args(self.rev, "", self.manifest.repository, ())
+        for spec in self.specs:
+            image = self.m._image(spec, args, None)  # pyright: ignore[reportPrivateUsage]
+            try:
+                digests = await _config_digests([image])
+            except (dagger.ExecError, dagger.QueryError) as exc:
+                raise ImageError(f"build {spec.service}: {exc}") from None
+            self.images[spec.service] = image
+            name = f"{spec.repository}:{self.rev.short}"
+            record.images.append(ImageRecord(spec.service, name, ",".join(digests.values())))
+        return ", ".join(i.name for i in record.images)
+
+    async def scan(self, record: ReleaseRecord) -> str:
+        verdict = await self.m._scan_verdict(  # pyright: ignore[reportPrivateUsage]
+            frozenset(Family), None, self.allow_unavailable, self.images
+        )
+        record.scan = scan_record(
+            verdict, self.allow_unavailable, ["scan/scan.sarif", "scan/scan.md", "scan/scan.json"]
+        )
+        return scan_detail(verdict)
+
+    async def publish(self, record: ReleaseRecord) -> str:
+        published = await self.m._publish(  # pyright: ignore[reportPrivateUsage]
+            self.env.registry,
+            self.rev,
+            self.username if self.password is not None else "",
+            self.password,
+        )
+        for each in published:
+            image = record.image(each.service)
+            if image is not None and not image.reference:
+                image.reference, image.digest, image.action = (
+                    each.reference,
+                    each.digest,
+                    each.action,
+                )
+        return ", ".join(p.reference for p in published)
+
+    async def migrate(self, record: ReleaseRecord) -> str:
+        result = await self.m._migrate_job(  # pyright: ignore[reportPrivateUsage]
+            self.database_url, tag=self.rev.sha, allow_destructive=self.allow_destructive
+        )
+        self.out = self.out.with_directory("migrate", result)
+        try:
+            record.migrations = (
+                as_dict(json.loads(await result.file("migrate.json").contents())) or {}
+            )
+        except (dagger.QueryError, ValueError):  # the job stopped before writing its result
+            record.migrations = {}
+        outcome = (await result.file("status").contents()).strip()
+        if outcome not in ("applied", "up-to-date"):
+            log = await result.file("migrate.log").contents()
+            raise MigrateError(f"migrate {outcome}:\n{tail_of(log, 60)}")
+        applied = record.migrations.get("applied")
+        names = ", ".join(str(a) for a in as_list(applied) or [])
+        return f"{outcome}: {names or 'nothing pending'}"

@@ -1,0 +1,1 @@
+"""`release`: one state machine over the gates, and the native steps (the Dagger steps live in main.py)."""

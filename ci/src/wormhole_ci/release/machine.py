@@ -1,0 +1,132 @@
+"""The release state machine, written once: refuse while Coolify is busy, then each gate in
+order, stopping at the first red one; both runtimes supply only the steps' executors."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import anyio.to_thread
+
+from wormhole_ci.deploy.coolify import Coolify
+from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
+from wormhole_ci.errors import CoolifyError, WormholeCiError
+from wormhole_ci.manifest import Environment
+from wormhole_ci.release.record import STEPS, ReleaseOutcome, ReleaseRecord
+from wormhole_ci.secretref import redact
+
+Say = Callable[[str], None]
+
+
+class ReleaseSteps(Protocol):
+    """How a runtime checks, builds, scans, publishes and migrates. Each step fills its part
+    of the record and returns a one-line detail, or raises `WormholeCiError` (a red gate);
+    engine errors are the executor's to turn into one."""
+
+    async def check(self, record: ReleaseRecord) -> str: ...
+
+    async def build(self, record: ReleaseRecord) -> str: ...
+
+    async def scan(self, record: ReleaseRecord) -> str: ...
+
+    async def publish(self, record: ReleaseRecord) -> str: ...
+
+    async def migrate(self, record: ReleaseRecord) -> str: ...
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How the deploy step runs (it is the same in both runtimes: Coolify's API over HTTP)."""
+
+    sha: str
+    image_tag: str
+    rollback: bool = True
+    poll_interval: float = 2.0
+
+
+@dataclass
+class ReleaseMachine:
+    """Runs one release of `env`: `run` always returns the record (never raises for a red
+    gate); `save` is called after every change so a crash still leaves the last state."""
+
+    env: Environment
+    steps: ReleaseSteps
+    coolify: Coolify
+    rollout: Rollout
+    say: Say
+    save: Callable[[ReleaseRecord], None]
+    hidden: tuple[str, ...] = ()
+    """Secret values, redacted from every detail."""
+
+    async def run(self, record: ReleaseRecord) -> ReleaseRecord:
+        refused = await self._busy()
+        if refused:
+            record.outcome, record.refused = ReleaseOutcome.REFUSED, redact(refused, *self.hidden)
+            for step in record.steps:
+                step.status = "skipped"
+            self.save(record)
+            return record
+        gates: dict[str, Callable[[ReleaseRecord], Awaitable[str]]] = {
+            "check": self.steps.check,
+            "build": self.steps.build,
+            "scan": self.steps.scan,
+            "publish": self.steps.publish,
+            "migrate": self.steps.migrate,
+            "deploy": self._deploy,
+        }
+        for name, gate in gates.items():
+            entry = record.step(name)
+            self.say(f"== {name}")
+            started = time.monotonic()
+            try:
+                entry.detail = redact(await gate(record), *self.hidden)
+                entry.status = "passed"
+            except WormholeCiError as exc:
+                entry.status, entry.detail = "failed", redact(str(exc), *self.hidden)
+                record.outcome, record.stopped_at = ReleaseOutcome.STOPPED, name
+                for later in STEPS[STEPS.index(name) + 1 :]:
+                    record.step(later).status = "skipped"
+                return record
+            finally:
+                entry.seconds = round(time.monotonic() - started, 2)
+                self.save(record)
+        record.outcome = ReleaseOutcome.RELEASED
+        self.save(record)
+        return record
+
+    async def _busy(self) -> str | None:
+        """One release per environment: nothing starts while Coolify deploys these apps."""
+        apps = [t.application for t in self.env.targets if t.application]
+        try:
+            busy = await anyio.to_thread.run_sync(self.coolify.busy, apps)
+        except CoolifyError as exc:
+            return f"release {self.env.name}: asking Coolify whether it is deploying failed: {exc}"
+        if not busy:
+            return None
+        return (
+            f"release {self.env.name}: a Coolify deployment is in progress for "
+            f"{', '.join(busy)}; another release is running. Nothing was done: wait for it "
+            "(or cancel it in Coolify) and run again"
+        )
+
+    async def _deploy(self, record: ReleaseRecord) -> str:
+        options = DeployOptions(
+            sha=self.rollout.sha,
+            image_tag=self.rollout.image_tag,
+            rollback=self.rollout.rollback,
+            deploy_timeout=self.env.deploy_timeout,
+            verify_timeout=self.env.verify_timeout,
+            poll_interval=self.rollout.poll_interval,
+        )
+        say = self.say
+        try:
+            result = await anyio.to_thread.run_sync(
+                lambda: deploy_environment(self.env, self.coolify, options, say)
+            )
+        except DeployFailed as exc:
+            record.deployments = exc.result.services
+            raise
+        record.deployments = result.services
+        return "verified: " + ", ".join(f"{s.service} {s.deployment}" for s in result.services)
