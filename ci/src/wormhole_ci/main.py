@@ -83,10 +83,10 @@ from wormhole_ci.secretref import redact
 from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.model import Status as ScanStatus
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, services_by_path
-from wormhole_ci.security.policy import FailOn, evaluate
-from wormhole_ci.security.runner import parse_task, substitute
-from wormhole_ci.security.scan import render_reports
+from wormhole_ci.security.runner import substitute
+from wormhole_ci.security.scanners import SCANNERS
 from wormhole_ci.security.tasks import Family, ScanTask, image_scan, scan_plan
+from wormhole_ci.security.wrapup import conclude, fail_on_level, failure, render_reports
 
 # Dependency folders, build outputs and caches never enter the engine: they are rebuilt
 # in containers, and leaving them out keeps the source's cache key stable.
@@ -260,10 +260,20 @@ class WormholeCi:
         else:
             raise WormholeCiError("scan-image: pass exactly one of --image or --tarball")
         task = image_scan("/image.tar", name)
-        ctr = self._scanner(task).with_file("/image.tar", archive)
-        outcome, _ = await self._scan_task(ctr, task, lambda _path: "")
+        scanner = self._scanner(task)
+        version = await self._scanner_version(scanner, task)
+        ctr = scanner.with_file("/image.tar", archive)
+        outcome, _ = await self._scan_task(ctr, task, lambda _path: "", version)
         manifest = await self._planned(lambda m: m)
-        return await self._report([outcome], manifest, fail_on, allow_unavailable, {}, enforce=True)
+        return await self._report(
+            (task,),
+            [outcome],
+            manifest,
+            fail_on=fail_on,
+            allow_unavailable=allow_unavailable,
+            artifacts={},
+            enforce=True,
+        )
 
     @function
     async def build(
@@ -636,21 +646,24 @@ class WormholeCi:
         artifacts: dict[str, dagger.File] = {}
 
         async def one(index: int, task: ScanTask) -> None:
-            ctr = self._scanner(task).with_directory(SOURCE_ROOT, self.source)
-            outcomes[index], ran = await self._scan_task(ctr, task, service_of)
+            scanner = self._scanner(task)
+            version = await self._scanner_version(scanner, task)
+            ctr = scanner.with_directory(SOURCE_ROOT, self.source)
+            outcomes[index], ran = await self._scan_task(ctr, task, service_of, version)
             if task.artifact and outcomes[index].status is ScanStatus.CLEAN:
                 artifacts[task.artifact] = ran.file(f"{OUT_PATH}/{task.artifact}")
 
         async with anyio.create_task_group() as group:
             for index, task in enumerate(tasks):
                 group.start_soon(one, index, task)
-        kept = [
-            o
-            for i, o in sorted(outcomes.items())
-            if tasks[i].family is not Family.SBOM or o.status is not ScanStatus.CLEAN
-        ]
         return await self._report(
-            kept, manifest, fail_on, allow_unavailable, artifacts, enforce=enforce
+            tasks,
+            [outcomes[i] for i in range(len(tasks))],
+            manifest,
+            fail_on=fail_on,
+            allow_unavailable=allow_unavailable,
+            artifacts=artifacts,
+            enforce=enforce,
         )
 
     def _scanner(self, task: ScanTask) -> dagger.Container:
@@ -663,7 +676,7 @@ class WormholeCi:
             )
             ctr = ctr.with_file(REQUIREMENTS_PATH, requirements)
         ctr = _tooled(ctr, spec.toolchain, spec.caches, spec.env)
-        if task.tool == "semgrep":
+        if spec.rules:
             ctr = ctr.with_directory(
                 RULES_PATH, dag.current_module().source().directory(MODULE_RULES)
             )
@@ -671,8 +684,15 @@ class WormholeCi:
             SCRATCH_PATH, dag.directory()
         )
 
+    @staticmethod
+    async def _scanner_version(scanner: dagger.Container, task: ScanTask) -> str:
+        """`<binary> --version` in the scanner's container, read like the native runtime reads it."""
+        info = SCANNERS[task.tool]
+        ran = scanner.with_exec(list(info.version_argv), expect=ReturnType.ANY)
+        return info.version(await ran.stdout() or await ran.stderr())
+
     async def _scan_task(
-        self, ctr: dagger.Container, task: ScanTask, service_of: ServiceOf
+        self, ctr: dagger.Container, task: ScanTask, service_of: ServiceOf, version: str
     ) -> tuple[Outcome, dagger.Container]:
         """Run one scan task; a scanner's exit code is data (expect ANY), never an exception."""
         ctr = ctr.with_workdir(container_path(task.workdir))
@@ -682,35 +702,32 @@ class WormholeCi:
             substitute(task.argv, RULES_PATH, OUT_PATH, SCRATCH_PATH), expect=ReturnType.ANY
         )
         try:
-            run = RawRun(await ctr.exit_code(), await ctr.stdout(), await ctr.stderr())
+            run = RawRun(await ctr.exit_code(), await ctr.stdout(), await ctr.stderr(), version)
         except dagger.ExecError as exc:  # a failing `pre` step (e.g. uv export)
             run = RawRun(
                 None,
                 "",
                 f"preparing the scan failed: {' '.join(exc.command)}: {exc.stderr.strip()}",
+                version,
             )
-        return parse_task(task, run, service_of), ctr
+        return SCANNERS[task.tool].parse(task, run, service_of), ctr
 
     async def _report(
         self,
+        tasks: Sequence[ScanTask],
         outcomes: list[Outcome],
         manifest: Manifest,
+        *,
         fail_on: str | None,
         allow_unavailable: bool,
         artifacts: dict[str, dagger.File],
-        *,
         enforce: bool,
     ) -> dagger.Directory:
-        try:
-            level = FailOn(fail_on or manifest.security.fail_on)
-        except ValueError:
-            raise WormholeCiError(
-                f"--fail-on {fail_on!r}: use one of {', '.join(f.value for f in FailOn)}"
-            ) from None
-        verdict = evaluate(
+        verdict = conclude(
+            tasks,
             outcomes,
-            manifest.security.ignore,
-            level,
+            manifest,
+            fail_on_level(fail_on, manifest),
             allow_unavailable=allow_unavailable,
             today=dt.date.today(),
         )
@@ -721,9 +738,7 @@ class WormholeCi:
         for name, file in artifacts.items():
             reports = reports.with_file(name, file)
         if enforce and not verdict.passed:
-            raise WormholeCiError(
-                "scan failed: " + "; ".join(verdict.reasons()) + "\n\n" + rendered["scan.md"]
-            )
+            raise WormholeCiError(failure(verdict) + "\n\n" + rendered["scan.md"])
         return reports
 
     @staticmethod
