@@ -348,9 +348,36 @@ def scan_views(engine: FakeEngine) -> dict[tuple[str, tuple[str, ...]], Containe
     }
 
 
+# What each scanner's `--version` prints (trivy: several lines), and the version reported.
+SCANNER_VERSIONS = {
+    "semgrep": ("1.185.0\n", "1.185.0"),
+    "trivy": ("Version: 0.76.0\nVulnerability DB:\n  Version: 2\n", "0.76.0"),
+    "pnpm": ("12.4.2\n", "12.4.2"),
+    "pip-audit": ("pip-audit 2.9.0\n", "2.9.0"),
+}
+
+
+def answer_versions(engine: FakeEngine) -> None:
+    """`<binary> --version` answers (registered first: the first matching rule wins)."""
+    for binary, (printed, _) in SCANNER_VERSIONS.items():
+        engine.on_exec(lambda argv, b=binary: argv == [b, "--version"], ExecOutcome(0, printed))
+
+
+def version_execs(engine: FakeEngine) -> dict[str, ContainerView]:
+    """binary → the scanner container its `--version` ran in (read through stdout)."""
+    return {
+        v.execs[-1][1][0]: v
+        for v in (
+            view(chain) for chain, (_, leaf, _) in engine.leaves if leaf == "stdout" and chain
+        )
+        if v.execs and v.execs[-1][1][1:] == ["--version"]
+    }
+
+
 def test_scan_runs_every_scanner_pinned_and_returns_the_reports(
     engine: FakeEngine, example: Path
 ) -> None:
+    answer_versions(engine)
     # what the engine's scanners print: clean semgrep/trivy, the 405 of pnpm audit, pip-audit's false pass
     engine.on_exec(
         lambda argv: argv[:2] == ["semgrep", "scan"],
@@ -387,6 +414,15 @@ def test_scan_runs_every_scanner_pinned_and_returns_the_reports(
     message = str(info.value)
     assert message.startswith("scan failed: pnpm-audit on api unavailable")
     assert "pip-audit on runner unavailable: 1 of 1 dependencies could not be audited" in message
+    # the versions are read in each scanner's own container, before the source is added
+    versions = version_execs(engine)
+    assert set(versions) == set(SCANNER_VERSIONS)
+    for binary, v in versions.items():
+        assert v.execs[-1] == ("/", [binary, "--version"], "ANY")
+        assert "/src" not in v.directories
+    assert "| pnpm-audit | api | " in message
+    assert "| 12.4.2 |" in message
+    assert "| 2.9.0 |" in message
     views = scan_views(engine)
     manifest = load_manifest(example)
     for task in scan_plan(manifest):
@@ -432,8 +468,8 @@ def test_scan_runs_every_scanner_pinned_and_returns_the_reports(
         for key, value in task.env:
             assert v.env[key] == value
         if task.tool.startswith("trivy"):
-            assert v.env["TRIVY_CACHE_DIR"] == "/cache/trivy"
-            assert v.caches["/cache/trivy"][0][1]["key"] == "wormhole-ci-trivy-db"
+            assert v.env["TRIVY_CACHE_DIR"] == "/cache/trivy-db"
+            assert v.caches["/cache/trivy-db"][0][1]["key"] == "wormhole-ci-trivy-db"
         if task.tool == "semgrep":
             assert v.directories["/rules"] == [
                 ("currentModule", {}),
@@ -449,6 +485,7 @@ def test_scan_runs_every_scanner_pinned_and_returns_the_reports(
 def test_scan_report_returns_the_reports_even_when_the_policy_fails(
     engine: FakeEngine, example: Path
 ) -> None:
+    answer_versions(engine)
     engine.on_exec(
         lambda argv: argv[:2] == ["semgrep", "scan"],
         ExecOutcome(0, '{"results": [], "errors": []}'),
@@ -465,13 +502,21 @@ def test_scan_report_returns_the_reports_even_when_the_policy_fails(
         await reports.id()  # what the engine does with a returned Directory
 
     call(run)
-    written = [
-        args["path"]
+    written = {
+        args["path"]: args["contents"]
         for chain, _ in engine.leaves
         for _, name, args in chain
         if name == "withNewFile"
-    ]
+    }
     assert {"scan.sarif", "scan.md", "scan.json"} <= set(written)
+    # every outcome names its scanner's version, as the native reports do
+    by_tool = {o["tool"]: o["tool_version"] for o in json.loads(written["scan.json"])["outcomes"]}
+    assert by_tool == {
+        "semgrep": "1.185.0",
+        "trivy": "0.76.0",
+        "pnpm-audit": "12.4.2",
+        "pip-audit": "2.9.0",
+    }
 
 
 def test_scan_image_takes_a_tarball_and_caches_the_trivy_db(
@@ -506,6 +551,6 @@ def test_scan_image_takes_a_tarball_and_caches_the_trivy_db(
         "--list-all-pkgs=false",
     )
     v = scan_views(engine)[("/src", image_argv)]
-    assert v.caches["/cache/trivy"][0][1]["key"] == "wormhole-ci-trivy-db"
+    assert v.caches["/cache/trivy-db"][0][1]["key"] == "wormhole-ci-trivy-db"
     with pytest.raises(WormholeCiError, match="pass exactly one of --image or --tarball"):
         invoke(example, "scan_image")

@@ -9,9 +9,9 @@ import pytest
 
 from tests.security.samples import EVAL, KEY, LODASH, ODD, PYYAML, SHELL, outcomes
 from wormhole_ci.errors import ManifestError
-from wormhole_ci.security.ignores import IgnoreEntry, parse_ignores
 from wormhole_ci.security.model import Outcome, Status
 from wormhole_ci.security.policy import FailOn, evaluate
+from wormhole_ci.waivers import IgnoreEntry, parse_ignores
 
 TODAY = dt.date(2026, 11, 27)
 

@@ -12,11 +12,11 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.security.samples import SHELL, outcomes
-from wormhole_ci.security.ignores import IgnoreEntry
 from wormhole_ci.security.policy import FailOn, Verdict, evaluate
 from wormhole_ci.security.writers.jsonreport import report
 from wormhole_ci.security.writers.markdown import write_markdown
 from wormhole_ci.security.writers.sarif import sarif_log, write_sarif
+from wormhole_ci.waivers import IgnoreEntry
 
 SARIF_SCHEMA = (
     ROOT

@@ -808,12 +808,13 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.security.policy import effective_severity
     from wormhole_ci.security.scan import ScanOptions, run_scan
     from wormhole_ci.security.tasks import Family
+    from wormhole_ci.security.wrapup import fail_on_level, failure
     from wormhole_ci.security.writers.markdown import where
     from wormhole_ci.toolchains import default_cache_dir
 
     manifest = load_manifest(args.source)
     options = ScanOptions(
-        fail_on=FailOn(args.fail_on or manifest.security.fail_on),
+        fail_on=fail_on_level(args.fail_on, manifest),
         allow_unavailable=args.allow_unavailable,
         output_dir=(args.output_dir or manifest.root / ".wormhole-ci" / "scan").resolve(),
         families=frozenset(Family(f) for f in args.only) or frozenset(Family),
@@ -851,7 +852,7 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
         with Path(summary_path).open("a", encoding="utf-8") as handle:
             handle.write((result.reports[1]).read_text(encoding="utf-8"))
     if not verdict.passed:
-        err.print("scan failed: " + "; ".join(verdict.reasons()), markup=False)
+        err.print(failure(verdict), markup=False)
         return EXIT_FAILED
     out.print("scan passed", markup=False)
     return 0

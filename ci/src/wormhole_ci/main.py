@@ -94,11 +94,11 @@ from wormhole_ci.secretref import redact
 from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.model import Status as ScanStatus
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, services_by_path
-from wormhole_ci.security.policy import FailOn, evaluate
 from wormhole_ci.security.policy import Verdict as ScanVerdict
-from wormhole_ci.security.runner import parse_task, substitute
-from wormhole_ci.security.scan import render_reports
+from wormhole_ci.security.runner import substitute
+from wormhole_ci.security.scanners import SCANNERS
 from wormhole_ci.security.tasks import Family, ScanTask, image_scan, scan_plan
+from wormhole_ci.security.wrapup import conclude, fail_on_level, failure, render_reports
 
 # Dependency folders, build outputs and caches never enter the engine: they are rebuilt
 # in containers, and leaving them out keeps the source's cache key stable.
@@ -290,10 +290,20 @@ class WormholeCi:
         else:
             raise WormholeCiError("scan-image: pass exactly one of --image or --tarball")
         task = image_scan("/image.tar", name)
-        ctr = self._scanner(task).with_file("/image.tar", archive)
-        outcome, _ = await self._scan_task(ctr, task, lambda _path: "")
+        scanner = self._scanner(task)
+        version = await self._scanner_version(scanner, task)
+        ctr = scanner.with_file("/image.tar", archive)
+        outcome, _ = await self._scan_task(ctr, task, lambda _path: "", version)
         manifest = await self._planned(lambda m: m)
-        return await self._report([outcome], manifest, fail_on, allow_unavailable, {}, enforce=True)
+        return await self._report(
+            (task,),
+            [outcome],
+            manifest,
+            fail_on=fail_on,
+            allow_unavailable=allow_unavailable,
+            artifacts={},
+            enforce=True,
+        )
 
     @cached(PURE)
     async def build(
@@ -682,41 +692,45 @@ class WormholeCi:
         *,
         enforce: bool,
     ) -> dagger.Directory:
-        manifest, kept, artifacts = await self._scan_outcomes(families, {})
+        manifest, tasks, outcomes, artifacts = await self._scan_outcomes(families, {})
         return await self._report(
-            kept, manifest, fail_on, allow_unavailable, artifacts, enforce=enforce
+            tasks,
+            outcomes,
+            manifest,
+            fail_on=fail_on,
+            allow_unavailable=allow_unavailable,
+            artifacts=artifacts,
+            enforce=enforce,
         )
 
     async def _scan_outcomes(
         self, families: frozenset[Family], images: dict[str, dagger.Container]
-    ) -> tuple[Manifest, list[Outcome], dict[str, dagger.File]]:
-        """Every scan task of `families` plus a CVE scan of each image, concurrently."""
-        manifest, tasks = await self._planned(lambda m: (m, scan_plan(m, families)))
+    ) -> tuple[Manifest, list[ScanTask], list[Outcome], dict[str, dagger.File]]:
+        """Every scan task of `families` plus a CVE scan of each image, concurrently; the
+        outcomes in task order."""
+        manifest, planned = await self._planned(lambda m: (m, scan_plan(m, families)))
         service_of = services_by_path({s.name: s.path for s in manifest.services})
+        every: list[tuple[ScanTask, dagger.Container | None]] = [(t, None) for t in planned]
+        every += [(image_scan("/image.tar", name), image) for name, image in images.items()]
         outcomes: dict[int, Outcome] = {}
         artifacts: dict[str, dagger.File] = {}
-        image_tasks = [(image_scan("/image.tar", name), image) for name, image in images.items()]
 
         async def one(index: int, task: ScanTask, image: dagger.Container | None) -> None:
-            ctr = self._scanner(task)
+            scanner = self._scanner(task)
+            version = await self._scanner_version(scanner, task)
             if image is None:
-                ctr = ctr.with_directory(SOURCE_ROOT, self.source)
+                ctr = scanner.with_directory(SOURCE_ROOT, self.source)
             else:
-                ctr = ctr.with_file("/image.tar", image.as_tarball())
-            outcomes[index], ran = await self._scan_task(ctr, task, service_of)
+                ctr = scanner.with_file("/image.tar", image.as_tarball())
+            outcomes[index], ran = await self._scan_task(ctr, task, service_of, version)
             if task.artifact and outcomes[index].status is ScanStatus.CLEAN:
                 artifacts[task.artifact] = ran.file(f"{OUT_PATH}/{task.artifact}")
 
-        every = [(t, None) for t in tasks] + image_tasks
         async with anyio.create_task_group() as group:
             for index, (task, image) in enumerate(every):
                 group.start_soon(one, index, task, image)
-        kept = [
-            o
-            for i, o in sorted(outcomes.items())
-            if every[i][0].family is not Family.SBOM or o.status is not ScanStatus.CLEAN
-        ]
-        return manifest, kept, artifacts
+        tasks = [t for t, _ in every]
+        return manifest, tasks, [outcomes[i] for i in range(len(tasks))], artifacts
 
     async def _scan_verdict(
         self,
@@ -725,11 +739,13 @@ class WormholeCi:
         allow_unavailable: bool,
         images: dict[str, dagger.Container],
     ) -> ScanVerdict:
-        manifest, outcomes, _ = await self._scan_outcomes(families, images)
-        return evaluate(
+        """The release's scan: the source and every image under one policy."""
+        manifest, tasks, outcomes, _ = await self._scan_outcomes(families, images)
+        return conclude(
+            tasks,
             outcomes,
-            manifest.security.ignore,
-            FailOn(fail_on or manifest.security.fail_on),
+            manifest,
+            fail_on_level(fail_on, manifest),
             allow_unavailable=allow_unavailable,
             today=dt.date.today(),
         )
@@ -744,7 +760,7 @@ class WormholeCi:
             )
             ctr = ctr.with_file(REQUIREMENTS_PATH, requirements)
         ctr = _tooled(ctr, spec.toolchain, spec.caches, spec.env)
-        if task.tool == "semgrep":
+        if spec.rules:
             ctr = ctr.with_directory(
                 RULES_PATH, dag.current_module().source().directory(MODULE_RULES)
             )
@@ -752,8 +768,15 @@ class WormholeCi:
             SCRATCH_PATH, dag.directory()
         )
 
+    @staticmethod
+    async def _scanner_version(scanner: dagger.Container, task: ScanTask) -> str:
+        """`<binary> --version` in the scanner's container, read like the native runtime reads it."""
+        info = SCANNERS[task.tool]
+        ran = scanner.with_exec(list(info.version_argv), expect=ReturnType.ANY)
+        return info.version(await ran.stdout() or await ran.stderr())
+
     async def _scan_task(
-        self, ctr: dagger.Container, task: ScanTask, service_of: ServiceOf
+        self, ctr: dagger.Container, task: ScanTask, service_of: ServiceOf, version: str
     ) -> tuple[Outcome, dagger.Container]:
         """Run one scan task; a scanner's exit code is data (expect ANY), never an exception."""
         ctr = ctr.with_workdir(container_path(task.workdir))
@@ -763,35 +786,32 @@ class WormholeCi:
             substitute(task.argv, RULES_PATH, OUT_PATH, SCRATCH_PATH), expect=ReturnType.ANY
         )
         try:
-            run = RawRun(await ctr.exit_code(), await ctr.stdout(), await ctr.stderr())
+            run = RawRun(await ctr.exit_code(), await ctr.stdout(), await ctr.stderr(), version)
         except dagger.ExecError as exc:  # a failing `pre` step (e.g. uv export)
             run = RawRun(
                 None,
                 "",
                 f"preparing the scan failed: {' '.join(exc.command)}: {exc.stderr.strip()}",
+                version,
             )
-        return parse_task(task, run, service_of), ctr
+        return SCANNERS[task.tool].parse(task, run, service_of), ctr
 
     async def _report(
         self,
+        tasks: Sequence[ScanTask],
         outcomes: list[Outcome],
         manifest: Manifest,
+        *,
         fail_on: str | None,
         allow_unavailable: bool,
         artifacts: dict[str, dagger.File],
-        *,
         enforce: bool,
     ) -> dagger.Directory:
-        try:
-            level = FailOn(fail_on or manifest.security.fail_on)
-        except ValueError:
-            raise WormholeCiError(
-                f"--fail-on {fail_on!r}: use one of {', '.join(f.value for f in FailOn)}"
-            ) from None
-        verdict = evaluate(
+        verdict = conclude(
+            tasks,
             outcomes,
-            manifest.security.ignore,
-            level,
+            manifest,
+            fail_on_level(fail_on, manifest),
             allow_unavailable=allow_unavailable,
             today=dt.date.today(),
         )
@@ -802,9 +822,7 @@ class WormholeCi:
         for name, file in artifacts.items():
             reports = reports.with_file(name, file)
         if enforce and not verdict.passed:
-            raise WormholeCiError(
-                "scan failed: " + "; ".join(verdict.reasons()) + "\n\n" + rendered["scan.md"]
-            )
+            raise WormholeCiError(failure(verdict) + "\n\n" + rendered["scan.md"])
         return reports
 
     @staticmethod

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from wormhole_ci.errors import ManifestError
 from wormhole_ci.jsonish import as_dict, as_list, as_str_list
-from wormhole_ci.security.ignores import IgnoreEntry, parse_ignores
+from wormhole_ci.waivers import IgnoreEntry, parse_ignores
 
 MANIFEST_NAME = "wormhole-ci.toml"
 _NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,39}$")

@@ -6,8 +6,15 @@ import datetime as dt
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from wormhole_ci.security.ignores import IgnoreEntry
-from wormhole_ci.security.model import Finding, Outcome, Severity, Status
+from wormhole_ci.security.model import (
+    FileLocation,
+    Finding,
+    Outcome,
+    PackageLocation,
+    Severity,
+    Status,
+)
+from wormhole_ci.waivers import IgnoreEntry
 
 # A severity the scanner did not give, or one we cannot map, fails closed: it counts as high.
 UNKNOWN_COUNTS_AS = Severity.HIGH
@@ -73,6 +80,16 @@ class Verdict:
         return lines
 
 
+def waives(entry: IgnoreEntry, finding: Finding) -> bool:
+    """True when `entry` names the finding's rule (or an alias) and the finding is in its scope."""
+    ids = (finding.rule_id, *finding.aliases)
+    match finding.location:
+        case FileLocation(path=path):
+            return entry.covers(ids, service=finding.service, path=path)
+        case PackageLocation(name=name, version=version):
+            return entry.covers(ids, service=finding.service, package=(name, version))
+
+
 def effective_severity(finding: Finding) -> Severity:
     """The severity the threshold is compared with."""
     return UNKNOWN_COUNTS_AS if finding.severity is Severity.UNKNOWN else finding.severity
@@ -94,7 +111,7 @@ def evaluate(
     for outcome in outcomes:
         findings: list[Finding] = []
         for finding in outcome.findings:
-            entry = next((e for e in active if e.matches(finding)), None)
+            entry = next((e for e in active if waives(e, finding)), None)
             if entry is not None:
                 used.add(entry)
             findings.append(finding if entry is None else finding.waive(entry.label))

@@ -11,32 +11,23 @@ from pathlib import Path
 
 import anyio
 
-from wormhole_ci.security.model import Outcome, Status
-from wormhole_ci.security.parsers import pip_audit, pnpm_audit, semgrep, trivy
+from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, last_lines
+from wormhole_ci.security.scanners import SCANNERS
 from wormhole_ci.security.tasks import (
     OUT_PLACEHOLDER,
     RULES_PLACEHOLDER,
     TMP_PLACEHOLDER,
-    Family,
     ScanTask,
 )
 from wormhole_ci.toolchains import HostTools
 
 SCAN_TIMEOUT = 900.0
-# The executable behind each scan tool (whose version is reported).
-BINARY = {
-    "semgrep": "semgrep",
-    "trivy": "trivy",
-    "trivy-sbom": "trivy",
-    "pnpm-audit": "pnpm",
-    "pip-audit": "pip-audit",
-}
 
 
 @dataclass(frozen=True)
 class ScanRun:
-    """Every outcome (in plan order) and the artifact files written."""
+    """Every task's outcome (in plan order, SBOMs included) and the artifact files written."""
 
     outcomes: tuple[Outcome, ...]
     artifacts: tuple[Path, ...]
@@ -51,28 +42,6 @@ def substitute(argv: tuple[str, ...], rules: str, out: str, tmp: str) -> list[st
         .replace(TMP_PLACEHOLDER, tmp)
         for a in argv
     ]
-
-
-def parse_task(task: ScanTask, run: RawRun, service_of: ServiceOf) -> Outcome:
-    """The parser for the task's tool."""
-    match task.tool:
-        case "semgrep":
-            return semgrep.parse(run, task.target, service_of)
-        case "trivy":
-            return trivy.parse(run, task.target, service_of)
-        case "pnpm-audit":
-            return pnpm_audit.parse(run, task.target, task.manifest)
-        case "pip-audit":
-            return pip_audit.parse(run, task.target, task.manifest)
-        case _:
-            if run.exit_code == 0:
-                return Outcome.of(task.tool, task.target, [], run.tool_version)
-            return Outcome.error(
-                task.tool,
-                task.target,
-                last_lines(run.stderr) or f"exit {run.exit_code}",
-                run.tool_version,
-            )
 
 
 class NativeScanner:
@@ -108,7 +77,7 @@ class NativeScanner:
                 started = time.monotonic()
                 run = await self._execute(task)
                 durations[index] = time.monotonic() - started
-                outcomes[index] = parse_task(task, run, service_of)
+                outcomes[index] = SCANNERS[task.tool].parse(task, run, service_of)
 
         with tempfile.TemporaryDirectory(prefix="wormhole-ci-scan-") as scratch:
             self.tmp = scratch
@@ -118,19 +87,14 @@ class NativeScanner:
         artifacts = tuple(
             self.out / t.artifact for t in tasks if t.artifact and (self.out / t.artifact).exists()
         )
-        # An SBOM is an artifact, not a scan: only a failure to write one is an outcome.
         return ScanRun(
-            outcomes=tuple(
-                outcomes[i]
-                for i, t in enumerate(tasks)
-                if t.family is not Family.SBOM or outcomes[i].status is not Status.CLEAN
-            ),
+            outcomes=tuple(outcomes[i] for i in range(len(tasks))),
             artifacts=artifacts,
             durations=tuple((f"{t.tool}:{t.target}", durations[i]) for i, t in enumerate(tasks)),
         )
 
     async def _execute(self, task: ScanTask) -> RawRun:
-        version = self.versions.get(BINARY.get(task.tool, task.tool), "")
+        version = self.versions.get(SCANNERS[task.tool].binary, "")
         cwd = self.root / task.workdir
         env = {**os.environ, **dict(task.env)}
         env.pop("VIRTUAL_ENV", None)

@@ -5,21 +5,27 @@ from __future__ import annotations
 import datetime as dt
 import os
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 
 from wormhole_ci.manifest import Manifest
-from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.parsers.common import services_by_path
-from wormhole_ci.security.policy import FailOn, Verdict, evaluate
-from wormhole_ci.security.runner import BINARY, NativeScanner
-from wormhole_ci.security.tasks import OFFLINE_ENV, Family, image_scan, rules_dir, scan_plan
-from wormhole_ci.security.writers.jsonreport import write_json
-from wormhole_ci.security.writers.markdown import write_markdown
-from wormhole_ci.security.writers.sarif import write_sarif
-from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION, HostTools, Provisioner
+from wormhole_ci.security.policy import FailOn, Verdict
+from wormhole_ci.security.runner import NativeScanner
+from wormhole_ci.security.scanners import SCANNERS, version_from_output
+from wormhole_ci.security.tasks import (
+    OFFLINE_ENV,
+    Family,
+    ScanTool,
+    image_scan,
+    rules_dir,
+    scan_plan,
+)
+from wormhole_ci.security.wrapup import conclude, render_reports
+from wormhole_ci.toolchains import HostTools, Provisioner
 
 
 @dataclass(frozen=True)
@@ -47,23 +53,19 @@ class ScanResult:
 
 
 def provision_scanners(
-    tools: set[str], cache_dir: Path
+    tools: Iterable[str], cache_dir: Path
 ) -> tuple[HostTools, dict[str, str], list[str]]:
-    """Executables and versions of the scanners the plan needs."""
+    """Executables and versions (by binary) of the scanners `tools` name."""
     provisioner = Provisioner(cache_dir)
-    pins = {"pnpm": PNPM_VERSION, "uv": UV_VERSION}
-    binaries: set[str] = {BINARY[t] for t in tools}
-    if "pip-audit" in tools:
-        binaries.add("uv")  # exports the locked requirements
-    host = provisioner.provision(
-        ((b, pins.get(b, "")) for b in sorted(binaries)), {b: ["scan"] for b in binaries}
-    )
-    versions = {b: tool_version(host, b) for b in binaries}
+    scanners = [SCANNERS[ScanTool(t)] for t in tools]
+    binaries = {(s.binary, s.pin) for s in scanners} | {n for s in scanners for n in s.needs}
+    host = provisioner.provision(sorted(binaries), {b: ["scan"] for b, _ in binaries})
+    versions = {b: tool_version(host, b) for b, _ in binaries}
     return host, versions, provisioner.messages
 
 
 def tool_version(host: HostTools, binary: str) -> str:
-    """The scanner's own version line (printed in every report)."""
+    """The scanner's own version (printed in every report); "" when it cannot say."""
     try:
         done = subprocess.run(
             host.resolve((binary, "--version")),
@@ -75,12 +77,7 @@ def tool_version(host: HostTools, binary: str) -> str:
         )
     except (OSError, subprocess.TimeoutExpired):
         return ""
-    text = (done.stdout or done.stderr).strip()
-    for line in text.splitlines():
-        if line.lower().startswith("version:"):  # trivy: "Version: 0.76.0"
-            return line.split(":", 1)[1].strip()
-    first = text.splitlines()[0] if text else ""
-    return first.removeprefix(f"{binary} ").strip()
+    return version_from_output(binary, done.stdout or done.stderr)
 
 
 def run_scan(manifest: Manifest, options: ScanOptions) -> ScanResult:
@@ -88,8 +85,7 @@ def run_scan(manifest: Manifest, options: ScanOptions) -> ScanResult:
     tasks = scan_plan(manifest, options.families) + tuple(
         image_scan(str(tarball.resolve()), name) for name, tarball in options.images
     )
-    tools = {t.tool for t in tasks}
-    host, versions, _ = provision_scanners(tools, options.cache_dir)
+    host, versions, _ = provision_scanners({t.tool for t in tasks}, options.cache_dir)
     scanner = NativeScanner(
         manifest.root,
         host,
@@ -100,28 +96,15 @@ def run_scan(manifest: Manifest, options: ScanOptions) -> ScanResult:
     )
     service_of = services_by_path({s.name: s.path for s in manifest.services})
     run = anyio.run(scanner.run, tasks, service_of)
-    verdict = judge(list(run.outcomes), manifest, options)
-    return ScanResult(verdict, write_reports(verdict, options.output_dir), run.artifacts)
-
-
-def judge(outcomes: list[Outcome], manifest: Manifest, options: ScanOptions) -> Verdict:
-    """The policy over the outcomes with the manifest's waivers."""
-    return evaluate(
-        outcomes,
-        manifest.security.ignore,
+    verdict = conclude(
+        tasks,
+        run.outcomes,
+        manifest,
         options.fail_on,
         allow_unavailable=options.allow_unavailable,
         today=options.today,
     )
-
-
-def render_reports(verdict: Verdict) -> dict[str, str]:
-    """Report file name → content (SARIF, Markdown, JSON); both runtimes write these."""
-    return {
-        "scan.sarif": write_sarif(verdict),
-        "scan.md": write_markdown(verdict),
-        "scan.json": write_json(verdict),
-    }
+    return ScanResult(verdict, write_reports(verdict, options.output_dir), run.artifacts)
 
 
 def write_reports(verdict: Verdict, out: Path) -> tuple[Path, ...]:

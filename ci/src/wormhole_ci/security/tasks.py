@@ -36,12 +36,23 @@ class Family(StrEnum):
     """CycloneDX SBOMs (artifacts, not findings)."""
 
 
+class ScanTool(StrEnum):
+    """Every scanner the plan runs; `security.scanners.SCANNERS` says what each one is."""
+
+    SEMGREP = "semgrep"
+    TRIVY = "trivy"
+    """Trivy's secret/misconfiguration scan of the source, or its CVE scan of an image."""
+    TRIVY_SBOM = "trivy-sbom"
+    """Trivy writing a CycloneDX SBOM (an artifact, not findings)."""
+    PNPM_AUDIT = "pnpm-audit"
+    PIP_AUDIT = "pip-audit"
+
+
 @dataclass(frozen=True)
 class ScanTask:
     """One scanner run over one target."""
 
-    tool: str
-    """semgrep | trivy | pnpm-audit | pip-audit | trivy-sbom"""
+    tool: ScanTool
     target: str
     """`monorepo` or a service name."""
     family: Family
@@ -60,7 +71,7 @@ class ScanTask:
 def image_scan(tarball: str, name: str) -> ScanTask:
     """Trivy's CVE scan of an image tarball (`docker save` or OCI archive)."""
     return ScanTask(
-        tool="trivy",
+        tool=ScanTool.TRIVY,
         target=name,
         family=Family.SAST,
         workdir=".",
@@ -94,7 +105,7 @@ def scan_plan(
     if Family.SAST in families:
         tasks.append(
             ScanTask(
-                tool="semgrep",
+                tool=ScanTool.SEMGREP,
                 target="monorepo",
                 family=Family.SAST,
                 workdir=".",
@@ -117,7 +128,7 @@ def scan_plan(
         )
         tasks.append(
             ScanTask(
-                tool="trivy",
+                tool=ScanTool.TRIVY,
                 target="monorepo",
                 family=Family.SAST,
                 workdir=".",
@@ -146,7 +157,7 @@ def scan_plan(
         ):
             tasks.append(
                 ScanTask(
-                    tool="pnpm-audit",
+                    tool=ScanTool.PNPM_AUDIT,
                     target=spec.name,
                     family=Family.AUDIT,
                     workdir=spec.path,
@@ -158,7 +169,7 @@ def scan_plan(
             requirements = f"{TMP_PLACEHOLDER}/{spec.name}-requirements.txt"
             tasks.append(
                 ScanTask(
-                    tool="pip-audit",
+                    tool=ScanTool.PIP_AUDIT,
                     target=spec.name,
                     family=Family.AUDIT,
                     workdir=spec.path,
@@ -194,7 +205,7 @@ def scan_plan(
             sbom = f"{OUT_PLACEHOLDER}/sbom-{spec.name}.cdx.json"
             tasks.append(
                 ScanTask(
-                    tool="trivy-sbom",
+                    tool=ScanTool.TRIVY_SBOM,
                     target=spec.name,
                     family=Family.SBOM,
                     workdir=spec.path,

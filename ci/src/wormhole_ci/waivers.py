@@ -1,15 +1,19 @@
-"""Waivers: `[[security.ignore]]` entries of wormhole-ci.toml, each scoped, reasoned and expiring."""
+"""Waivers: `[[security.ignore]]` entries of wormhole-ci.toml, each scoped, reasoned and expiring.
+
+Part of the model (the manifest holds them): it imports no capability. What a waiver is
+matched against is given as plain values; `security.policy` matches findings with it.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import fnmatch
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 from wormhole_ci.errors import ManifestError
 from wormhole_ci.jsonish import as_dict, as_list
-from wormhole_ci.security.model import FileLocation, Finding, PackageLocation
 
 _KEYS = {"id", "service", "path", "package", "reason", "expires"}
 
@@ -41,22 +45,27 @@ class IgnoreEntry:
         """True from the day after `expires` on."""
         return today > self.expires
 
-    def matches(self, finding: Finding) -> bool:
-        """Same id (or alias) and inside the scope."""
-        if self.id != finding.rule_id and self.id not in finding.aliases:
+    def covers(
+        self,
+        ids: Collection[str],
+        *,
+        service: str,
+        path: str | None = None,
+        package: tuple[str, str] | None = None,
+    ) -> bool:
+        """True when one of `ids` (a rule id and its aliases) is this entry's id and the
+        finding's service, file `path` or (name, version) `package` is inside the scope."""
+        if self.id not in ids:
             return False
-        if self.service and self.service != finding.service:
+        if self.service and self.service != service:
             return False
-        location = finding.location
-        if self.path and not (
-            isinstance(location, FileLocation) and fnmatch.fnmatch(location.path, self.path)
-        ):
+        if self.path and not (path is not None and fnmatch.fnmatch(path, self.path)):
             return False
         if self.package:
-            if not isinstance(location, PackageLocation):
+            if package is None:
                 return False
             name, _, version = self.package.partition("@")
-            if name != location.name or (version and version != location.version):
+            if name != package[0] or (version and version != package[1]):
                 return False
         return True
 
