@@ -162,7 +162,8 @@ def publish_images(
     with Registry(host, username, password.reveal() if password else None) as client:
         client.ping()  # unreachable registry or wrong credentials: fail before any build
         say(f"registry {host}: reachable, credentials accepted")
-        built = build_images(manifest, specs, engine, options, say)
+        if built is None:
+            built = build_images(manifest, specs, engine, options, say)
         candidates = [
             Candidate(
                 spec.service,
