@@ -8,7 +8,8 @@ decoded back into chains by the tests. Leaves answer from a small model of the e
 `withExec` outcomes chosen per argv (exit code, output, or an EXEC_ERROR like the engine's),
 `Directory.export` copying from `host.directory(path)` through `filter`/`directory`,
 `File.export` of an image archive written by a test-supplied function, `Container.publish`
-answering `<address>@sha256:<digest of the chain>`, and `Secret.plaintext` from `setSecret`.
+pushing through a test-supplied function (or, without one, pushing nothing and answering
+`<address>@sha256:<digest of the chain>`), and `Secret.plaintext` from `setSecret`.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ class FakeEngine:
     """Writes the content of an exported File (e.g. an OCI archive) given its chain."""
     file_contents: Callable[[tuple[Step, ...]], str] | None = None
     """Answers `File.contents` given the File's chain (default: empty)."""
+    publisher: Callable[[tuple[Step, ...], dict[str, Any]], str] | None = None
+    """Does what `Container.publish` does, given the Container's chain and the publish
+    arguments (e.g. pushes to a loopback registry); returns the manifest digest."""
 
     def __post_init__(self) -> None:
         self.schema = graphql.build_schema(self.schema_path.read_text())
@@ -95,6 +99,7 @@ class FakeEngine:
         self.exec_rules.clear()
         self.file_writer = None
         self.file_contents = None
+        self.publisher = None
 
     # -- serving -------------------------------------------------------------------
     def start(self) -> int:
@@ -184,6 +189,8 @@ class FakeEngine:
             self._check_execs(parent.chain)
             return self.file_contents(parent.chain) if self.file_contents else ""
         if parent.typename == "Container" and name == "publish":
+            if self.publisher is not None:
+                return f"{args['address']}@{self.publisher(parent.chain, args)}"
             digest = hashlib.sha256(encode_id("Container", parent.chain).encode()).hexdigest()
             return f"{args['address']}@sha256:{digest}"
         if parent.typename == "Secret" and name == "plaintext":

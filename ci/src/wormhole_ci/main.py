@@ -50,8 +50,10 @@ from wormhole_ci.containers import (
 )
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
-from wormhole_ci.errors import ImageError, ImmutableTagError, WormholeCiError
-from wormhole_ci.images.identity import Verdict, compare, read_identity
+from wormhole_ci.errors import ImageError, WormholeCiError
+from wormhole_ci.images.identity import read_identity
+from wormhole_ci.images.publish import Candidate
+from wormhole_ci.images.publish import publish as guarded_publish
 from wormhole_ci.images.registry import Registry, RemoteImage
 from wormhole_ci.images.spec import (
     ImageSpec,
@@ -63,7 +65,6 @@ from wormhole_ci.images.spec import (
     check_version_tag,
     image_specs,
 )
-from wormhole_ci.images.spec import reference as image_reference
 from wormhole_ci.images.spec import tags as image_tags
 from wormhole_ci.junit import junit_xml
 from wormhole_ci.manifest import Environment, Manifest, ServiceKind, load_manifest
@@ -325,7 +326,8 @@ class WormholeCi:
     ) -> str:
         """Build and push `<registry>/<project>-<service>:<sha7>` (+ --version-tag) for every
         service; a tag already holding other content is refused before anything is pushed,
-        one holding this very image is left alone. Returns the references with digests."""
+        one holding this very image is left alone, and after each push the registry must
+        serve this image. Returns the references with digests."""
         if bool(username) != (password is not None):
             raise ImageError("publish: pass both --username and --password, or neither")
         address = check_registry(registry)
@@ -336,33 +338,27 @@ class WormholeCi:
         host, _, prefix = address.partition("/")
         plaintext = await password.plaintext() if password else None
         chosen = check_platforms(platforms)
-        work: list[tuple[ImageSpec, list[dagger.Container], str, Verdict, RemoteImage | None]] = []
         with Registry(host, username or None, plaintext) as client:
             # unreachable registry or wrong credentials: fail before anything is built
             await anyio.to_thread.run_sync(client.ping)
-            for spec in specs:
-                variants = self._variants(spec, args, chosen)
-                local = await _config_digests(variants)
-                repository = f"{prefix}/{spec.repository}" if prefix else spec.repository
-                for each in image_tags(rev, version):
-                    remote = await anyio.to_thread.run_sync(client.resolve, repository, each)
-                    ref = image_reference(address, spec, each)
-                    verdict = compare(local, remote, reference=ref)
-                    work.append((spec, variants, ref, verdict, remote))
-        conflicts = [w[3].message for w in work if w[3].conflict]
-        if conflicts:
-            raise ImmutableTagError("nothing was pushed:\n" + "\n".join(conflicts))
-        lines: list[str] = []
-        for _, variants, ref, verdict, remote in work:
-            if verdict.same and remote is not None:
-                lines.append(f"{ref}@{remote.digest} (unchanged: already published)")
-                continue
-            ctr = variants[0]
-            if password is not None:
-                ctr = ctr.with_registry_auth(host, username, password)
-            pushed = await ctr.publish(ref, platform_variants=variants[1:])
-            lines.append(f"{pushed} (pushed)")
-        return "\n".join(lines)
+            candidates = [
+                Candidate(
+                    spec.service,
+                    host,
+                    f"{prefix}/{spec.repository}" if prefix else spec.repository,
+                    self._variants(spec, args, chosen),
+                )
+                for spec in specs
+            ]
+            published = await guarded_publish(
+                candidates,
+                image_tags(rev, version),
+                _DaggerPublisher(client, host, username, password),
+            )
+        return "\n".join(
+            f"{p.reference} ({'pushed' if p.action == 'pushed' else 'unchanged: already published'})"
+            for p in published
+        )
 
     @function
     async def migrate(
@@ -888,13 +884,35 @@ class WormholeCi:
         ]
 
 
-async def _config_digests(variants: list[dagger.Container]) -> dict[str, str]:
-    """The per-platform config digests of what `publish` would push, read from the OCI
-    archive of the same containers (exported into the module's own container)."""
-    with tempfile.TemporaryDirectory(prefix="wormhole-ci-image-") as tmp:
-        path = Path(tmp) / "image.tar"
-        await variants[0].as_tarball(platform_variants=variants[1:]).export(str(path))
-        return dict(read_identity(path).configs)
+class _DaggerPublisher:
+    """The Dagger side of the publish guard (images/publish.py): the engine pushes the
+    containers (all platforms at once), the registry client reads, in a worker thread."""
+
+    def __init__(
+        self, client: Registry, host: str, username: str, password: dagger.Secret | None
+    ) -> None:
+        self._client = client
+        self._host = host
+        self._username = username
+        self._password = password
+
+    async def local_identity(self, variants: list[dagger.Container]) -> dict[str, str]:
+        """The per-platform config digests of what `push` would push, read from the OCI
+        archive of the same containers (exported into the module's own container)."""
+        with tempfile.TemporaryDirectory(prefix="wormhole-ci-image-") as tmp:
+            path = Path(tmp) / "image.tar"
+            await variants[0].as_tarball(platform_variants=variants[1:]).export(str(path))
+            return dict(read_identity(path).configs)
+
+    async def resolve(self, repository: str, tag: str) -> RemoteImage | None:
+        return await anyio.to_thread.run_sync(self._client.resolve, repository, tag)
+
+    async def push(self, variants: list[dagger.Container], reference: str) -> str:
+        ctr = variants[0]
+        if self._password is not None:
+            ctr = ctr.with_registry_auth(self._host, self._username, self._password)
+        pushed = await ctr.publish(reference, platform_variants=variants[1:])
+        return pushed.rpartition("@")[2]  # `<reference>@sha256:…`
 
 
 def _image_args(
