@@ -8,7 +8,8 @@ decoded back into chains by the tests. Leaves answer from a small model of the e
 `withExec` outcomes chosen per argv (exit code, output, or an EXEC_ERROR like the engine's),
 `Directory.export` copying from `host.directory(path)` through `filter`/`directory`,
 `File.export` of an image archive written by a test-supplied function, `Container.publish`
-answering `<address>@sha256:<digest of the chain>`, `Secret.plaintext` from `setSecret`, and
+pushing through a test-supplied function (or, without one, pushing nothing and answering
+`<address>@sha256:<digest of the chain>`), `Secret.plaintext` from `setSecret`, and
 `File.contents` of a file that `withNewFile` wrote into the same Directory chain.
 """
 
@@ -80,6 +81,9 @@ class FakeEngine:
     """Writes the content of an exported File (e.g. an OCI archive) given its chain."""
     file_contents: Callable[[tuple[Step, ...]], str] | None = None
     """Answers `File.contents` given the File's chain (default: empty)."""
+    publisher: Callable[[tuple[Step, ...], dict[str, Any]], str] | None = None
+    """Does what `Container.publish` does, given the Container's chain and the publish
+    arguments (e.g. pushes to a loopback registry); returns the manifest digest."""
 
     def __post_init__(self) -> None:
         self.schema = graphql.build_schema(self.schema_path.read_text())
@@ -96,6 +100,7 @@ class FakeEngine:
         self.exec_rules.clear()
         self.file_writer = None
         self.file_contents = None
+        self.publisher = None
 
     # -- serving -------------------------------------------------------------------
     def start(self) -> int:
@@ -188,6 +193,8 @@ class FakeEngine:
                 return written
             return self.file_contents(parent.chain) if self.file_contents else ""
         if parent.typename == "Container" and name == "publish":
+            if self.publisher is not None:
+                return f"{args['address']}@{self.publisher(parent.chain, args)}"
             digest = hashlib.sha256(encode_id("Container", parent.chain).encode()).hexdigest()
             return f"{args['address']}@sha256:{digest}"
         if parent.typename == "Secret" and name == "plaintext":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,12 @@ from dagger import dag
 from tests.dagger_module.conftest import PASSWORD, USER, call
 from tests.dagger_module.fake_engine import FakeEngine, Step, decode_id, readable
 from tests.images.registry_server import (
+    ImageParts,
     Platform,
     RegistryServer,
     make_image,
     push_image,
+    push_index,
 )
 from tests.images.test_identity import oci_layout, write_tar
 from wormhole_ci.errors import ImageError, ImmutableTagError, RegistryError
@@ -50,6 +53,28 @@ def content_of(build: dict[str, Any]) -> tuple[Platform, str]:
 def write_archive(chain: tuple[Step, ...], path: Path) -> None:
     images = [make_image(*content_of(b)) for b in builds_in(chain)]
     write_tar(path, oci_layout(images, nested=len(images) > 1))
+
+
+def pushes_to(registry: RegistryServer) -> Callable[[tuple[Step, ...], dict[str, Any]], str]:
+    """A `Container.publish` that really pushes what the chain (and its platform variants)
+    builds, the same images `write_archive` writes, to the loopback registry."""
+
+    def publisher(chain: tuple[Step, ...], args: dict[str, Any]) -> str:
+        variants = args.get("platformVariants") or []
+        builds = builds_in(chain) + [b for v in variants for b in builds_in(decode_id(v)[1])]
+        images = [make_image(*content_of(b)) for b in builds]
+        return push_to(registry, args["address"], images)
+
+    return publisher
+
+
+def push_to(registry: RegistryServer, address: str, images: list[ImageParts]) -> str:
+    """Push one image (or an index of several platforms) as `host/repository:tag`."""
+    repository, _, tag = address.split("/", 1)[1].rpartition(":")
+    with registry.client() as client:
+        if len(images) == 1:
+            return push_image(client, repository, tag, images[0])
+        return push_index(client, repository, tag, images)
 
 
 def module(example: Path) -> WormholeCi:
@@ -115,12 +140,14 @@ def test_build_all_archives_every_image_with_its_platform_variants(
         assert platforms == ["linux/amd64", "linux/arm64"], service
 
 
-def invoke_publish(example: Path, registry: RegistryServer, **kwargs: Any) -> str:
+def invoke_publish(
+    example: Path, registry: RegistryServer, *, tag: str = SHA, **kwargs: Any
+) -> str:
     async def run() -> str:
         password = dag.set_secret("registry-password", kwargs.pop("password", PASSWORD))
         result: str = await module(example).publish(
             registry=registry.address,
-            tag=SHA,
+            tag=tag,
             username=USER,
             password=password,
             **kwargs,
@@ -134,6 +161,7 @@ def test_publish_pushes_each_image_with_the_secret_and_returns_digests(
     engine: FakeEngine, example: Path, registry: RegistryServer
 ) -> None:
     engine.file_writer = write_archive
+    engine.publisher = pushes_to(registry)
     out = invoke_publish(example, registry, version_tag="v2.0.0")
     lines = out.splitlines()
     assert len(lines) == 6  # three images, two tags each
@@ -163,8 +191,14 @@ def test_publish_multi_platform_passes_the_variants(
     engine: FakeEngine, example: Path, registry: RegistryServer
 ) -> None:
     engine.file_writer = write_archive
-    invoke_publish(example, registry, platforms=["linux/amd64", "linux/arm64"])
-    for chain, args in publish_leaves(engine):
+    engine.publisher = pushes_to(registry)
+    out = invoke_publish(example, registry, tag="55" * 20, platforms=["linux/amd64", "linux/arm64"])
+    pushes = publish_leaves(engine)
+    assert len(pushes) == 3  # one per image: the variants go along, not as pushes of their own
+    assert len(out.splitlines()) == 3 and all(
+        line.endswith("(pushed)") for line in out.splitlines()
+    )
+    for chain, args in pushes:
         (variant,) = args["platformVariants"]
         assert [a["platform"] for n, a in readable(variant) if n == "dockerBuild"] == [
             "linux/arm64"
@@ -193,6 +227,41 @@ def test_publish_refuses_a_moved_tag_and_pushes_nothing(
     assert "nothing was pushed" in message and f"wormhole-web:{sha[:7]}" in message
     assert "tags are immutable" in message and PASSWORD not in message
     assert publish_leaves(engine) == []
+
+
+def test_publish_refuses_what_the_registry_serves_after_the_push_if_not_this_image(
+    engine: FakeEngine, example: Path, registry: RegistryServer
+) -> None:
+    """The post-push check, in the Dagger runtime. The model: the fake engine's `publish`
+    really pushes this image to the loopback registry and answers with its digest, and then,
+    before the guard reads the tag back, another image lands on the same tag (what a
+    concurrent publisher or a registry rewriting tags does). The push "succeeded", yet the
+    tag does not serve this image: publish must fail naming both sides, not report success."""
+    engine.file_writer = write_archive
+    sha = "66" * 20
+    honest = pushes_to(registry)
+    other = make_image(Platform("linux", "amd64"), "someone else's build")
+
+    def racing(chain: tuple[Step, ...], args: dict[str, Any]) -> str:
+        digest = honest(chain, args)
+        push_to(registry, args["address"], [other])
+        return digest
+
+    engine.publisher = racing
+    with pytest.raises(ImageError) as info:
+        invoke_publish(example, registry, tag=sha)
+    assert not isinstance(info.value, ImmutableTagError)  # the pre-push guard had let it through
+    message = str(info.value)
+    ((_, first),) = publish_leaves(engine)  # stopped at the first tag that failed the check
+    service = first["address"].split("/")[1].split(":")[0].removeprefix("wormhole-")
+    ours = make_image(
+        *content_of({"context": service, "buildArgs": [{"name": "GIT_SHA", "value": sha}]})
+    )
+    assert message.startswith(f"{first['address']}: after the push the registry serves sha256:")
+    assert f"linux/amd64 {ours.config_digest}" in message  # expected
+    assert f"linux/amd64 {other.config_digest}" in message  # served
+    assert "raced" in message and "rewrote" in message and "before deploying" in message
+    assert PASSWORD not in message
 
 
 def test_publish_of_the_same_image_again_is_a_no_op(

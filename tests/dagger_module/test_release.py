@@ -16,7 +16,7 @@ from dagger import dag
 
 from tests.dagger_module.conftest import PASSWORD, USER, call
 from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, decode_id, readable
-from tests.dagger_module.test_images import write_archive
+from tests.dagger_module.test_images import pushes_to, write_archive
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.healthz import Health, run_health
 from tests.images.registry_server import Platform, RegistryServer, make_image, push_image
@@ -168,6 +168,7 @@ def test_release_runs_every_step_in_order(
 ) -> None:
     staged(example, coolify, registry, health)
     engine.file_writer = write_archive
+    engine.publisher = pushes_to(registry)  # publish reads every pushed tag back
     engine.file_contents = lambda chain: json.dumps({"outcome": "applied", "applied": ["x"]})
     files = release(example, allow_unavailable_scanners=True)
     record = json.loads(files["release.json"])

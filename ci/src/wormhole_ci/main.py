@@ -51,9 +51,10 @@ from wormhole_ci.containers import (
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.published import require_published
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
-from wormhole_ci.errors import ImageError, ImmutableTagError, MigrateError, WormholeCiError
-from wormhole_ci.images.identity import Verdict, compare, read_identity
-from wormhole_ci.images.native import Published
+from wormhole_ci.errors import ImageError, MigrateError, WormholeCiError
+from wormhole_ci.images.identity import read_identity
+from wormhole_ci.images.publish import Candidate, Published
+from wormhole_ci.images.publish import publish as guarded_publish
 from wormhole_ci.images.registry import Registry, RemoteImage
 from wormhole_ci.images.spec import (
     ImageSpec,
@@ -65,7 +66,6 @@ from wormhole_ci.images.spec import (
     check_version_tag,
     image_specs,
 )
-from wormhole_ci.images.spec import reference as image_reference
 from wormhole_ci.images.spec import tags as image_tags
 from wormhole_ci.jsonish import as_dict, as_list, outcome_of
 from wormhole_ci.junit import junit_xml
@@ -365,7 +365,8 @@ class WormholeCi:
     ) -> str:
         """Build and push `<registry>/<project>-<service>:<sha7>` (+ --version-tag) for every
         service; a tag already holding other content is refused before anything is pushed,
-        one holding this very image is left alone. Returns the references with digests."""
+        one holding this very image is left alone, and after each push the registry must
+        serve this image. Returns the references with digests."""
         published = await self._publish(
             registry,
             Revision(check_sha(tag)),
@@ -375,7 +376,10 @@ class WormholeCi:
             platforms=platforms,
             build_arg=build_arg,
         )
-        return "\n".join(f"{p.reference} ({p.action})" for p in published)
+        return "\n".join(
+            f"{p.reference} ({'pushed' if p.action == 'pushed' else 'unchanged: already published'})"
+            for p in published
+        )
 
     @cached(SIDE_EFFECTS)
     async def migrate(
@@ -566,6 +570,7 @@ class WormholeCi:
         platforms: Sequence[str] = (),
         build_arg: Sequence[str] = (),
     ) -> list[Published]:
+        """The guarded publish (images/publish.py) with this engine as the executor."""
         if bool(username) != (password is not None):
             raise ImageError("publish: pass both --username and --password, or neither")
         address = check_registry(registry)
@@ -575,35 +580,23 @@ class WormholeCi:
         host, _, prefix = address.partition("/")
         plaintext = await password.plaintext() if password else None
         chosen = check_platforms(platforms)
-        work: list[tuple[ImageSpec, list[dagger.Container], str, Verdict, RemoteImage | None]] = []
         with Registry(host, username or None, plaintext) as client:
             # unreachable registry or wrong credentials: fail before anything is built
             await anyio.to_thread.run_sync(client.ping)
-            for spec in specs:
-                variants = self._variants(spec, args, chosen)
-                local = await _config_digests(variants)
-                repository = f"{prefix}/{spec.repository}" if prefix else spec.repository
-                for each in image_tags(rev, version):
-                    remote = await anyio.to_thread.run_sync(client.resolve, repository, each)
-                    ref = image_reference(address, spec, each)
-                    verdict = compare(local, remote, reference=ref)
-                    work.append((spec, variants, ref, verdict, remote))
-        conflicts = [w[3].message for w in work if w[3].conflict]
-        if conflicts:
-            raise ImmutableTagError("nothing was pushed:\n" + "\n".join(conflicts))
-        out: list[Published] = []
-        for spec, variants, ref, verdict, remote in work:
-            if verdict.same and remote is not None:
-                out.append(
-                    Published(spec.service, f"{ref}@{remote.digest}", remote.digest, "unchanged")
+            candidates = [
+                Candidate(
+                    spec.service,
+                    host,
+                    f"{prefix}/{spec.repository}" if prefix else spec.repository,
+                    self._variants(spec, args, chosen),
                 )
-                continue
-            ctr = variants[0]
-            if password is not None:
-                ctr = ctr.with_registry_auth(host, username, password)
-            pushed = await ctr.publish(ref, platform_variants=variants[1:])
-            out.append(Published(spec.service, pushed, pushed.rpartition("@")[2], "pushed"))
-        return out
+                for spec in specs
+            ]
+            return await guarded_publish(
+                candidates,
+                image_tags(rev, version),
+                _DaggerPublisher(client, host, username, password),
+            )
 
     async def _deploy_env(
         self, env: Environment, rev: Revision, token: dagger.Secret, *, rollback: bool
@@ -987,9 +980,35 @@ class WormholeCi:
         ]
 
 
+class _DaggerPublisher:
+    """The Dagger side of the publish guard (images/publish.py): the engine pushes the
+    containers (all platforms at once), the registry client reads, in a worker thread."""
+
+    def __init__(
+        self, client: Registry, host: str, username: str, password: dagger.Secret | None
+    ) -> None:
+        self._client = client
+        self._host = host
+        self._username = username
+        self._password = password
+
+    async def local_identity(self, variants: list[dagger.Container]) -> dict[str, str]:
+        return await _config_digests(variants)
+
+    async def resolve(self, repository: str, tag: str) -> RemoteImage | None:
+        return await anyio.to_thread.run_sync(self._client.resolve, repository, tag)
+
+    async def push(self, variants: list[dagger.Container], reference: str) -> str:
+        ctr = variants[0]
+        if self._password is not None:
+            ctr = ctr.with_registry_auth(self._host, self._username, self._password)
+        pushed = await ctr.publish(reference, platform_variants=variants[1:])
+        return pushed.rpartition("@")[2]  # `<reference>@sha256:…`
+
+
 async def _config_digests(variants: list[dagger.Container]) -> dict[str, str]:
-    """The per-platform config digests of what `publish` would push, read from the OCI
-    archive of the same containers (exported into the module's own container)."""
+    """The per-platform config digests of these containers, read from their OCI archive
+    (exported into the module's own container): what `push` would push."""
     with tempfile.TemporaryDirectory(prefix="wormhole-ci-image-") as tmp:
         path = Path(tmp) / "image.tar"
         await variants[0].as_tarball(platform_variants=variants[1:]).export(str(path))

@@ -7,23 +7,29 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar, TypeVarTuple, Unpack
 
-from wormhole_ci.errors import ImageError, ImmutableTagError
+from wormhole_ci.errors import ImageError
 from wormhole_ci.images.engine import Engine, LocalImage
-from wormhole_ci.images.identity import Verdict, compare
+from wormhole_ci.images.publish import Candidate, Published, publish
 from wormhole_ci.images.spec import (
     ImageSpec,
     Revision,
     build_args,
     local_name,
-    reference,
     tags,
 )
 from wormhole_ci.manifest import Manifest
 from wormhole_ci.secretref import Secret
 
+if TYPE_CHECKING:
+    from wormhole_ci.images.registry import Registry, RemoteImage
+
 Say = Callable[[str], None]
+T = TypeVar("T")
+Args = TypeVarTuple("Args")
 
 
 @dataclass(frozen=True)
@@ -58,16 +64,6 @@ class BuiltImage:
     size: int
     seconds: float
     tarball: str | None = None
-
-
-@dataclass(frozen=True)
-class Published:
-    service: str
-    reference: str
-    """`registry/repo:tag@sha256:…` as the registry serves it."""
-    digest: str
-    action: str
-    """`pushed` or `unchanged` (the tag already held this very image)."""
 
 
 @dataclass
@@ -152,53 +148,71 @@ def publish_images(
     """Check the credentials, build, refuse any tag that would move, then push the rest.
 
     Every tag of every image is checked before the first push, so a conflict on one
-    image pushes nothing at all. `built` skips the build (a release builds and scans first).
+    image pushes nothing at all (the guard is `images.publish`, shared with Dagger).
+    `built` skips the build (a release builds and scans first).
     """
     registry, username, password = target.registry, target.username, target.password
     host, _, prefix = registry.partition("/")
-    # imported here: `build` has no use for the registry client (httpx) and starts faster
+    # imported here: `build` has no use for the registry client (httpx) nor anyio and
+    # starts faster without them
+    import anyio  # noqa: PLC0415
+
     from wormhole_ci.images.registry import Registry  # noqa: PLC0415
 
-    client = Registry(host, username, password.reveal() if password else None)
-    client.ping()  # unreachable registry or wrong credentials: fail before any build
-    say(f"registry {host}: reachable, credentials accepted")
-    built = build_images(manifest, specs, engine, options, say)
-    result = PublishResult(revision=options.revision.sha, images=built)
-    plan: list[tuple[BuiltImage, ImageSpec, str, Verdict]] = []
-    conflicts: list[str] = []
-    for image, spec in zip(built, specs, strict=True):
-        repository = f"{prefix}/{spec.repository}" if prefix else spec.repository
-        for tag in tags(options.revision, options.version_tag):
-            remote = client.resolve(repository, tag)
-            verdict = compare({image.platform: image.config_digest}, remote)
-            if verdict.conflict:
-                conflicts.append(verdict.message)
-            plan.append((image, spec, tag, verdict))
-    if conflicts:
-        raise ImmutableTagError("nothing was pushed:\n" + "\n".join(conflicts))
-    for image, spec, tag, verdict in plan:
-        ref = reference(registry, spec, tag)
-        repository = ref.split("/", 1)[1].rsplit(":", 1)[0]
-        if verdict.same:
-            say(f"{spec.service}: {ref} already holds this image; not pushed")
-            action = "unchanged"
-        else:
-            say(f"{spec.service}: pushing {ref}")
-            engine.push(image.name, ref, username, password)
-            action = "pushed"
-        remote = client.resolve(repository, tag)
-        after = compare({image.platform: image.config_digest}, remote)
-        if remote is None or not after.same:
-            raise ImageError(
-                f"{ref}: after the push the registry serves "
-                f"{'nothing' if remote is None else remote.digest}, not this image "
-                "(another publisher raced us?); check the registry before deploying"
+    with Registry(host, username, password.reveal() if password else None) as client:
+        client.ping()  # unreachable registry or wrong credentials: fail before any build
+        say(f"registry {host}: reachable, credentials accepted")
+        if built is None:
+            built = build_images(manifest, specs, engine, options, say)
+        candidates = [
+            Candidate(
+                spec.service,
+                host,
+                f"{prefix}/{spec.repository}" if prefix else spec.repository,
+                image,
             )
-        result.published.append(
-            Published(spec.service, f"{ref}@{remote.digest}", remote.digest, action)
+            for image, spec in zip(built, specs, strict=True)
+        ]
+        executor = _EnginePublisher(engine, client, username, password)
+        published = anyio.run(
+            partial(
+                publish,
+                candidates,
+                tags(options.revision, options.version_tag),
+                executor,
+                say=say,
+            )
         )
-        say(f"{spec.service}: {ref}@{remote.digest} ({action})")
-    return result
+    return PublishResult(revision=options.revision.sha, images=built, published=published)
+
+
+class _EnginePublisher:
+    """The native side of the guard: the local engine pushes, the registry client reads."""
+
+    def __init__(
+        self, engine: Engine, client: Registry, username: str | None, password: Secret | None
+    ) -> None:
+        self._engine = engine
+        self._client = client
+        self._username = username
+        self._password = password
+
+    async def local_identity(self, image: BuiltImage) -> dict[str, str]:
+        return {image.platform: image.config_digest}
+
+    async def resolve(self, repository: str, tag: str) -> RemoteImage | None:
+        return await _in_thread(self._client.resolve, repository, tag)
+
+    async def push(self, image: BuiltImage, reference: str) -> None:
+        # None: the guard checks identity by the registry's answer, not the engine's output
+        await _in_thread(self._engine.push, image.name, reference, self._username, self._password)
+
+
+async def _in_thread(fn: Callable[[Unpack[Args]], T], *args: *Args) -> T:
+    """`fn(*args)` in a worker thread: the registry client and the engines block."""
+    import anyio.to_thread  # noqa: PLC0415 (see publish_images)
+
+    return await anyio.to_thread.run_sync(fn, *args)
 
 
 def _built(spec: ImageSpec, image: LocalImage, seconds: float, tarball: str | None) -> BuiltImage:
