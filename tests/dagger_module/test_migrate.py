@@ -9,7 +9,8 @@ import pytest
 from dagger import dag
 
 from tests.dagger_module.conftest import call
-from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, readable
+from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, decode_id, readable
+from tests.dagger_module.test_release import written_files
 from tests.dagger_module.test_functions import view
 from wormhole_ci.containers import (
     MIGRATE_TOOLCHAIN,
@@ -38,7 +39,7 @@ def run_migrate(example: Path, **kwargs: object) -> str:
 def test_migrate_runs_the_native_job_in_one_container_with_the_url_as_a_secret(
     engine: FakeEngine, example: Path
 ) -> None:
-    run_migrate(example, tag=SHA, allow_destructive=True)
+    result = run_migrate(example, tag=SHA, allow_destructive=True)
     execs = [(c, step) for c, step in engine.leaves if step[1] == "exitCode"]
     ((chain, _),) = execs
     v = view(chain)
@@ -66,13 +67,14 @@ def test_migrate_runs_the_native_job_in_one_container_with_the_url_as_a_secret(
     assert "S3cret-db-pw" not in plain and "db.internal" not in plain
     # a job is never answered from the cache: a fresh nonce per call
     assert len(v.env["WORMHOLE_CI_JOB"]) == 16
-    # the result is the /out directory of that container
-    outs = [
-        c
-        for c, step in engine.leaves
-        if step[1] == "id" and c[-1][1] == "directory" and any(n == "withExec" for _, n, _ in c)
+    # the result is the /out directory of that container, with the job's log and status
+    _, out = decode_id(result)
+    (at,) = [i for i, (_, n, a) in enumerate(out) if n == "directory" and a["path"] == OUT_PATH]
+    assert out[:at] == chain
+    assert [(n, a["path"]) for _, n, a in out[at + 1 :]] == [
+        ("withNewFile", "migrate.log"),
+        ("withNewFile", "status"),
     ]
-    assert outs and all(c[-1][2]["path"] == OUT_PATH and c[:-1] == chain for c in outs)
 
 
 def test_migrate_flags_reach_the_job(engine: FakeEngine, example: Path) -> None:
@@ -84,12 +86,27 @@ def test_migrate_flags_reach_the_job(engine: FakeEngine, example: Path) -> None:
     assert "--no-backup" in argv and "--backup-dir" not in argv and "--tag" not in argv
 
 
-def test_a_failed_job_fails_the_call_with_its_output(engine: FakeEngine, example: Path) -> None:
+def test_a_failed_job_returns_its_result_log_and_status(
+    engine: FakeEngine, example: Path
+) -> None:
+    """A blocked or failed job still returns its directory (result, backup, log): the
+    status file says what happened, so nothing it wrote is lost."""
     engine.on_exec(
         lambda argv: argv[1:2] == ["migrate"],
         ExecOutcome(1, "", "migrate blocked: prisma/migrations/x/migration.sql:3 DROP TABLE"),
     )
-    with pytest.raises(WormholeCiError, match=r"migrate failed \(exit 1\):\n.*DROP TABLE"):
-        run_migrate(example)
+    engine.file_contents = lambda chain: json.dumps({"outcome": "blocked", "pending": ["x"]})
+    files = written_files(run_migrate(example))
+    assert files["status"] == "blocked\n"
+    assert "migration.sql:3 DROP TABLE" in files["migrate.log"]
+
+
+def test_a_job_that_wrote_no_result_is_failed(engine: FakeEngine, example: Path) -> None:
+    engine.on_exec(lambda argv: argv[1:2] == ["migrate"], ExecOutcome(2, "", "bad input"))
+    files = written_files(run_migrate(example))
+    assert files == {"migrate.log": "bad input", "status": "failed\n"}
+
+
+def test_a_tag_that_is_not_a_sha_is_refused(engine: FakeEngine, example: Path) -> None:
     with pytest.raises(WormholeCiError, match="expected a commit SHA"):
         run_migrate(example, tag="main")

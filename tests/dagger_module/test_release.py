@@ -26,6 +26,9 @@ from wormhole_ci.main import WormholeCi
 TOKEN = "dagger-coolify-T0KEN-55aa"
 DB_URL = "postgresql://wormhole:Db-pa55@db.internal:5432/wormhole"
 SHA = "9a8b7c6d5e4f30211203a4b5c6d7e8f901234567"
+# Another commit for the deploy tests: the registry is shared by the session, and the release
+# tests publish other content under SHA's tag.
+DEPLOYED = "5e4f30211203a4b5c6d7e8f9012345679a8b7c6d"
 
 
 SERVICES = ("api", "web", "runner")
@@ -131,13 +134,14 @@ def test_deploy_sets_tags_deploys_and_verifies(
     health: Health,
 ) -> None:
     staged(example, coolify, registry, health)
-    publish_images(registry, SHA)
-    files = deploy(example)
+    publish_images(registry, DEPLOYED)
+    files = deploy(example, DEPLOYED)
     result = json.loads(files["deploy.json"])
     assert files["status"] == "verified\n"
     assert result["outcome"] == "verified"
     assert [s["status"] for s in result["services"]] == ["verified"] * 3
-    assert [r.body for r in coolify.calls("PATCH")] == [{"docker_registry_image_tag": SHA[:7]}] * 3
+    tags = [r.body for r in coolify.calls("PATCH")]
+    assert tags == [{"docker_registry_image_tag": DEPLOYED[:7]}] * 3
     assert TOKEN not in json.dumps(files)
 
 
@@ -233,6 +237,7 @@ def test_a_failed_deploy_after_migrate_keeps_the_backup_and_the_record(
     migration's result and backup, and release.json says it stopped at deploy."""
     staged(example, coolify, registry, health)
     engine.file_writer = write_archive
+    engine.publisher = pushes_to(registry)
     backup = "/out/backups/wormhole-20261201T000000Z-9a8b7c6.dump"
     engine.file_contents = lambda chain: json.dumps(
         {"outcome": "applied", "applied": ["x"], "backup": backup}
