@@ -16,12 +16,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from wormhole_ci import __version__
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT
 from wormhole_ci.errors import ImageError, WormholeCiError
-from wormhole_ci.local import DEFAULT_TASK_TIMEOUT
 from wormhole_ci.security.policy import FailOn
 
 if TYPE_CHECKING:
-    from wormhole_ci.local import LocalOptions
+    from wormhole_ci.check.native import LocalOptions
     from wormhole_ci.plan import Plan
     from wormhole_ci.results import RunReport
     from wormhole_ci.toolchains import HostTools
@@ -742,11 +742,11 @@ def _positive(text: str) -> int:
 
 
 def _check(args: argparse.Namespace, err: Console) -> int:
-    from wormhole_ci.junit import write_junit
-    from wormhole_ci.local import LocalOptions
+    from wormhole_ci.check.junit import write_junit
+    from wormhole_ci.check.native import LocalOptions
+    from wormhole_ci.check.progress import print_report
     from wormhole_ci.manifest import load_manifest
     from wormhole_ci.plan import build_plan
-    from wormhole_ci.progress import print_report
     from wormhole_ci.results import summary
     from wormhole_ci.toolchains import Provisioner, default_cache_dir, host_fingerprint
 
@@ -789,8 +789,8 @@ def _run(
 ) -> RunReport:
     import anyio
 
-    from wormhole_ci.local import LocalRuntime, Reporter
-    from wormhole_ci.progress import LiveReporter, PlainReporter
+    from wormhole_ci.check.native import LocalRuntime, Reporter
+    from wormhole_ci.check.progress import LiveReporter, PlainReporter
 
     live = progress == "live" or (progress == "auto" and out.is_terminal)
     if live:

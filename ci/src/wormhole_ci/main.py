@@ -24,6 +24,8 @@ from dagger import DefaultPath, Doc, Ignore, ReturnType, dag, function, object_t
 # Aliased: the `check` function below would shadow the decorator inside the class body.
 from dagger import check as dagger_check
 
+from wormhole_ci.check.container import ContainerSpec, Exec, service_spec
+from wormhole_ci.check.junit import junit_xml
 from wormhole_ci.containers import (
     COREPACK_ENV,
     HASURA_CLI_IMAGE,
@@ -41,12 +43,9 @@ from wormhole_ci.containers import (
     SCRATCH_PATH,
     SOURCE_ROOT,
     CacheMount,
-    ContainerSpec,
-    Exec,
     container_path,
     migrate_argv,
     scanner_spec,
-    service_spec,
 )
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
@@ -65,7 +64,6 @@ from wormhole_ci.images.spec import (
 )
 from wormhole_ci.images.spec import reference as image_reference
 from wormhole_ci.images.spec import tags as image_tags
-from wormhole_ci.junit import junit_xml
 from wormhole_ci.manifest import Environment, Manifest, ServiceKind, load_manifest
 from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import Plan, ServicePlan, build_plan, exec_prefix

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import anyio
 
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime
+from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
 from wormhole_ci.errors import WormholeCiError
@@ -28,13 +30,11 @@ from wormhole_ci.images.native import (
     publish_images,
 )
 from wormhole_ci.images.spec import Revision, image_specs, reference, tags
-from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime
 from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.job import MigrateFailed, database_service, run_migrate
 from wormhole_ci.migrate.native import prepare_migrate
 from wormhole_ci.plan import build_plan
-from wormhole_ci.progress import PlainReporter
 from wormhole_ci.results import summary
 from wormhole_ci.secretref import Secret, redact
 from wormhole_ci.security.policy import FailOn

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import anyio
 
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime
+from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.errors import MigrateError
-from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime
 from wormhole_ci.manifest import Manifest, ServiceSpec
 from wormhole_ci.migrate.job import MigrateOptions
 from wormhole_ci.migrate.sqlgate import provision_squawk
 from wormhole_ci.plan import Plan, ServicePlan, build_plan
-from wormhole_ci.progress import PlainReporter
 from wormhole_ci.results import summary
 from wormhole_ci.toolchains import Provisioner, host_fingerprint
 

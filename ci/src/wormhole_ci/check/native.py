@@ -17,10 +17,10 @@ from typing import Protocol
 import anyio
 import anyio.to_thread
 
+from wormhole_ci.check.taskcache import CachedPass, ResultCache, inputs_digest, task_key
 from wormhole_ci.jsonish import as_dict
 from wormhole_ci.plan import Plan, ServicePlan, Task
 from wormhole_ci.results import RunReport, Status, TaskResult, blocked_reason, tail_of
-from wormhole_ci.taskcache import CachedPass, ResultCache, inputs_digest, task_key
 from wormhole_ci.toolchains import HostTools
 
 DEFAULT_TASK_TIMEOUT = 1800.0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import anyio
 
-from wormhole_ci.local import LocalOptions, LocalRuntime, PrioritySlots
+from wormhole_ci.check.native import LocalOptions, LocalRuntime, PrioritySlots
 from wormhole_ci.manifest import ServiceKind
 from wormhole_ci.plan import Plan, ServicePlan, Task, Tool
 from wormhole_ci.results import Status, TaskResult
