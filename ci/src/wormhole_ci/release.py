@@ -14,9 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import anyio
-
-from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, NativeOptions, run_plan
 from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
@@ -40,7 +38,7 @@ from wormhole_ci.secretref import Secret, redact
 from wormhole_ci.security.policy import FailOn
 from wormhole_ci.security.scan import ScanOptions, run_scan
 from wormhole_ci.security.tasks import Family
-from wormhole_ci.toolchains import Provisioner, host_fingerprint
+from wormhole_ci.toolchains import host_fingerprint
 
 STEPS = ("check", "build", "scan", "publish", "migrate", "deploy")
 Say = Callable[[str], None]
@@ -242,13 +240,7 @@ class Release:
     # -- steps -------------------------------------------------------------------------------
 
     def _check(self) -> str:
-        plan = build_plan(self.manifest)
-        provisioner = Provisioner(self.options.cache_dir)
-        needs: dict[str, list[str]] = {}
-        for task in plan.tasks:
-            needs.setdefault(task.tool.value, []).append(task.service)
-        tools = provisioner.provision(((t.tool.value, t.tool_version) for t in plan.tasks), needs)
-        local = LocalOptions(
+        options = NativeOptions(
             source=self.manifest.root,
             log_dir=self.options.work_dir / "logs",
             cache_dir=self.options.cache_dir,
@@ -257,7 +249,7 @@ class Release:
             reuse=True,
             toolchain=host_fingerprint(),
         )
-        report = anyio.run(LocalRuntime(local, tools, PlainReporter(sys.stderr)).run, plan)
+        report = run_plan(build_plan(self.manifest), options, PlainReporter(sys.stderr), self.say)
         if not report.ok:
             raise WormholeCiError(summary(report, "check"))
         return f"{len(report.results)} tasks passed"
