@@ -21,6 +21,7 @@ import json
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -66,6 +67,9 @@ class ExecOutcome:
     exit_code: int = 0
     stdout: str = ""
     stderr: str = ""
+    delay: float = 0.0
+    """Seconds the engine takes to answer a query that runs this exec last (outside its
+    lock: other queries are answered meanwhile)."""
 
 
 @dataclass
@@ -84,6 +88,7 @@ class FakeEngine:
         self.schema = graphql.build_schema(self.schema_path.read_text())
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self._delay = 0.0
 
     # -- configuration -------------------------------------------------------------
     def on_exec(self, match: Callable[[list[str]], bool], outcome: ExecOutcome) -> None:
@@ -133,6 +138,7 @@ class FakeEngine:
     def execute(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
         with self._lock:
             self.requests += 1
+            self._delay = 0.0
             result = graphql.graphql_sync(
                 self.schema,
                 query,
@@ -141,6 +147,8 @@ class FakeEngine:
                 field_resolver=self._resolve,
                 type_resolver=_typename,
             )
+            delay = self._delay
+        time.sleep(delay)
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
@@ -217,6 +225,7 @@ class FakeEngine:
                         "stderr": last.stderr,
                     },
                 )
+        self._delay = max(self._delay, last.delay)
         return last
 
     def _export(self, chain: tuple[Step, ...], path: str) -> str:

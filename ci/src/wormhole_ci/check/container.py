@@ -53,6 +53,8 @@ class ContainerSpec:
     execs: tuple[Exec, ...]
     needs_module_source: bool = False
     """True when the execs run this package itself (it is installed from MODULE_SOURCE)."""
+    include: tuple[str, ...] = ()
+    """Paths (relative to source_path) to mount instead of all of it; () mounts it all."""
 
 
 def cache_mount(cache: Cache) -> CacheMount:
@@ -130,4 +132,24 @@ def service_spec(service: ServicePlan) -> ContainerSpec:
             for t in service.tasks
         ),
         needs_module_source=needs_module,
+        include=_declared_inputs(service, source_path),
     )
+
+
+def _declared_inputs(service: ServicePlan, source_path: str) -> tuple[str, ...]:
+    """The union of the tasks' `inputs` under `source_path`, when every task declares some.
+
+    Narrowing is per service, not per task: setup execs write into the mount (installed
+    dependencies, generated clients) and checks are branches of that set-up container,
+    so a check cannot be given a narrower mount than its setup without losing what the
+    setup made. A service whose tasks do not all declare inputs mounts all of its path.
+    """
+    if not all(t.inputs for t in service.tasks):
+        return ()
+    paths = sorted({p for t in service.tasks for p in t.inputs})
+    if source_path == ".":
+        return tuple(paths)
+    prefix = f"{source_path}/"
+    if not all(p.startswith(prefix) for p in paths):
+        return ()  # an input outside the mount (or the mount itself): mount it all
+    return tuple(p.removeprefix(prefix) for p in paths)
