@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from wormhole_ci.junit import junit_xml, write_junit
+from wormhole_ci.check.junit import junit_xml, write_junit
 from wormhole_ci.results import RunReport, Status, TaskResult, summary
 
 REPORT = RunReport(

@@ -23,6 +23,7 @@ import json
 import secrets
 import shutil
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -68,6 +69,9 @@ class ExecOutcome:
     exit_code: int = 0
     stdout: str = ""
     stderr: str = ""
+    delay: float = 0.0
+    """Seconds the engine takes to answer a query that runs this exec last (outside its
+    lock: other queries are answered meanwhile)."""
 
 
 @dataclass
@@ -89,6 +93,7 @@ class FakeEngine:
         self.schema = graphql.build_schema(self.schema_path.read_text())
         self._server: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
+        self._delay = 0.0
 
     # -- configuration -------------------------------------------------------------
     def on_exec(self, match: Callable[[list[str]], bool], outcome: ExecOutcome) -> None:
@@ -139,6 +144,7 @@ class FakeEngine:
     def execute(self, query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
         with self._lock:
             self.requests += 1
+            self._delay = 0.0
             result = graphql.graphql_sync(
                 self.schema,
                 query,
@@ -147,6 +153,8 @@ class FakeEngine:
                 field_resolver=self._resolve,
                 type_resolver=_typename,
             )
+            delay = self._delay
+        time.sleep(delay)
         out: dict[str, Any] = {"data": result.data}
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
@@ -228,6 +236,7 @@ class FakeEngine:
                         "stderr": last.stderr,
                     },
                 )
+        self._delay = max(self._delay, last.delay)
         return last
 
     def _export(self, chain: tuple[Step, ...], path: str) -> str:

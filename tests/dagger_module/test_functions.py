@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 from dagger import dag
 
 from tests.dagger_module.conftest import call
-from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, Step, readable
+from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, Step, decode_id, readable
 from wormhole_ci.containers import (
     CACHE_ROOT,
     HASURA_CLI_IMAGE,
@@ -22,7 +24,7 @@ from wormhole_ci.containers import (
     container_path,
 )
 from wormhole_ci.errors import WormholeCiError
-from wormhole_ci.main import WormholeCi
+from wormhole_ci.main import PLAN_INPUTS, WormholeCi
 from wormhole_ci.manifest import load_manifest
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.security.tasks import scan_plan
@@ -137,6 +139,11 @@ def assert_chain_matches_plan(
             expected_dir = [("host", {}), ("directory", {"path": str(example)})]
             if task.workdir != ".":
                 expected_dir.append(("directory", {"path": task.workdir}))
+            if task.inputs:
+                # only the declared inputs (and the planner's files the task itself reads)
+                expected_dir.append(("filter", {}))
+                (filtered,) = [a for n, a in v.directories[mount] if n == "filter"]
+                assert set(task.inputs) | set(PLAN_INPUTS) == set(filtered["include"])
             assert [
                 (n, {k: a[k] for k in ("path",) if k in a}) for n, a in v.directories[mount]
             ] == expected_dir
@@ -221,11 +228,66 @@ def test_a_failing_task_is_named_and_the_others_are_still_collected(
     )
     assert "--- runner/lint, exit 1\nsrc/runner/x.py:1:8: F401 unused import" in message
     views = exec_leaves(engine)
-    # siblings still ran: runner's other checks and hasura's validation were evaluated
+    # siblings still ran: runner's other checks were evaluated
     assert ("uv", "run", "--frozen", "pytest") in ran(views)
-    assert ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura") in ran(views)
-    # blocked tasks never ran
+    # blocked tasks never ran: api's and web's checks, and hasura's validation, which waits
+    # for api's setup (`after`, as natively)
     assert ("pnpm", "run", "lint") not in ran(views)
+    assert ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura") not in ran(
+        views
+    )
+
+
+HASURA_VALIDATE = ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura")
+
+
+def test_check_waits_for_an_after_dependency(
+    engine: FakeEngine, example: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = plan_of(example)
+    (validate,) = [t for t in plan.tasks if t.service == "hasura"]
+    assert (validate.argv, validate.after) == (HASURA_VALIDATE, ("api:prepare",))
+    (prepare,) = [t for t in plan.tasks if t.key == "api:prepare"]
+    # api's prepare takes a while: a hasura check that did not wait would be evaluated meanwhile
+    engine.on_exec(lambda argv: argv == list(prepare.argv), ExecOutcome(delay=1.0))
+    arrived: dict[tuple[str, tuple[str, ...]], float] = {}
+    original = engine.execute
+
+    def timed(query: str, variables: dict[str, Any] | None) -> dict[str, Any]:
+        before = len(engine.leaves)
+        result = original(query, variables)
+        for chain, (_, leaf, _) in engine.leaves[before:]:
+            v = view(chain)
+            if chain and chain[0][1] == "container" and v.execs:
+                arrived.setdefault((leaf, tuple(v.execs[-1][1])), time.monotonic())
+        return result
+
+    monkeypatch.setattr(engine, "execute", timed)
+    invoke(example, "check")
+    # `arrived` is when the engine answered (after the delay): hasura's validation was only
+    # asked for once api's prepare exec had been answered, though hasura has no setup.
+    assert arrived[("exitCode", HASURA_VALIDATE)] >= arrived[("sync", prepare.argv)]
+
+
+def test_a_failed_dependency_blocks_the_task_that_waits_for_it(
+    engine: FakeEngine, example: Path
+) -> None:
+    engine.on_exec(
+        lambda argv: argv == ["pnpm", "exec", "prisma", "generate"],
+        ExecOutcome(1, "", "Error: Prisma schema validation"),
+    )
+
+    async def run() -> str:
+        module = WormholeCi(source=dag.host().directory(str(example)))
+        return await (await module.check_report()).id()
+
+    _, chain = decode_id(call(run))
+    files = {a["path"]: a["contents"] for _, n, a in chain if n == "withNewFile"}
+    assert HASURA_VALIDATE not in ran(exec_leaves(engine))
+    assert "check failed for 1 of 4 services: api (prepare)" in files["check.txt"]
+    suites = {s.get("name"): s for s in ET.fromstring(files["junit.xml"].split("?>", 1)[1])}
+    (skipped,) = suites["wormhole-ci.hasura"].iter("skipped")
+    assert skipped.get("message") == "not run: api:prepare did not pass"
 
 
 def test_bad_manifest_is_reported_with_relative_paths(engine: FakeEngine, example: Path) -> None:

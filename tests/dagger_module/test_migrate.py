@@ -10,8 +10,8 @@ from dagger import dag
 
 from tests.dagger_module.conftest import call
 from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, decode_id, readable
-from tests.dagger_module.test_release import written_files
 from tests.dagger_module.test_functions import view
+from tests.dagger_module.test_release import written_files
 from wormhole_ci.containers import (
     MIGRATE_TOOLCHAIN,
     MODULE_SOURCE,
@@ -86,9 +86,7 @@ def test_migrate_flags_reach_the_job(engine: FakeEngine, example: Path) -> None:
     assert "--no-backup" in argv and "--backup-dir" not in argv and "--tag" not in argv
 
 
-def test_a_failed_job_returns_its_result_log_and_status(
-    engine: FakeEngine, example: Path
-) -> None:
+def test_a_failed_job_returns_its_result_log_and_status(engine: FakeEngine, example: Path) -> None:
     """A blocked or failed job still returns its directory (result, backup, log): the
     status file says what happened, so nothing it wrote is lost."""
     engine.on_exec(

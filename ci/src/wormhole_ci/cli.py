@@ -16,15 +16,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from wormhole_ci import __version__
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT
 from wormhole_ci.errors import ImageError, WormholeCiError
-from wormhole_ci.local import DEFAULT_TASK_TIMEOUT
 from wormhole_ci.security.policy import FailOn
 
 if TYPE_CHECKING:
-    from wormhole_ci.local import LocalOptions
+    from wormhole_ci.check.native import NativeOptions
     from wormhole_ci.plan import Plan
     from wormhole_ci.results import RunReport
-    from wormhole_ci.toolchains import HostTools
 
 # Each command imports what it runs when it runs (httpx, psycopg, rich tables, the release
 # machinery…): importing everything up front cost every invocation a second of start-up.
@@ -742,13 +741,13 @@ def _positive(text: str) -> int:
 
 
 def _check(args: argparse.Namespace, err: Console) -> int:
-    from wormhole_ci.junit import write_junit
-    from wormhole_ci.local import LocalOptions
+    from wormhole_ci.check.junit import write_junit
+    from wormhole_ci.check.native import NativeOptions
+    from wormhole_ci.check.progress import print_report
     from wormhole_ci.manifest import load_manifest
     from wormhole_ci.plan import build_plan
-    from wormhole_ci.progress import print_report
     from wormhole_ci.results import summary
-    from wormhole_ci.toolchains import Provisioner, default_cache_dir, host_fingerprint
+    from wormhole_ci.toolchains import default_cache_dir, host_fingerprint
 
     manifest = load_manifest(args.source)
     plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
@@ -757,24 +756,16 @@ def _check(args: argparse.Namespace, err: Console) -> int:
     out = Console(highlight=False, soft_wrap=True)
     for note in plan.notes:
         err.print(f"note: {note}", markup=False)
-    cache_dir: Path = (args.cache_dir or default_cache_dir()).resolve()
-    provisioner = Provisioner(cache_dir)
-    needs: dict[str, list[str]] = {}
-    for task in plan.tasks:
-        needs.setdefault(task.tool.value, []).append(task.service)
-    tools = provisioner.provision(((t.tool.value, t.tool_version) for t in plan.tasks), needs)
-    for message in provisioner.messages:
-        err.print(message, markup=False)
-    options = LocalOptions(
+    options = NativeOptions(
         source=manifest.root,
         log_dir=(args.log_dir or manifest.root / ".wormhole-ci" / "logs").resolve(),
-        cache_dir=cache_dir,
+        cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
         jobs=args.jobs,
         task_timeout=args.task_timeout,
         reuse=not args.no_cache,
         toolchain=host_fingerprint(),
     )
-    report = _run(plan, options, tools, out, args.progress)
+    report = _run(plan, options, out, args.progress, err)
     print_report(out, report, args.command)
     if args.junit:
         write_junit(report, args.junit)
@@ -785,19 +776,20 @@ def _check(args: argparse.Namespace, err: Console) -> int:
 
 
 def _run(
-    plan: Plan, options: LocalOptions, tools: HostTools, out: Console, progress: str
+    plan: Plan, options: NativeOptions, out: Console, progress: str, err: Console
 ) -> RunReport:
-    import anyio
+    from wormhole_ci.check.native import run_plan
+    from wormhole_ci.check.progress import LiveReporter, PlainReporter
 
-    from wormhole_ci.local import LocalRuntime, Reporter
-    from wormhole_ci.progress import LiveReporter, PlainReporter
+    def say(message: str) -> None:
+        err.print(message, markup=False)
 
     live = progress == "live" or (progress == "auto" and out.is_terminal)
     if live:
+        # provisioning messages go to stderr, which the live display prints above itself
         with LiveReporter(out, plan) as reporter:
-            return anyio.run(LocalRuntime(options, tools, reporter).run, plan)
-    plain: Reporter = PlainReporter(sys.stdout)
-    return anyio.run(LocalRuntime(options, tools, plain).run, plan)
+            return run_plan(plan, options, reporter, say)
+    return run_plan(plan, options, PlainReporter(sys.stdout), say)
 
 
 def _scan(args: argparse.Namespace, err: Console) -> int:

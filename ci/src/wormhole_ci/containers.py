@@ -1,17 +1,18 @@
-"""Plan tasks as container specs: image, toolchain, mounts, caches, env and execs (no Dagger runtime required).
+"""Container specs shared by the capabilities: pinned images, paths, cache mounts, the
+scanners' and the migration job's containers (no Dagger runtime required).
 
 `main.py` turns a spec into a Dagger container mechanically; everything that decides
-what runs is here, derived from the same plan tasks the native runtime executes.
+what runs is here. The check containers are `check/container.py`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from wormhole_ci.plan import Cache, ServicePlan, Task, Tool
+from wormhole_ci.plan import Cache
 from wormhole_ci.security.scanners import SCANNERS, Image
 from wormhole_ci.security.tasks import ScanTool
-from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
+from wormhole_ci.toolchains import PNPM_VERSION
 
 # Exact tags. Digests are not pinned: none could be read from the vendors' own published
 # material here (no registry is reachable); `dagger call` resolves and caches the tag.
@@ -38,39 +39,6 @@ class CacheMount:
     env: str
 
 
-@dataclass(frozen=True)
-class Exec:
-    """One plan task as a `with_exec`."""
-
-    task: str
-    argv: tuple[str, ...]
-    workdir: str
-    env: tuple[tuple[str, str], ...]
-    """The task's own environment, set just before its exec."""
-    setup: bool
-    """A failing setup exec blocks the service's remaining execs."""
-
-
-@dataclass(frozen=True)
-class ContainerSpec:
-    """Everything needed to build one service's check container."""
-
-    service: str
-    image: str
-    toolchain: tuple[tuple[str, ...], ...]
-    """Execs that install the pinned tools, before the source is added (cached layers)."""
-    source_path: str
-    """The part of the monorepo to add, relative to its root ("." for all of it)."""
-    mount: str
-    """Where that part goes in the container."""
-    env: tuple[tuple[str, str], ...]
-    """Toolchain and cache variables, set for every exec."""
-    caches: tuple[CacheMount, ...]
-    execs: tuple[Exec, ...]
-    needs_module_source: bool = False
-    """True when the execs run this package itself (it is installed from MODULE_SOURCE)."""
-
-
 def cache_mount(cache: Cache) -> CacheMount:
     """The container side of a plan cache (the native runtime uses a host folder)."""
     # The stores behind these caches are content-addressed, so one volume per tool is
@@ -94,75 +62,6 @@ def corepack_pnpm(version: str) -> tuple[tuple[str, ...], ...]:
 
 
 COREPACK_ENV = (("COREPACK_ENABLE_DOWNLOAD_PROMPT", "0"),)
-
-
-def _toolchain(task: Task) -> tuple[str, tuple[tuple[str, ...], ...], tuple[tuple[str, str], ...]]:
-    """Image, tool-install execs and extra env for a task's toolchain."""
-    match task.tool:
-        case Tool.PNPM:
-            return NODE_IMAGE, corepack_pnpm(task.tool_version), COREPACK_ENV
-        case Tool.NPM:
-            return NODE_IMAGE, (), ()
-        case Tool.UV:
-            return (
-                PYTHON_IMAGE,
-                (
-                    (
-                        "pip",
-                        "install",
-                        "--no-cache-dir",
-                        "--root-user-action=ignore",
-                        f"uv=={task.tool_version or UV_VERSION}",
-                    ),
-                ),
-                # the cache volume is another filesystem: copy instead of failing hardlinks
-                (("UV_LINK_MODE", "copy"),),
-            )
-        case Tool.WORMHOLE:
-            return (
-                PYTHON_IMAGE,
-                (
-                    ("apt-get", "update"),
-                    ("apt-get", "install", "-y", "--no-install-recommends", "postgresql-15"),
-                    (
-                        "pip",
-                        "install",
-                        "--no-cache-dir",
-                        "--root-user-action=ignore",
-                        MODULE_SOURCE,
-                    ),
-                ),
-                (),
-            )
-
-
-def service_spec(service: ServicePlan) -> ContainerSpec:
-    """The container for one service's tasks, in plan order."""
-    first = service.tasks[0]
-    image, toolchain, extra_env = _toolchain(first)
-    env: dict[str, str] = dict(extra_env)
-    caches: dict[str, CacheMount] = {}
-    for task in service.tasks:
-        for cache in task.caches:
-            mount = cache_mount(cache)
-            caches[mount.volume] = mount
-            env[cache.env] = mount.path
-    needs_module = any(t.tool is Tool.WORMHOLE for t in service.tasks)
-    source_path = "." if needs_module else service.path
-    return ContainerSpec(
-        service=service.service,
-        image=image,
-        toolchain=toolchain,
-        source_path=source_path,
-        mount=container_path(source_path),
-        env=tuple(sorted(env.items())),
-        caches=tuple(caches.values()),
-        execs=tuple(
-            Exec(t.name, t.argv, container_path(t.workdir), t.env, setup=t.is_setup)
-            for t in service.tasks
-        ),
-        needs_module_source=needs_module,
-    )
 
 
 # -- scanners ----------------------------------------------------------------------

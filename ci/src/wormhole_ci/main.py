@@ -1,8 +1,10 @@
 """The Dagger module: `dagger call check`, `lint`, `typecheck`, `test`, `validate-hasura`.
 
 The only module that imports dagger. Each function gathers its inputs, builds the plan
-with the pure core (the same plan the native CLI runs), turns plan tasks into containers
-through `containers.service_spec`, and reports with the native runtime's summary format.
+with the pure core (the same plan the native CLI runs), runs it on the shared scheduler
+(`check/scheduler.py`) with the Dagger executor below, which turns plan tasks into
+containers through `check.container.service_spec`, and reports with the native runtime's
+summary format.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from dagger import DefaultPath, Doc, Ignore, ReturnType, dag, function, object_t
 # Aliased: the `check` function below would shadow the decorator inside the class body.
 from dagger import check as dagger_check
 
+from wormhole_ci.check.container import ContainerSpec, Exec, service_spec
+from wormhole_ci.check.junit import junit_xml
+from wormhole_ci.check.scheduler import Ran, Reporter, Silent, schedule
 from wormhole_ci.containers import (
     COREPACK_ENV,
     HASURA_CLI_IMAGE,
@@ -41,12 +46,9 @@ from wormhole_ci.containers import (
     SCRATCH_PATH,
     SOURCE_ROOT,
     CacheMount,
-    ContainerSpec,
-    Exec,
     container_path,
     migrate_argv,
     scanner_spec,
-    service_spec,
 )
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.published import require_published
@@ -68,11 +70,10 @@ from wormhole_ci.images.spec import (
 )
 from wormhole_ci.images.spec import tags as image_tags
 from wormhole_ci.jsonish import as_dict, as_list, outcome_of
-from wormhole_ci.junit import junit_xml
 from wormhole_ci.manifest import Environment, Manifest, ServiceKind, load_manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.paths import GENERATED_DIRS
-from wormhole_ci.plan import Plan, ServicePlan, build_plan, exec_prefix
+from wormhole_ci.plan import Plan, ServicePlan, Task, build_plan, exec_prefix
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
 from wormhole_ci.release.record import (
     ImageRecord,
@@ -85,7 +86,6 @@ from wormhole_ci.results import (
     RunReport,
     Status,
     TaskResult,
-    blocked_reason,
     status_lines,
     summary,
     tail_of,
@@ -655,18 +655,8 @@ class WormholeCi:
                 raise type(exc)(str(exc).replace(f"{Path(tmp).resolve()}/", "")) from None
 
     async def _execute(self, plan: Plan) -> RunReport:
-        """Every service's container concurrently; every task reports."""
-        started = time.monotonic()
-        results: dict[str, list[TaskResult]] = {}
-
-        async def one(spec: ContainerSpec) -> None:
-            results[spec.service] = await self._run_service(spec)
-
-        async with anyio.create_task_group() as group:
-            for service in plan.services:
-                group.start_soon(one, service_spec(service))
-        ordered = tuple(r for s in plan.services for r in results[s.service])
-        return RunReport(results=ordered, wall_time=time.monotonic() - started)
+        """Every service's container concurrently, on the scheduler the native runtime uses."""
+        return await schedule(plan, _DaggerExecutor(self._container), Silent())
 
     def _container(self, spec: ContainerSpec) -> dagger.Container:
         """The service's container up to (not including) its first task."""
@@ -675,6 +665,12 @@ class WormholeCi:
             ctr = ctr.with_directory(MODULE_SOURCE, dag.current_module().source())
         ctr = _tooled(ctr, spec.toolchain, spec.caches, spec.env)
         part = self.source if spec.source_path == "." else self.source.directory(spec.source_path)
+        if spec.include:
+            # Only the declared inputs (see check.container), so the engine reruns the
+            # service only when they change; this package loads the manifest, which needs
+            # the planner's files too.
+            planner = PLAN_INPUTS if spec.needs_module_source else []
+            part = part.filter(include=[*spec.include, *planner])
         return ctr.with_directory(spec.mount, part)
 
     async def _scan(
@@ -818,76 +814,6 @@ class WormholeCi:
             raise WormholeCiError(failure(verdict) + "\n\n" + rendered["scan.md"])
         return reports
 
-    @staticmethod
-    def _with_exec(ctr: dagger.Container, ex: Exec, expect: ReturnType) -> dagger.Container:
-        for name, value in ex.env:
-            ctr = ctr.with_env_variable(name, value)
-        return ctr.with_workdir(ex.workdir).with_exec(list(ex.argv), expect=expect)
-
-    async def _run_service(self, spec: ContainerSpec) -> list[TaskResult]:
-        """Setup execs in order (a failure blocks the rest), then the checks concurrently."""
-        ctr = self._container(spec)
-        done: dict[str, TaskResult] = {}
-        failed_setup: list[str] = []
-        for ex in (e for e in spec.execs if e.setup):
-            if failed_setup:
-                done[ex.task] = TaskResult(
-                    spec.service, ex.task, Status.BLOCKED, tail=blocked_reason(failed_setup)
-                )
-                continue
-            started = time.monotonic()
-            step = self._with_exec(ctr, ex, ReturnType.SUCCESS)
-            try:
-                await step.sync()
-            except dagger.ExecError as exc:
-                done[ex.task] = _exec_failure(
-                    spec.service, ex.task, exc, time.monotonic() - started
-                )
-                failed_setup.append(f"{spec.service}:{ex.task}")
-                continue
-            except dagger.QueryError as exc:
-                done[ex.task] = TaskResult(
-                    spec.service, ex.task, Status.FAILED, time.monotonic() - started, None, str(exc)
-                )
-                failed_setup.append(f"{spec.service}:{ex.task}")
-                continue
-            done[ex.task] = TaskResult(
-                spec.service, ex.task, Status.PASSED, time.monotonic() - started, 0
-            )
-            ctr = step
-
-        async def run_check(ex: Exec, base: dagger.Container) -> None:
-            if failed_setup:
-                done[ex.task] = TaskResult(
-                    spec.service, ex.task, Status.BLOCKED, tail=blocked_reason(failed_setup)
-                )
-                return
-            started = time.monotonic()
-            step = self._with_exec(base, ex, ReturnType.ANY)  # a non-zero exit is a result
-            try:
-                code = await step.exit_code()
-                output = (await step.stdout()) + (await step.stderr())
-            except dagger.ExecError as exc:
-                done[ex.task] = _exec_failure(
-                    spec.service, ex.task, exc, time.monotonic() - started
-                )
-                return
-            except dagger.QueryError as exc:
-                done[ex.task] = TaskResult(
-                    spec.service, ex.task, Status.FAILED, time.monotonic() - started, None, str(exc)
-                )
-                return
-            status = Status.PASSED if code == 0 else Status.FAILED
-            done[ex.task] = TaskResult(
-                spec.service, ex.task, status, time.monotonic() - started, code, tail_of(output)
-            )
-
-        # Checks of one service are independent branches of the set-up container.
-        async with anyio.create_task_group() as group:
-            for ex in (e for e in spec.execs if not e.setup):
-                group.start_soon(run_check, ex, ctr)
-        return [done[e.task] for e in spec.execs]
-
     async def _live_hasura(self, service: str, database: ServicePlan, plan: Plan) -> list[str]:
         """Migrations on a real PostgreSQL, then the metadata applied to a real engine."""
         hasura = next(s for s in plan.services if s.service == service)
@@ -911,7 +837,7 @@ class WormholeCi:
         )
         migrate = self._container(db_spec)
         for ex in (e for e in db_spec.execs if e.setup):
-            migrate = self._with_exec(migrate, ex, ReturnType.SUCCESS)
+            migrate = _with_exec(migrate, ex, ReturnType.SUCCESS)
         migrate = (
             migrate.with_service_binding("postgres", postgres)
             .with_secret_variable("DATABASE_URL", db_url)
@@ -1042,6 +968,68 @@ def _tooled(
     for name, value in env:
         ctr = ctr.with_env_variable(name, value)
     return ctr
+
+
+class _DaggerExecutor:
+    """The check executor for Dagger (a scheduler.Executor): one container chain per service.
+
+    Its state is the service's container: each passed setup exec extends it, and the
+    checks are independent branches of the set-up container, so they run side by side.
+    """
+
+    concurrent_checks = True
+
+    def __init__(self, container: Callable[[ContainerSpec], dagger.Container]) -> None:
+        self._container = container
+        self._execs: dict[str, Exec] = {}
+
+    def begin(self, service: ServicePlan, rank: int) -> dagger.Container:
+        spec = service_spec(service)
+        self._execs.update((f"{spec.service}:{ex.task}", ex) for ex in spec.execs)
+        return self._container(spec)
+
+    async def ready(self) -> None:
+        pass
+
+    async def run(
+        self, task: Task, state: dagger.Container, reporter: Reporter
+    ) -> Ran[dagger.Container]:
+        ex = self._execs[task.key]
+        reporter.started(task)
+        started = time.monotonic()
+        # A setup exec must succeed to be built on; a check's non-zero exit is a result.
+        step = _with_exec(state, ex, ReturnType.SUCCESS if ex.setup else ReturnType.ANY)
+        try:
+            if ex.setup:
+                await step.sync()
+                code, output = 0, ""
+            else:
+                code = await step.exit_code()
+                output = (await step.stdout()) + (await step.stderr())
+        except dagger.ExecError as exc:
+            failure = _exec_failure(task.service, task.name, exc, time.monotonic() - started)
+            return Ran(failure, state)
+        except dagger.QueryError as exc:
+            duration = time.monotonic() - started
+            failure = TaskResult(task.service, task.name, Status.FAILED, duration, None, str(exc))
+            return Ran(failure, state)
+        status = Status.PASSED if code == 0 else Status.FAILED
+        result = TaskResult(
+            task.service, task.name, status, time.monotonic() - started, code, tail_of(output)
+        )
+        return Ran(result, step)
+
+    def waiting(self, state: dagger.Container) -> None:
+        pass
+
+    def end(self, state: dagger.Container) -> None:
+        pass
+
+
+def _with_exec(ctr: dagger.Container, ex: Exec, expect: ReturnType) -> dagger.Container:
+    for name, value in ex.env:
+        ctr = ctr.with_env_variable(name, value)
+    return ctr.with_workdir(ex.workdir).with_exec(list(ex.argv), expect=expect)
 
 
 def _exec_failure(service: str, task: str, exc: dagger.ExecError, duration: float) -> TaskResult:

@@ -6,17 +6,15 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-import anyio
-
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, NativeOptions, run_plan
+from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.errors import MigrateError
-from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime
 from wormhole_ci.manifest import Manifest, ServiceSpec
 from wormhole_ci.migrate.job import MigrateOptions
 from wormhole_ci.migrate.sqlgate import provision_squawk
 from wormhole_ci.plan import Plan, ServicePlan, build_plan
-from wormhole_ci.progress import PlainReporter
 from wormhole_ci.results import summary
-from wormhole_ci.toolchains import Provisioner, host_fingerprint
+from wormhole_ci.toolchains import host_fingerprint
 
 
 def setup_service(
@@ -31,12 +29,7 @@ def setup_service(
             for s in full.services
         ),
     )
-    provisioner = Provisioner(cache_dir)
-    needs = {t.tool.value: [t.service] for t in plan.tasks}
-    tools = provisioner.provision(((t.tool.value, t.tool_version) for t in plan.tasks), needs)
-    for message in provisioner.messages:
-        say(message)
-    options = LocalOptions(
+    options = NativeOptions(
         source=manifest.root,
         log_dir=(manifest.root / ".wormhole-ci" / "logs").resolve(),
         cache_dir=cache_dir,
@@ -45,7 +38,7 @@ def setup_service(
         reuse=True,
         toolchain=host_fingerprint(),
     )
-    report = anyio.run(LocalRuntime(options, tools, PlainReporter(sys.stderr)).run, plan)
+    report = run_plan(plan, options, PlainReporter(sys.stderr), say)
     if not report.ok:
         raise MigrateError(
             f"setting up {service} failed, nothing was migrated:\n{summary(report, 'setup')}"

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import anyio
 
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, NativeOptions, run_plan
+from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.images.engine import Engine
@@ -23,13 +25,11 @@ from wormhole_ci.images.native import (
     publish_images,
 )
 from wormhole_ci.images.spec import Revision, image_specs, reference, tags
-from wormhole_ci.local import DEFAULT_TASK_TIMEOUT, LocalOptions, LocalRuntime
 from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.job import MigrateFailed, MigrateResult, database_service, run_migrate
 from wormhole_ci.migrate.native import prepare_migrate
 from wormhole_ci.plan import build_plan
-from wormhole_ci.progress import PlainReporter
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
 from wormhole_ci.release.record import ImageRecord, ReleaseRecord, scan_detail, scan_record, utc_now
 from wormhole_ci.results import summary
@@ -37,7 +37,7 @@ from wormhole_ci.secretref import Secret, redact
 from wormhole_ci.security.policy import FailOn
 from wormhole_ci.security.scan import ScanOptions, run_scan
 from wormhole_ci.security.tasks import Family
-from wormhole_ci.toolchains import Provisioner, host_fingerprint
+from wormhole_ci.toolchains import host_fingerprint
 
 Say = Callable[[str], None]
 
@@ -145,17 +145,7 @@ class NativeSteps:
         self.built: list[BuiltImage] = []
 
     async def check(self, record: ReleaseRecord) -> str:
-        plan = build_plan(self.manifest)
-        provisioner = Provisioner(self.options.cache_dir)
-        needs: dict[str, list[str]] = {}
-        for task in plan.tasks:
-            needs.setdefault(task.tool.value, []).append(task.service)
-        tools = await anyio.to_thread.run_sync(
-            lambda: provisioner.provision(
-                ((t.tool.value, t.tool_version) for t in plan.tasks), needs
-            )
-        )
-        local = LocalOptions(
+        options = NativeOptions(
             source=self.manifest.root,
             log_dir=self.options.work_dir / "logs",
             cache_dir=self.options.cache_dir,
@@ -164,7 +154,10 @@ class NativeSteps:
             reuse=True,
             toolchain=host_fingerprint(),
         )
-        report = await LocalRuntime(local, tools, PlainReporter(sys.stderr)).run(plan)
+        plan = build_plan(self.manifest)
+        report = await anyio.to_thread.run_sync(
+            lambda: run_plan(plan, options, PlainReporter(sys.stderr), self.say)
+        )
         if not report.ok:
             raise WormholeCiError(summary(report, "check"))
         return f"{len(report.results)} tasks passed"

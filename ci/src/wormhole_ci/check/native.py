@@ -1,4 +1,4 @@
-"""The native runtime: runs a plan's tasks as host subprocesses, services concurrently."""
+"""The native executor: a plan's tasks as host subprocesses (slots, result reuse, logs, timeouts)."""
 
 from __future__ import annotations
 
@@ -9,35 +9,27 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 import anyio.to_thread
 
+from wormhole_ci.check.scheduler import Ran, Reporter, schedule
+from wormhole_ci.check.taskcache import CachedPass, ResultCache, inputs_digest, task_key
 from wormhole_ci.jsonish import as_dict
 from wormhole_ci.plan import Plan, ServicePlan, Task
-from wormhole_ci.results import RunReport, Status, TaskResult, blocked_reason, tail_of
-from wormhole_ci.taskcache import CachedPass, ResultCache, inputs_digest, task_key
-from wormhole_ci.toolchains import HostTools
+from wormhole_ci.results import RunReport, Status, TaskResult, tail_of
+from wormhole_ci.toolchains import HostTools, Provisioner
 
 DEFAULT_TASK_TIMEOUT = 1800.0
 # Expected duration of a task never timed before: only orders the first run.
 _UNKNOWN_TASK_SECONDS = 5.0
 
 
-class Reporter(Protocol):
-    """Receives progress; implementations print lines or drive a live display."""
-
-    def started(self, task: Task) -> None: ...
-
-    def finished(self, result: TaskResult) -> None: ...
-
-
 @dataclass(frozen=True)
-class LocalOptions:
+class NativeOptions:
     """Where the native runtime keeps logs and caches, and how much it runs at once."""
 
     source: Path
@@ -118,7 +110,8 @@ class PrioritySlots:
 class _Chain:
     """One service's progress through its tasks: the slot it holds, whether it ran anything."""
 
-    def __init__(self, slots: PrioritySlots, rank: int) -> None:
+    def __init__(self, service: ServicePlan, slots: PrioritySlots, rank: int) -> None:
+        self.service = service
         self.slots = slots
         self.rank = rank
         """The service's position in the plan: breaks ties between equal priorities."""
@@ -139,89 +132,67 @@ class _Chain:
             self.holding = False
 
 
-class LocalRuntime:
-    """Runs tasks of one service in order and services concurrently, at most `jobs` at once.
+class NativeExecutor:
+    """Runs plan tasks as host subprocesses, at most `jobs` at once (a scheduler.Executor).
 
-    A failed setup task blocks the rest of its service; a failed check does not stop
-    the next check of that service, nor any other service (siblings are never cancelled).
+    The scheduler runs a service's tasks one after another (they share a working tree);
+    here a task is reused when it passed before with identical inputs, else it waits for
+    a job slot, given by priority to the service with the most expected work left.
     """
 
-    def __init__(self, options: LocalOptions, tools: HostTools, reporter: Reporter) -> None:
+    concurrent_checks = False
+
+    def __init__(self, options: NativeOptions, tools: HostTools) -> None:
         self.options = options
         self.tools = tools
-        self.reporter = reporter
         self._timings_path = options.cache_dir / "timings.json"
         self._results = ResultCache(options.cache_dir / "results")
         self._timings: dict[str, float] = {}
         # Input digests per input-path set, hashed once per run (tasks do not edit inputs).
         self._digests: dict[tuple[str, ...], str] = {}
-
-    async def run(self, plan: Plan) -> RunReport:
-        """Run every task and return all results in plan order."""
-        started = time.monotonic()
-        results: dict[str, TaskResult] = {}
-        done = {t.key: anyio.Event() for t in plan.tasks}
         # Closed until every service has asked for its first slot, so the first slots go
         # by priority too rather than by which coroutine happened to run first.
-        slots = PrioritySlots(0)
+        self._slots = PrioritySlots(0)
+
+    async def execute(self, plan: Plan, reporter: Reporter) -> RunReport:
+        """Run every task and return all results in plan order."""
+        self._slots = PrioritySlots(0)
         timings = self._timings = self._load_timings()
-        async with anyio.create_task_group() as group:
-            for rank, service in enumerate(plan.services):
-                group.start_soon(self._run_service, service, _Chain(slots, rank), results, done)
-            await anyio.wait_all_tasks_blocked()
-            slots.open(max(1, self.options.jobs))
-        report = RunReport(
-            results=tuple(results[t.key] for t in plan.tasks),
-            wall_time=time.monotonic() - started,
-        )
+        report = await schedule(plan, self, reporter)
         self._save_timings(timings, report)
         return report
 
-    async def _run_service(
-        self,
-        service: ServicePlan,
-        chain: _Chain,
-        results: dict[str, TaskResult],
-        done: Mapping[str, anyio.Event],
-    ) -> None:
-        setup_failed: list[str] = []
-        try:
-            for index, task in enumerate(service.tasks):
-                if task.after:
-                    chain.release()  # never sit on a slot while waiting for another service
-                for dep in task.after:
-                    await done[dep].wait()
-                blockers = setup_failed + [
-                    dep for dep in task.after if results[dep].status is not Status.PASSED
-                ]
-                if blockers:
-                    result = TaskResult(
-                        task.service, task.name, Status.BLOCKED, tail=blocked_reason(blockers)
-                    )
-                else:
-                    remaining = sum(self._expected(t) for t in service.tasks[index:])
-                    result = await self._attempt(task, chain, remaining)
-                results[task.key] = result
-                done[task.key].set()
-                self.reporter.finished(result)
-                if task.is_setup and result.status is not Status.PASSED:
-                    setup_failed.append(task.key)
-        finally:
-            chain.release()
+    # -- scheduler.Executor -------------------------------------------------------------
 
-    async def _attempt(self, task: Task, chain: _Chain, remaining: float) -> TaskResult:
+    def begin(self, service: ServicePlan, rank: int) -> _Chain:
+        return _Chain(service, self._slots, rank)
+
+    async def ready(self) -> None:
+        await anyio.wait_all_tasks_blocked()
+        self._slots.open(max(1, self.options.jobs))
+
+    async def run(self, task: Task, state: _Chain, reporter: Reporter) -> Ran[_Chain]:
         """Reuse an earlier pass of `task` when allowed, else run it in a slot."""
         key = await self._key(task)
-        reused = None if chain.executed else self._reusable(task, key)
+        reused = None if state.executed else self._reusable(task, key)
         if reused is not None:
-            return reused
-        await chain.acquire(remaining)
-        self.reporter.started(task)
+            return Ran(reused, state)
+        tasks = state.service.tasks
+        await state.acquire(sum(self._expected(t) for t in tasks[tasks.index(task) :]))
+        reporter.started(task)
         result = await self._run_task(task)
-        chain.executed = True
+        state.executed = True
         if key is not None and result.status is Status.PASSED:
             self._results.put(key, CachedPass(result.duration, result.tail))
-        return result
+        return Ran(result, state)
+
+    def waiting(self, state: _Chain) -> None:
+        state.release()
+
+    def end(self, state: _Chain) -> None:
+        state.release()
+
+    # -- running one task -----------------------------------------------------------------
 
     async def _run_task(self, task: Task) -> TaskResult:
         log_path = self.options.log_dir / task.service / f"{task.name}.log"
@@ -333,3 +304,21 @@ class LocalRuntime:
 def _kill_group(pid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
+
+
+def run_plan(
+    plan: Plan, options: NativeOptions, reporter: Reporter, say: Callable[[str], None]
+) -> RunReport:
+    """Provision the plan's tools under `options.cache_dir`, then run it natively.
+
+    `say` receives the provisioner's messages (what was installed); a tool that cannot
+    be provisioned raises ProvisionError naming the services that need it.
+    """
+    provisioner = Provisioner(options.cache_dir)
+    needs: dict[str, list[str]] = {}
+    for task in plan.tasks:
+        needs.setdefault(task.tool.value, []).append(task.service)
+    tools = provisioner.provision(((t.tool.value, t.tool_version) for t in plan.tasks), needs)
+    for message in provisioner.messages:
+        say(message)
+    return anyio.run(NativeExecutor(options, tools).execute, plan, reporter)

@@ -6,9 +6,9 @@ import io
 
 from rich.console import Console
 
+from wormhole_ci.check.progress import LiveReporter, PlainReporter, print_report
 from wormhole_ci.manifest import ServiceKind
 from wormhole_ci.plan import Plan, ServicePlan, Task, Tool
-from wormhole_ci.progress import LiveReporter, PlainReporter, print_report
 from wormhole_ci.results import RunReport, Status, TaskResult
 
 LINT = Task("api", "lint", Tool.PNPM, "12.4.2", "api", ("pnpm", "run", "lint"))

@@ -1,4 +1,5 @@
-"""The native runtime on small real subprocesses: order, concurrency, blocking, timeouts."""
+"""The native executor (through the scheduler) on small real subprocesses: order, concurrency,
+blocking, timeouts, result reuse."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import anyio
 
-from wormhole_ci.local import LocalOptions, LocalRuntime, PrioritySlots
+from wormhole_ci.check.native import NativeExecutor, NativeOptions, PrioritySlots
 from wormhole_ci.manifest import ServiceKind
 from wormhole_ci.plan import Plan, ServicePlan, Task, Tool
 from wormhole_ci.results import Status, TaskResult
@@ -49,7 +50,7 @@ def service(name: str, *tasks: Task) -> ServicePlan:
 def run(
     plan: Plan, tmp_path: Path, jobs: int = 4, timeout: float = 60.0
 ) -> tuple[list[TaskResult], Recorder]:
-    options = LocalOptions(
+    options = NativeOptions(
         source=tmp_path,
         log_dir=tmp_path / "logs",
         cache_dir=tmp_path / "cache",
@@ -57,8 +58,8 @@ def run(
         task_timeout=timeout,
     )
     recorder = Recorder()
-    runtime = LocalRuntime(options, HostTools({"python": (PY,)}), recorder)
-    report = anyio.run(runtime.run, plan)
+    executor = NativeExecutor(options, HostTools({"python": (PY,)}))
+    report = anyio.run(executor.execute, plan, recorder)
     return list(report.results), recorder
 
 
@@ -246,11 +247,13 @@ def test_priority_slots_hand_a_freed_slot_to_the_highest_priority(tmp_path: Path
 
 def run_reusing(plan: Plan, source: Path, tmp_path: Path) -> list[TaskResult]:
     """One run with result reuse on (the default), caches under tmp_path."""
-    options = LocalOptions(
+    options = NativeOptions(
         source=source, log_dir=tmp_path / "logs", cache_dir=tmp_path / "cache", jobs=2
     )
     return list(
-        anyio.run(LocalRuntime(options, HostTools({"python": (PY,)}), Recorder()).run, plan).results
+        anyio.run(
+            NativeExecutor(options, HostTools({"python": (PY,)})).execute, plan, Recorder()
+        ).results
     )
 
 
