@@ -1,4 +1,4 @@
-"""The GitHub workflows (ci, release, security): actionlint, pinned actions, the Dagger calls,
+"""The GitHub workflows (ci, release, rollback, security): actionlint, pinned actions, the Dagger calls,
 secrets only as env:NAME references, least-privilege permissions, one release per environment;
 and their shell steps, run for real with bash."""
 
@@ -86,8 +86,8 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_three_workflows() -> None:
-    assert [w.name for w in WORKFLOWS] == ["ci.yml", "release.yml", "security.yml"]
+def test_the_four_workflows() -> None:
+    assert [w.name for w in WORKFLOWS] == ["ci.yml", "release.yml", "rollback.yml", "security.yml"]
 
 
 def test_workflows_pass_actionlint() -> None:
@@ -506,3 +506,108 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
         secrets["COOLIFY_TOKEN"],
         secrets["DATABASE_URL"],
     ]
+
+
+# --- the release verdict, from the record the call returned ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "record", "code", "message"),
+    [
+        ("released\n", {"outcome": "released"}, 0, ""),
+        ("stopped\n", {"stopped_at": "deploy"}, 1, "::error title=release stopped at deploy::"),
+        ("refused\n", {"refused": "a deployment is in progress"}, 1, "a deployment is in progress"),
+        ("running\n", {}, 1, "expected released, stopped or refused"),
+        (None, {}, 1, "no release/status: the dagger call itself failed"),
+    ],
+    ids=["released", "stopped", "refused", "unknown", "missing"],
+)
+def test_release_verdict_step(
+    tmp_path: Path, status: str | None, record: dict[str, str], code: int, message: str
+) -> None:
+    out = tmp_path / "release"
+    out.mkdir()
+    if status is not None:
+        (out / "status").write_text(status)
+        (out / "release.json").write_text(json.dumps(record))
+    s = step(load("release.yml"), "release", "Verdict")
+    assert s["if"] == "${{ !cancelled() }}"  # runs after a stopped release, too
+    done, _, _ = run_step(s["run"], tmp_path, {})
+    assert done.returncode == code, done.stdout + done.stderr
+    assert message in done.stdout
+
+
+def test_release_uploads_before_the_verdict() -> None:
+    names = [s.get("name") for s in load("release.yml")["jobs"]["release"]["steps"]]
+    assert names.index("Upload the release manifest") < names.index("Verdict")
+    assert names.index("Upload the migration backup (short retention)") < names.index("Verdict")
+    assert names[-1] == "Verdict"
+
+
+# --- rollback.yml -------------------------------------------------------------------------
+
+
+def test_rollback_is_dispatch_only_and_shares_the_release_lock() -> None:
+    doc = load("rollback.yml")
+    assert set(doc["on"]) == {"workflow_dispatch"}
+    inputs = doc["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["sha"]["required"] is True
+    assert inputs["environment"]["options"] == ["staging", "production"]
+    job = doc["jobs"]["rollback"]
+    assert job["environment"]["name"] == "${{ inputs.environment }}"
+    # never beside a release of the same environment, never cancelled half-way
+    assert job["concurrency"]["group"] == "release-${{ inputs.environment }}"
+    release_group = load("release.yml")["jobs"]["release"]["concurrency"]["group"]
+    assert release_group == "release-${{ inputs.environment || 'staging' }}"
+    assert job["concurrency"]["cancel-in-progress"] is False
+
+
+def test_rollback_deploys_a_published_commit_with_references() -> None:
+    s = step(load("rollback.yml"), "rollback", "dagger call deploy")
+    argv = shlex.split(s["run"])
+    assert argv[:5] == [
+        "dagger",
+        "--progress=plain",
+        "call",
+        "--source=examples/wormhole",
+        "deploy",
+    ]
+    assert "--tag=$SHA" in argv and "--environment=$ENVIRONMENT" in argv
+    assert "--registry-password=env:REGISTRY_PASSWORD" in argv
+    assert "--coolify-token=env:COOLIFY_TOKEN" in argv
+    assert not any(a.startswith("--database-url") for a in argv)  # the database is not touched
+    assert argv[-2:] == ["export", "--path=deploy"]
+    assert set(s["env"]) == {"ENVIRONMENT", "SHA", "REGISTRY_PASSWORD", "COOLIFY_TOKEN"}
+
+
+@pytest.mark.parametrize(
+    ("env", "code", "message"),
+    [
+        ({}, 0, ""),
+        ({"REQUESTED_SHA": "abc123"}, 1, "full 40-hex commit SHA, got 'abc123'"),
+        ({"TARGET_ENVIRONMENT": "qa"}, 1, "unknown environment 'qa'"),
+    ],
+    ids=["ok", "short-sha", "environment"],
+)
+def test_rollback_checks_its_inputs(
+    tmp_path: Path, env: dict[str, str], code: int, message: str
+) -> None:
+    script = step(load("rollback.yml"), "rollback", "Check the inputs")["run"]
+    base = {"TARGET_ENVIRONMENT": "production", "REQUESTED_SHA": SHA}
+    done, outputs, _ = run_step(script, tmp_path, base | env)
+    assert done.returncode == code, done.stdout
+    assert message in done.stdout
+    assert outputs == ({"environment": "production", "sha": SHA} if code == 0 else {})
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [("verified\n", 0), ("rolled-back\n", 1), ("failed\n", 1), (None, 1)]
+)
+def test_rollback_verdict_step(tmp_path: Path, status: str | None, code: int) -> None:
+    out = tmp_path / "deploy"
+    out.mkdir()
+    if status is not None:
+        (out / "status").write_text(status)
+    script = step(load("rollback.yml"), "rollback", "Verdict")["run"]
+    done, _, _ = run_step(script, tmp_path, {})
+    assert done.returncode == code, done.stdout + done.stderr

@@ -1,0 +1,426 @@
+"""The native command line's arguments: one subcommand per Dagger function, same names."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform as platform_module
+from pathlib import Path
+
+from wormhole_ci import __version__
+from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT
+from wormhole_ci.security.policy import FailOn
+from wormhole_ci.security.tasks import Family
+
+
+def parser() -> argparse.ArgumentParser:
+    """`wormhole-ci`'s arguments: one subcommand per Dagger function of the same name."""
+    parser = argparse.ArgumentParser(
+        prog="wormhole-ci",
+        description="Check, build, scan, migrate and deploy the Wormhole monorepo (native runtime).",
+    )
+    parser.add_argument("--version", action="version", version=f"wormhole-ci {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    helps = {
+        "check": "lint, type-check and test every service (and validate Hasura metadata)",
+        "lint": "run the lint and format checks",
+        "typecheck": "run the type checkers",
+        "test": "run the test suites",
+    }
+    for name, text in helps.items():
+        cmd = sub.add_parser(name, help=text, description=text)
+        _source(cmd)
+        cmd.add_argument(
+            "--service",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="only this service (repeatable); default: all",
+        )
+        cmd.add_argument(
+            "--jobs",
+            type=_positive,
+            default=os.cpu_count() or 1,
+            metavar="N",
+            help="tasks run at once (default: number of cores)",
+        )
+        cmd.add_argument("--junit", type=Path, metavar="PATH", help="write a JUnit XML report here")
+        cmd.add_argument(
+            "--log-dir",
+            type=Path,
+            metavar="DIR",
+            help="where each task's full output goes (default: SOURCE/.wormhole-ci/logs)",
+        )
+        cmd.add_argument(
+            "--cache-dir",
+            type=Path,
+            metavar="DIR",
+            help="pnpm store, uv cache and provisioned tools (default: ~/.cache/wormhole-ci)",
+        )
+        cmd.add_argument(
+            "--task-timeout",
+            type=float,
+            default=DEFAULT_TASK_TIMEOUT,
+            metavar="SECONDS",
+            help=f"kill a task running longer than this (default {DEFAULT_TASK_TIMEOUT:.0f})",
+        )
+        cmd.add_argument(
+            "--no-cache",
+            action="store_true",
+            help="run every task even if it passed before with identical inputs",
+        )
+        cmd.add_argument(
+            "--progress",
+            choices=("auto", "live", "plain"),
+            default="auto",
+            help="live table on a terminal, plain lines otherwise (default auto)",
+        )
+    scan = sub.add_parser(
+        "scan",
+        help="SAST (Semgrep, Trivy secrets/misconfig), dependency audits and SBOMs under one policy",
+        description="Scan the monorepo; unavailable or failed scanners fail the scan unless allowed.",
+    )
+    _source(scan)
+    scan.add_argument(
+        "--fail-on",
+        choices=[f.value for f in FailOn],
+        default=None,
+        help="lowest severity that fails the scan (default: security.fail_on, else high)",
+    )
+    scan.add_argument(
+        "--allow-unavailable",
+        action="store_true",
+        help="do not fail when a scanner could not run (it is still reported as not scanned)",
+    )
+    scan.add_argument(
+        "--only",
+        action="append",
+        choices=[f.value for f in Family],
+        default=[],
+        help="only these scan families (repeatable; default: all)",
+    )
+    scan.add_argument(
+        "--output-dir",
+        type=Path,
+        metavar="DIR",
+        help="where scan.sarif, scan.md, scan.json and SBOMs go (default: SOURCE/.wormhole-ci/scan)",
+    )
+    scan.add_argument(
+        "--image",
+        action="append",
+        default=[],
+        metavar="[NAME=]TARBALL",
+        type=_image,
+        help="also CVE-scan this image tarball with Trivy (repeatable)",
+    )
+    scan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N")
+    scan.add_argument("--cache-dir", type=Path, metavar="DIR")
+    _image_commands(
+        sub.add_parser(
+            "build",
+            help="build the services' images (SHA-tagged) with a local Docker engine or buildah",
+            description="Build one image per service with a Dockerfile, tagged <project>-<service>:<sha7>.",
+        ),
+        sub.add_parser(
+            "publish",
+            help="build and push the images; an existing tag is never moved",
+            description=(
+                "Build, then push <registry>/<project>-<service>:<sha7> (and --version-tag). "
+                "Every tag is resolved in the registry first: a tag holding other content is "
+                "refused and nothing is pushed; a tag already holding this image is left as is."
+            ),
+        ),
+    )
+    _migrate_commands(
+        sub.add_parser(
+            "migrate",
+            help="apply pending Prisma migrations once: locked, linted, backed up, verified",
+            description=(
+                "One migration job: take the project's advisory lock on the database, list the "
+                "pending migrations, lint them (squawk) and block destructive changes, back the "
+                "database up (pg_dump), run `prisma migrate deploy`, and check `prisma migrate "
+                "status` is clean. Nothing pending: exits 0 without touching anything."
+            ),
+        ),
+        sub.add_parser(
+            "restore",
+            help="restore a backup taken by migrate (pg_restore --clean) into a database",
+            description="Restore a custom-format dump into the database the URL names (replaces its objects).",
+        ),
+    )
+    _release_commands(
+        sub.add_parser(
+            "deploy",
+            help="deploy an environment on Coolify, verify each /healthz reports the SHA, roll back on failure",
+            description=(
+                "Set each Coolify application's image tag to the commit's short SHA, deploy, wait "
+                "for the deployments, then poll each service's health URL until it reports the "
+                "SHA; on failure roll back what changed (unless --no-rollback)."
+            ),
+        ),
+        sub.add_parser(
+            "release",
+            help="check, build, scan, publish, migrate, deploy and verify, stopping at the first red gate",
+            description=(
+                "The whole release of one commit to one environment, as an ordered state machine "
+                "that stops at the first failed step; a release manifest (JSON) records every step."
+            ),
+        ),
+    )
+    hasura = sub.add_parser(
+        "validate-hasura",
+        help="check Hasura metadata against the database schema",
+        description="check Hasura metadata against the schema the migrations produce",
+    )
+    _source(hasura)
+    hasura.add_argument(
+        "--service", default=None, metavar="NAME", help="the hasura service (default: the only one)"
+    )
+    return parser
+
+
+def _image_commands(build: argparse.ArgumentParser, publish: argparse.ArgumentParser) -> None:
+    for cmd in (build, publish):
+        _source(cmd)
+        cmd.add_argument(
+            "--service",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="only this service (repeatable); default: every service with a Dockerfile",
+        )
+        cmd.add_argument(
+            "--tag",
+            metavar="SHA",
+            default=None,
+            help="the commit SHA to tag with (default: git HEAD of the source)",
+        )
+        cmd.add_argument(
+            "--version-tag",
+            metavar="TAG",
+            default=None,
+            help="an extra immutable tag such as v1.4.0",
+        )
+        cmd.add_argument(
+            "--build-arg",
+            action="append",
+            default=[],
+            metavar="NAME=VALUE",
+            type=_build_arg,
+            help="extra build argument (repeatable), e.g. NODE_IMAGE=registry.local/node:20",
+        )
+        cmd.add_argument(
+            "--platform",
+            action="append",
+            default=[],
+            metavar="OS/ARCH",
+            help="target platform; natively only the engine's own (multi-platform: use Dagger)",
+        )
+        cmd.add_argument(
+            "--engine",
+            choices=("auto", "docker", "buildah"),
+            default="auto",
+            help="image engine (default: a running Docker daemon, else buildah)",
+        )
+        cmd.add_argument(
+            "--save-dir",
+            type=Path,
+            metavar="DIR",
+            help="also write each image as DIR/<service>.tar (for `scan --image`)",
+        )
+        cmd.add_argument(
+            "--output",
+            type=Path,
+            metavar="FILE",
+            help="write the result (images, digests, references) as JSON",
+        )
+        cmd.add_argument(
+            "--log-dir",
+            type=Path,
+            metavar="DIR",
+            help="build logs (default: SOURCE/.wormhole-ci/logs)",
+        )
+        cmd.add_argument(
+            "--jobs",
+            type=_positive,
+            default=2,
+            metavar="N",
+            help="images built at once (default 2)",
+        )
+    build.add_argument(
+        "--no-cache", action="store_true", help="rebuild every layer (ignore the layer cache)"
+    )
+    publish.set_defaults(no_cache=False)
+    publish.add_argument(
+        "--registry",
+        required=True,
+        metavar="HOST[:PORT][/NAMESPACE]",
+        help="where the images go, e.g. ghcr.io/acme or 127.0.0.1:5000",
+    )
+    publish.add_argument("--username", default=None, help="registry user")
+    publish.add_argument(
+        "--password",
+        default=None,
+        metavar="env:NAME|file:PATH",
+        help="registry password or token, as a secret reference (never literally)",
+    )
+    publish.add_argument(
+        "--allow-dirty",
+        action="store_true",
+        help="publish although the source has uncommitted changes (the tag would lie)",
+    )
+
+
+def _migrate_commands(migrate: argparse.ArgumentParser, restore: argparse.ArgumentParser) -> None:
+    _source(migrate)
+    for cmd in (migrate, restore):
+        cmd.add_argument(
+            "--database-url",
+            required=True,
+            metavar="env:NAME|file:PATH",
+            help="the direct (not pooled) PostgreSQL URL, as a secret reference",
+        )
+    migrate.add_argument(
+        "--service",
+        default=None,
+        metavar="NAME",
+        help="whose prisma/migrations to apply (default: the only service that has them)",
+    )
+    migrate.add_argument(
+        "--lock-timeout",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="wait at most this long for another migration job (default 600)",
+    )
+    migrate.add_argument(
+        "--allow-destructive",
+        action="store_true",
+        help="apply drops, renames, type changes and NOT NULL additions (see the runbooks)",
+    )
+    migrate.add_argument(
+        "--backup-dir",
+        type=Path,
+        metavar="DIR",
+        help="where the pg_dump goes (default: SOURCE/.wormhole-ci/backups)",
+    )
+    migrate.add_argument(
+        "--no-backup", action="store_true", help="skip the backup (not recommended)"
+    )
+    migrate.add_argument(
+        "--tag",
+        metavar="SHA",
+        default=None,
+        help="the commit being released, for the backup's name (default: git HEAD)",
+    )
+    migrate.add_argument("--output", type=Path, metavar="FILE", help="write the result as JSON")
+    migrate.add_argument("--cache-dir", type=Path, metavar="DIR")
+    restore.add_argument(
+        "--backup", type=Path, required=True, metavar="FILE", help="a dump written by migrate"
+    )
+    restore.add_argument(
+        "--yes",
+        action="store_true",
+        help="confirm: the database's current objects are replaced by the backup's",
+    )
+
+
+def _release_commands(deploy: argparse.ArgumentParser, release: argparse.ArgumentParser) -> None:
+    for cmd in (deploy, release):
+        _source(cmd)
+        cmd.add_argument(
+            "--environment",
+            required=True,
+            metavar="NAME",
+            help="an [environments.NAME] of wormhole-ci.toml (its secrets come from the env vars it names)",
+        )
+        cmd.add_argument(
+            "--tag", metavar="SHA", default=None, help="the commit to ship (default: git HEAD)"
+        )
+        cmd.add_argument(
+            "--no-rollback", action="store_true", help="leave a failed deploy as it is"
+        )
+        cmd.add_argument(
+            "--output",
+            type=Path,
+            metavar="FILE",
+            help="the result as JSON (release default: SOURCE/.wormhole-ci/release/release.json)",
+        )
+        cmd.add_argument(
+            "--poll-interval", type=float, default=2.0, metavar="SECONDS", help=argparse.SUPPRESS
+        )
+    release.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every step and its targets; build, push, migrate and deploy nothing",
+    )
+    release.add_argument(
+        "--allow-unavailable-scanners",
+        action="store_true",
+        help="do not stop when a scanner could not run (recorded in the manifest)",
+    )
+    release.add_argument(
+        "--allow-destructive", action="store_true", help="let destructive migrations apply"
+    )
+    release.add_argument(
+        "--allow-dirty", action="store_true", help="release although the tree has changes"
+    )
+    release.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_build_arg,
+        help="extra image build argument (repeatable)",
+    )
+    release.add_argument(
+        "--engine", choices=("auto", "docker", "buildah"), default="auto", help="image engine"
+    )
+    release.add_argument(
+        "--work-dir",
+        type=Path,
+        metavar="DIR",
+        help="tarballs, reports, backups, logs (default: SOURCE/.wormhole-ci/release)",
+    )
+    release.add_argument("--cache-dir", type=Path, metavar="DIR")
+    release.add_argument("--jobs", type=_positive, default=2, metavar="N")
+
+
+def _build_arg(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
+    return (name, value)
+
+
+def host_platform() -> str:
+    machine = platform_module.machine().lower()
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
+    return f"linux/{arch}"
+
+
+def _source(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--source",
+        type=Path,
+        default=Path(),
+        metavar="DIR",
+        help="monorepo root holding wormhole-ci.toml (default: .)",
+    )
+
+
+def _image(text: str) -> tuple[str, Path]:
+    name, _, path = text.rpartition("=")
+    tarball = Path(path)
+    if not tarball.is_file():
+        raise argparse.ArgumentTypeError(
+            f"{tarball}: no such image tarball (docker save -o FILE IMAGE)"
+        )
+    return (name or tarball.stem, tarball)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
