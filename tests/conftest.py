@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -27,6 +28,19 @@ EXAMPLE = ROOT / "examples" / "wormhole"
 SHARED = ROOT.parent / "shared"
 # Build outputs and installed dependencies never travel with a copy of the example.
 _IGNORE = shutil.ignore_patterns(*GENERATED_DIRS, ".env")
+
+
+def shared_reference(name: str, *, shared: Path | None = None) -> Path:
+    """`shared/reference/NAME` (the Dagger GraphQL schema, the dagger.json schema). Without
+    it the test is skipped, saying so, except under CI (`CI=true`), where a missing
+    reference fails the test: CI must not pass by skipping what it is there to prove."""
+    path = (shared or SHARED) / "reference" / name
+    if not path.is_file():
+        reason = f"{name} is not at {path} (shared/reference)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true needs it", pytrace=False)
+        pytest.skip(f"{reason}; tests that need it are skipped here (they fail when CI=true)")
+    return path
 
 
 def copy_example(dest: Path) -> Path:
