@@ -138,6 +138,25 @@ def database_url(make_database: Callable[[], PgDatabase]) -> PgDatabase:
     return make_database()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`docker` and `registry` marks from the fixtures a test uses (directly or through other
+    fixtures), so no test that needs them can be left unmarked: this module's `engine` (the
+    Docker engine, not tests/dagger_module's stand-in of the same name) means `docker`; a
+    fixture named `*registry` (each runs the loopback docker-registry) means `registry`."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        for name in item.fixturenames:
+            definitions = item._fixtureinfo.name2fixturedefs.get(name)
+            if not definitions:
+                continue
+            func = definitions[-1].func
+            if (func.__module__, func.__name__) == (__name__, "engine"):
+                item.add_marker(pytest.mark.docker)
+            if name.endswith("registry"):
+                item.add_marker(pytest.mark.registry)
+
+
 @pytest.fixture(scope="session")
 def engine() -> Iterator[Engine]:
     """A Docker engine with the local base images, one per session (image and release tests);
