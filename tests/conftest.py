@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import subprocess
@@ -27,6 +28,19 @@ EXAMPLE = ROOT / "examples" / "wormhole"
 SHARED = ROOT.parent / "shared"
 # Build outputs and installed dependencies never travel with a copy of the example.
 _IGNORE = shutil.ignore_patterns(*GENERATED_DIRS, ".env")
+
+
+def shared_reference(name: str, *, shared: Path | None = None) -> Path:
+    """`shared/reference/NAME` (the Dagger GraphQL schema, the dagger.json schema). Without
+    it the test is skipped, saying so, except under CI (`CI=true`), where a missing
+    reference fails the test: CI must not pass by skipping what it is there to prove."""
+    path = (shared or SHARED) / "reference" / name
+    if not path.is_file():
+        reason = f"{name} is not at {path} (shared/reference)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}; CI=true needs it", pytrace=False)
+        pytest.skip(f"{reason}; tests that need it are skipped here (they fail when CI=true)")
+    return path
 
 
 def copy_example(dest: Path) -> Path:
@@ -122,6 +136,25 @@ def make_database(pg_server: TempPostgres) -> Iterator[Callable[[], PgDatabase]]
 def database_url(make_database: Callable[[], PgDatabase]) -> PgDatabase:
     """A fresh password-protected database on loopback TCP (`.url`, `.raw` for env:)."""
     return make_database()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """`docker` and `registry` marks from the fixtures a test uses (directly or through other
+    fixtures), so no test that needs them can be left unmarked: this module's `engine` (the
+    Docker engine, not tests/dagger_module's stand-in of the same name) means `docker`; a
+    fixture named `*registry` (each runs the loopback docker-registry) means `registry`."""
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        for name in item.fixturenames:
+            definitions = item._fixtureinfo.name2fixturedefs.get(name)
+            if not definitions:
+                continue
+            func = definitions[-1].func
+            if (func.__module__, func.__name__) == (__name__, "engine"):
+                item.add_marker(pytest.mark.docker)
+            if name.endswith("registry"):
+                item.add_marker(pytest.mark.registry)
 
 
 @pytest.fixture(scope="session")

@@ -9,15 +9,13 @@ import tomllib
 import jsonschema
 import pytest
 
-from tests.conftest import ROOT, SHARED
+from tests.conftest import ROOT, shared_reference
 
-DAGGER_SCHEMA = SHARED / "reference" / "dagger.json.schema.json"
+DAGGER_SCHEMA = "dagger.json.schema.json"
 
 
 def test_dagger_json_is_valid_against_the_schema() -> None:
-    if not DAGGER_SCHEMA.exists():
-        pytest.skip(f"dagger.json schema not found at {DAGGER_SCHEMA} (shared/reference)")
-    schema = json.loads(DAGGER_SCHEMA.read_text())
+    schema = json.loads(shared_reference(DAGGER_SCHEMA).read_text())
     config = json.loads((ROOT / "dagger.json").read_text())
     jsonschema.validate(config, schema)
     assert config == {

@@ -141,6 +141,7 @@ def test_dagger_cli_is_the_module_engine_version(workflow: Path) -> None:
 def test_permissions_are_least_privilege(workflow: Path) -> None:
     doc = load(workflow.name)
     assert doc["permissions"] in ({"contents": "read"}, {})
+    assert doc["jobs"], f"{workflow.name} has no job"
     for name, job in doc["jobs"].items():
         granted = job.get("permissions", {})
         assert isinstance(granted, dict), f"{name}: permissions must be a map, not {granted!r}"
@@ -157,7 +158,9 @@ def test_secrets_only_in_step_env_and_run_scripts_take_no_expressions(workflow: 
             # jobs.<job>.steps.<n>.env.<NAME>: the whole value, nothing around it
             assert path[0] == "jobs" and path[2] == "steps" and path[4] == "env", path
             assert re.fullmatch(r"\$\{\{ secrets\.[A-Z][A-Z0-9_]* \}\}", text), text
-    for _, s in steps(doc):
+    all_steps = [s for _, s in steps(doc)]
+    assert all_steps, f"{workflow.name} has no step"
+    for s in all_steps:
         # values reach scripts through env:, so nothing is pasted into shell code
         assert "${{" not in s.get("run", ""), s.get("name")
         for key in ("args", "call"):

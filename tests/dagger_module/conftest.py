@@ -10,11 +10,11 @@ import anyio
 import dagger
 import pytest
 
-from tests.conftest import SHARED
+from tests.conftest import shared_reference
 from tests.dagger_module.fake_engine import FakeEngine
 from tests.images.registry_server import RegistryServer, registry_or_skip
 
-SCHEMA = SHARED / "reference" / "dagger-v0.21-schema.graphqls"
+SCHEMA = "dagger-v0.21-schema.graphqls"
 # The loopback registry's user (publish tests); the password is what the tests pass as a Secret.
 USER = "ci-bot"
 PASSWORD = "pa55-w0rd-for-the-test-registry"
@@ -23,12 +23,8 @@ T = TypeVar("T")
 
 @pytest.fixture(scope="session")
 def engine_server() -> Iterator[FakeEngine]:
-    if not SCHEMA.exists():
-        pytest.skip(
-            f"the Dagger v0.21 GraphQL schema is not at {SCHEMA} (shared/reference); "
-            "offline Dagger tests need it"
-        )
-    engine = FakeEngine(SCHEMA)
+    # the Dagger v0.21 GraphQL schema: the offline Dagger tests need it
+    engine = FakeEngine(shared_reference(SCHEMA))
     port = engine.start()
     previous = {k: os.environ.get(k) for k in ("DAGGER_SESSION_PORT", "DAGGER_SESSION_TOKEN")}
     os.environ["DAGGER_SESSION_PORT"] = str(port)

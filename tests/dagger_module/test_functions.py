@@ -107,7 +107,9 @@ def assert_chain_matches_plan(
     views: dict[tuple[str, tuple[str, ...]], ContainerView], plan: Plan, example: Path
 ) -> None:
     """Each planned task ran in its service's container: image, mounts, caches, env, argv order."""
+    assert plan.services, "the plan has no service: nothing to compare"
     for service in plan.services:
+        assert service.tasks, f"{service.service}: no planned task"
         setup = [t for t in service.tasks if t.is_setup]
         for task in service.tasks:
             v = views.get((container_path(task.workdir), task.argv))
@@ -352,11 +354,15 @@ def test_validate_hasura_runs_migrations_engine_and_cli(engine: FakeEngine, exam
     # secrets travel only as Secrets: no plaintext in any env variable or argv
     plaintexts = _set_secret_values(engine)
     assert len(plaintexts) >= 3  # postgres password, database URL, admin secret
-    for chain, _ in engine.leaves:
-        for _, name, args in chain:
-            if name in ("withEnvVariable", "withExec"):
-                text = repr(args)
-                assert not any(p in text for p in plaintexts), name
+    searched = [
+        (name, repr(args))
+        for chain, _ in engine.leaves
+        for _, name, args in chain
+        if name in ("withEnvVariable", "withExec")
+    ]
+    assert {name for name, _ in searched} == {"withEnvVariable", "withExec"}
+    for name, text in searched:
+        assert not any(p in text for p in plaintexts), name
 
 
 def _set_secret_values(engine: FakeEngine) -> list[str]:
@@ -487,7 +493,10 @@ def test_scan_runs_every_scanner_pinned_and_returns_the_reports(
     assert "| 2.9.0 |" in message
     views = scan_views(engine)
     manifest = load_manifest(example)
-    for task in scan_plan(manifest):
+    tasks = scan_plan(manifest)
+    assert {t.tool for t in tasks} == {"semgrep", "trivy", "trivy-sbom", "pnpm-audit", "pip-audit"}
+    assert any(t.pre for t in tasks) and any(t.env for t in tasks)
+    for task in tasks:
         argv = tuple(
             a.replace("{rules}", "/rules").replace("{out}", "/out").replace("{tmp}", "/scratch")
             for a in task.argv

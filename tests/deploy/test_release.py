@@ -5,6 +5,11 @@ registry and PostgreSQL on loopback, and the Coolify contract server whose deplo
 those images behind their real /healthz. A successful release first; then each gate fails in
 turn, proving nothing after it happened (no push, no migration, no Coolify call) and that the
 manifest says where it stopped.
+
+Each test runs alone and in any order: the gates that need a running previous release (the
+migrate gate, the deploy and verify gates) ask for the `released` fixture, which makes that
+release once per module; `isolated` puts the example repository (and the Coolify knobs) back
+after every test.
 """
 
 from __future__ import annotations
@@ -22,24 +27,26 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import PgDatabase, copy_example, git
+from tests.conftest import PgDatabase, copy_example, git, new_password
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine
 from tests.images.registry_server import (
     Platform,
     RegistryServer,
-    RegistryUnavailable,
     free_port,
     make_image,
     push_image,
-    run_registry,
+    registry_or_skip,
 )
+from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TOKEN = "coolify-release-T0KEN-9f8e7d"
 USER = "release-bot"
 PASSWORD = "registry-Pa55-for-release"
 PORTS = {"api": 3000, "web": 3000, "runner": 8080}
+MIGRATIONS = ["20260101000000_init", "20260201000000_workflow_runs"]
 
 
 @dataclass
@@ -135,23 +142,32 @@ def manifest_for(coolify: CoolifyServer, registry: RegistryServer, ports: dict[s
 
 
 @pytest.fixture(scope="module")
-def stage(
-    engine: Engine, pg_server: Any, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Stage]:
-    from tests.conftest import new_password
-    from wormhole_ci.migrate.dburl import DatabaseUrl
-    from wormhole_ci.pgtemp import create_role_and_database, drop_role_and_database
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    with registry_or_skip(
+        tmp_path_factory.mktemp("release-registry"), users={USER: PASSWORD}
+    ) as server:
+        yield server
 
-    work = tmp_path_factory.mktemp("release")
+
+@pytest.fixture(scope="module")
+def database(pg_server: TempPostgres) -> Iterator[PgDatabase]:
     role, dbname, password = "wci_release", "wci_release", new_password()
     create_role_and_database(pg_server, role, password, dbname)
     raw = pg_server.url(dbname, role, password)
-    database = PgDatabase(DatabaseUrl.parse(raw), raw, role, password)
     try:
-        registry_cm = run_registry(work / "registry", users={USER: PASSWORD})
-        registry = registry_cm.__enter__()
-    except RegistryUnavailable as err:
-        pytest.skip(str(err))
+        yield PgDatabase(DatabaseUrl.parse(raw), raw, role, password)
+    finally:
+        drop_role_and_database(pg_server, role, dbname)
+
+
+@pytest.fixture(scope="module")
+def stage(
+    engine: Engine,
+    registry: RegistryServer,
+    database: PgDatabase,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Stage]:
+    work = tmp_path_factory.mktemp("release")
     with run_coolify({TOKEN: ("read", "write", "deploy", "read:sensitive")}) as coolify:
         ports = {s: free_port() for s in PORTS}
         repo = copy_example(work)
@@ -185,8 +201,49 @@ def stage(
         finally:
             for service in PORTS:
                 engine.docker("rm", "--force", f"wci-release-{service}", check=False)
-            registry_cm.__exit__(None, None, None)
-            drop_role_and_database(pg_server, role, dbname)
+
+
+@pytest.fixture(autouse=True)
+def isolated(stage: Stage) -> Iterator[None]:
+    """Whatever a test commits, scripts or breaks is undone after it: the next test (in any
+    order) starts from the same commit with no Coolify script or broken build pending."""
+    head = git(stage.repo, "rev-parse", "HEAD")
+    try:
+        yield
+    finally:
+        git(stage.repo, "reset", "-q", "--hard", head)
+        git(stage.repo, "clean", "-qfd")
+        stage.coolify.scripts.clear()
+        stage.wrong_sha_for.clear()
+
+
+@dataclass(frozen=True)
+class Released:
+    sha: str
+    done: subprocess.CompletedProcess[str]
+    record: dict[str, Any]
+
+
+@pytest.fixture(scope="module")
+def released(stage: Stage) -> Released:
+    """A successful release of the example (once per module): the containers of that SHA
+    run, its migrations are applied and its tags are in the registry. The gates that need
+    a previous release to stop at (or roll back to) ask for this."""
+    sha = git(stage.repo, "rev-parse", "HEAD")
+    done, record = stage.release()
+    assert done.returncode == 0, "the release the later gates need failed:\n" + done.stderr[-3000:]
+    return Released(sha, done, record)
+
+
+def work_dir_listing(stage: Stage) -> list[tuple[str, int, int]] | None:
+    """Every file under the release work dir (path, size, mtime), or None without one."""
+    work = stage.repo.parent / "work"
+    if not work.exists():
+        return None
+    return sorted(
+        (str(p.relative_to(work)), p.lstat().st_size, p.lstat().st_mtime_ns)
+        for p in work.rglob("*")
+    )
 
 
 def healthz(stage: Stage, service: str) -> str:
@@ -196,11 +253,15 @@ def healthz(stage: Stage, service: str) -> str:
 
 
 def test_1_dry_run_touches_nothing(stage: Stage) -> None:
+    # a commit of its own: never released, whatever ran before
+    path = stage.repo / "api" / "README.md"
+    path.write_text(path.read_text() + "\ndry run\n")
+    sha = stage.commit("dry run")
     requests_before = len(stage.coolify.requests)
     registry_before = stage.registry.requests_seen()
+    applied_before, work_before = stage.applied(), work_dir_listing(stage)
     done, _ = stage.release("--dry-run")
     assert done.returncode == 0, done.stderr
-    sha = git(stage.repo, "rev-parse", "HEAD")
     out = done.stdout
     assert f"release {sha[:7]} to staging (dry run" in out
     assert f"{stage.registry.address}/wormhole-api:{sha[:7]}" in out
@@ -209,13 +270,12 @@ def test_1_dry_run_touches_nothing(stage: Stage) -> None:
     assert len(stage.coolify.requests) == requests_before  # not even a read
     assert stage.registry.requests_seen() == registry_before
     assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, False)
-    assert stage.applied() == []
-    assert not (stage.repo.parent / "work").exists()
+    assert stage.applied() == applied_before
+    assert work_dir_listing(stage) == work_before
 
 
-def test_2_release_end_to_end(stage: Stage) -> None:
-    sha = git(stage.repo, "rev-parse", "HEAD")
-    done, record = stage.release()
+def test_2_release_end_to_end(stage: Stage, released: Released) -> None:
+    sha, done, record = released.sha, released.done, released.record
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"released {sha[:7]} to staging" in done.stdout
     assert record["sha"] == sha and record["environment"] == "staging"
@@ -224,38 +284,32 @@ def test_2_release_end_to_end(stage: Stage) -> None:
         (n, "passed") for n in ("check", "build", "scan", "publish", "migrate", "deploy")
     ]
     assert all(s["seconds"] > 0 for s in record["steps"])
+    assert [image["service"] for image in record["images"]] == list(PORTS)
     for image in record["images"]:
         assert image["reference"].startswith(
             f"{stage.registry.address}/wormhole-{image['service']}:{sha[:7]}@sha256:"
         )
     assert record["scan"]["allow_unavailable"] is True and "outcomes" in record["scan"]
-    assert record["migrations"]["applied"] == [
-        "20260101000000_init",
-        "20260201000000_workflow_runs",
-    ]
+    assert record["migrations"]["applied"] == MIGRATIONS
     assert Path(record["migrations"]["backup"]).name.endswith(f"-{sha[:7]}.dump")
     assert [(d["service"], d["status"]) for d in record["deployments"]] == [
         (s, "verified") for s in PORTS
     ]
     assert all(d["deployment"] for d in record["deployments"])
     assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, True)
-    for service in PORTS:
-        assert healthz(stage, service) == sha
+    assert stage.applied() == MIGRATIONS
+    # (the later gates roll back to this release, so it still runs whatever ran since)
+    assert {s: healthz(stage, s) for s in PORTS} == dict.fromkeys(PORTS, sha)
 
 
 def change_and_release(
-    stage: Stage, change: Callable[[Path], None], message: str, *, revert: bool = False
+    stage: Stage, change: Callable[[Path], None], message: str
 ) -> tuple[str, subprocess.CompletedProcess[str], dict[str, Any], int, list[str]]:
-    """Commit `change`, release it (expecting a stop); `revert` undoes the commit afterwards
-    whatever happened, so a failing test does not leave its change to the next one."""
+    """Commit `change`, release it (expecting a stop). (`isolated` undoes the commit.)"""
     change(stage.repo)
     sha = stage.commit(message)
     before_coolify, before_applied = stage.coolify_changes(), stage.applied()
-    try:
-        done, record = stage.release()
-    finally:
-        if revert:
-            git(stage.repo, "revert", "--no-edit", "HEAD")
+    done, record = stage.release()
     assert done.returncode == 1, done.stderr[-3000:]
     return sha, done, record, before_coolify, before_applied
 
@@ -263,6 +317,7 @@ def change_and_release(
 def assert_stopped(record: dict[str, Any], step: str) -> None:
     assert record["outcome"] == "stopped" and record["stopped_at"] == step
     names = [s["name"] for s in record["steps"]]
+    assert names == ["check", "build", "scan", "publish", "migrate", "deploy"]
     statuses = {s["name"]: s["status"] for s in record["steps"]}
     assert statuses[step] == "failed"
     assert all(statuses[n] == "passed" for n in names[: names.index(step)])
@@ -275,7 +330,7 @@ def test_3_check_gate(stage: Stage) -> None:
         path.write_text(path.read_text() + "\nimport os\n")
 
     sha, done, record, coolify_before, applied_before = change_and_release(
-        stage, lint_error, "lint error", revert=True
+        stage, lint_error, "lint error"
     )
     assert_stopped(record, "check")
     assert "release stopped at check" in done.stderr and "runner (lint" in done.stderr
@@ -295,7 +350,7 @@ def test_4_scan_gate(stage: Stage) -> None:
         )  # fmt: skip
 
     sha, done, record, coolify_before, applied_before = change_and_release(
-        stage, leak_a_key, "a key", revert=True
+        stage, leak_a_key, "a key"
     )
     assert_stopped(record, "scan")
     assert "scan failed" in done.stderr
@@ -321,7 +376,7 @@ def test_5_publish_gate(stage: Stage) -> None:
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
 
-def test_6_migrate_gate(stage: Stage) -> None:
+def test_6_migrate_gate(stage: Stage, released: Released) -> None:
     # (Dropping a column Hasura tracks is already stopped by the check: the metadata no
     # longer matches the schema. SET NOT NULL keeps the columns and is still destructive.)
     def destructive(repo: Path) -> None:
@@ -332,16 +387,18 @@ def test_6_migrate_gate(stage: Stage) -> None:
         )
 
     sha, done, record, coolify_before, applied_before = change_and_release(
-        stage, destructive, "require a display name", revert=True
+        stage, destructive, "require a display name"
     )
     assert_stopped(record, "migrate")
+    assert applied_before == MIGRATIONS  # released: the destructive one comes on a live schema
     assert "SET NOT NULL" in done.stderr and "--allow-destructive" in done.stderr
     assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, True)  # published before the gate
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
 
-def test_7_deploy_gate(stage: Stage) -> None:
-    previous = healthz(stage, "api")
+def test_7_deploy_gate(stage: Stage, released: Released) -> None:
+    previous = released.sha
+    assert {s: healthz(stage, s) for s in PORTS} == dict.fromkeys(PORTS, previous)
     stage.coolify.script(
         "app-api", "queued", "in_progress", "failed", logs=["image pull failed: manifest unknown"]
     )
@@ -352,23 +409,25 @@ def test_7_deploy_gate(stage: Stage) -> None:
     _, done, record, _, _ = change_and_release(stage, touch, "deploy gate")
     assert_stopped(record, "deploy")
     assert "image pull failed: manifest unknown" in done.stderr
-    statuses = {d["service"]: d["status"] for d in record["deployments"]}
-    assert set(statuses.values()) <= {"rolled-back", "pending", "deployed"}
-    assert "rolled back api" in done.stderr
-    assert healthz(stage, "api") == previous
+    # api's deployment failed; web's and runner's finished: every one is put back, all verified
+    assert {d["service"]: d["status"] for d in record["deployments"]} == dict.fromkeys(
+        PORTS, "rolled-back"
+    )
+    for service in PORTS:
+        assert f"rolled back {service} to {previous[:7]}" in done.stderr
+        assert healthz(stage, service) == previous
+        assert stage.coolify.apps[f"app-{service}"].image_tag == previous[:7]
 
 
-def test_8_verify_gate_rolls_back(stage: Stage) -> None:
+def test_8_verify_gate_rolls_back(stage: Stage, released: Released) -> None:
     previous = {s: healthz(stage, s) for s in PORTS}
+    assert previous == dict.fromkeys(PORTS, released.sha)
 
     path = stage.repo / "runner" / "README.md"
     path.write_text(path.read_text() + "\nv4\n")
     sha = stage.commit("verify gate")
     stage.wrong_sha_for["web"] = sha[:7]  # this commit's web build is "broken": a wrong SHA
-    try:
-        done, record = stage.release()
-    finally:
-        stage.wrong_sha_for.clear()
+    done, record = stage.release()
     assert done.returncode == 1, done.stderr[-3000:]
     assert_stopped(record, "deploy")
     assert (

@@ -29,6 +29,7 @@ def test_schema_is_what_the_migrations_produce(pg_bindir: Path) -> None:
     schema = schema_from_migrations(MIGRATIONS, EXAMPLE, pg_bindir)
     assert schema.origin == "schema produced by api/prisma/migrations (2 migrations)"
     expected = example_schema()
+    assert expected.tables, "example_schema() has no table to compare"
     for name, table in expected.tables.items():
         assert schema.tables[name].columns == table.columns
         assert set(schema.tables[name].foreign_keys) == set(table.foreign_keys)

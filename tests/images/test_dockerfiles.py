@@ -209,28 +209,42 @@ def test_per_commit_metadata_comes_last(service: str) -> None:
     assert ("ENV", "BUILD_SHA=${GIT_SHA}") in final.instructions
 
 
+def install_steps(stage: Stage) -> list[int]:
+    return [
+        i
+        for i, (keyword, args) in enumerate(stage.instructions)
+        if keyword == "RUN" and any(m in args for m in INSTALL_MARKERS)
+    ]
+
+
+def source_copies(stage: Stage) -> list[int]:
+    return [
+        i
+        for i, (keyword, args) in enumerate(stage.instructions)
+        if keyword == "COPY" and re.match(r"(src|\.)[ /]", args)
+    ]
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_dependencies_are_installed_before_the_sources_are_copied(service: str) -> None:
-    for stage in parse(dockerfile(service))[1][:-1]:
-        installs = [
-            i
-            for i, (keyword, args) in enumerate(stage.instructions)
-            if keyword == "RUN" and any(m in args for m in INSTALL_MARKERS)
-        ]
-        sources = [
-            i
-            for i, (keyword, args) in enumerate(stage.instructions)
-            if keyword == "COPY" and re.match(r"(src|\.) ", args)
-        ]
+    stages = parse(dockerfile(service))[1]
+    installing = [s for s in stages if install_steps(s)]
+    assert installing, f"{service}: no stage runs any of {INSTALL_MARKERS}"
+    copying = [s for s in stages if source_copies(s)]
+    assert copying, f"{service}: no stage copies the sources (COPY src… or COPY . …)"
+    for stage in copying:
+        # a source change must not reach an install layer: every install comes first
+        installs, sources = install_steps(stage), source_copies(stage)
+        assert max(installs, default=-1) < sources[0], stage
+    for stage in installing:
+        # only manifests, lockfiles and patches feed the install layers
         copies_before = [
             args
-            for keyword, args in stage.instructions[: installs[0] if installs else 0]
+            for keyword, args in stage.instructions[: install_steps(stage)[-1]]
             if keyword == "COPY"
         ]
-        if installs and sources:
-            assert installs[0] < sources[0], stage
+        assert copies_before, f"{service}: stage {stage.alias} installs without its manifests"
         for args in copies_before:
-            # only manifests, lockfiles and patches feed the install layers
             assert re.fullmatch(
                 r"(?:(?:package\.json|pnpm-lock\.yaml|pnpm-workspace\.yaml|pyproject\.toml|uv\.lock|patches) )+\S+",
                 args,

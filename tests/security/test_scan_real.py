@@ -123,6 +123,7 @@ def test_trivy_finds_an_injected_key_and_dockerfile_misconfig_and_never_echoes_t
     assert docker & {"AVD-DS-0001", "DS-0001", "AVD-DS-0002", "DS-0002"}, trivy["findings"]
     # no line of the key body appears in any report, log line or SBOM
     body = [line for line in key.read_text().splitlines() if line and "-----" not in line]
+    assert body, "the key has no body lines to look for"
     texts = [done.stdout, done.stderr, *(p.read_text() for p in out.iterdir() if p.is_file())]
     for text in texts:
         assert not any(line in text for line in body)

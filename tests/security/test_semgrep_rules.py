@@ -57,7 +57,9 @@ def test_every_rule_has_a_ruleid_and_an_ok_case() -> None:
     for kind, ids in annotated:
         for rule_id in (i.strip() for i in ids.split(",")):
             marks.setdefault(rule_id, set()).add(kind)
-    for rule_id in rules():
+    ids = rules()
+    assert ids, "no semgrep rule found"
+    for rule_id in ids:
         assert marks.get(rule_id) == {"ruleid", "ok"}, (
             f"{rule_id}: annotations {marks.get(rule_id)}"
         )
