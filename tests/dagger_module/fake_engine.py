@@ -80,6 +80,10 @@ class FakeEngine:
     token: str = field(default_factory=lambda: secrets.token_hex(8))
     leaves: list[tuple[tuple[Step, ...], Step]] = field(default_factory=list)
     exec_rules: list[tuple[Callable[[list[str]], bool], ExecOutcome]] = field(default_factory=list)
+    exec_runners: list[
+        tuple[Callable[[list[str]], bool], Callable[[list[str], tuple[Step, ...]], ExecOutcome]]
+    ] = field(default_factory=list)
+    """Execs a test runs for real (e.g. on the host), given argv and the chain up to them."""
     requests: int = 0
     file_writer: Callable[[tuple[Step, ...], Path], None] | None = None
     """Writes the content of an exported File (e.g. an OCI archive) given its chain."""
@@ -100,9 +104,19 @@ class FakeEngine:
         """Execs whose argv satisfies `match` end with `outcome` (first rule wins)."""
         self.exec_rules.append((match, outcome))
 
+    def on_exec_run(
+        self,
+        match: Callable[[list[str]], bool],
+        run: Callable[[list[str], tuple[Step, ...]], ExecOutcome],
+    ) -> None:
+        """Execs whose argv satisfies `match` end with what `run` returns (checked before
+        the fixed rules). `run` is called on every evaluation of the chain: memoize."""
+        self.exec_runners.append((match, run))
+
     def reset(self) -> None:
         self.leaves.clear()
         self.exec_rules.clear()
+        self.exec_runners.clear()
         self.file_writer = None
         self.file_contents = None
         self.publisher = None
@@ -211,7 +225,10 @@ class FakeEngine:
             return next(iter(return_type.values))
         return {"String": "", "Int": 0, "Boolean": True, "Float": 0.0}.get(return_type.name)
 
-    def outcome(self, argv: list[str]) -> ExecOutcome:
+    def outcome(self, argv: list[str], chain: tuple[Step, ...] = ()) -> ExecOutcome:
+        for match, run in self.exec_runners:
+            if match(argv):
+                return run(argv, chain)
         for match, outcome in self.exec_rules:
             if match(argv):
                 return outcome
@@ -221,10 +238,10 @@ class FakeEngine:
         """The last exec's outcome; an earlier or current failing exec that expects
         success fails the whole evaluation with an EXEC_ERROR, as the engine does."""
         last = ExecOutcome()
-        for parent, name, args in chain:
+        for index, (parent, name, args) in enumerate(chain):
             if parent != "Container" or name != "withExec":
                 continue
-            last = self.outcome(list(args["args"]))
+            last = self.outcome(list(args["args"]), chain[: index + 1])
             if last.exit_code != 0 and args.get("expect", "SUCCESS") != "ANY":
                 raise graphql.GraphQLError(
                     f'process "{" ".join(args["args"])}" did not complete successfully: exit code: {last.exit_code}',

@@ -28,7 +28,9 @@ import psycopg
 import pytest
 
 from tests.conftest import PgDatabase, copy_example, git, new_password
+from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
+from tests.deploy.dagger_release import DaggerRelease, comparable, dagger_release
 from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine
 from tests.images.registry_server import (
     Platform,
@@ -47,6 +49,7 @@ USER = "release-bot"
 PASSWORD = "registry-Pa55-for-release"
 PORTS = {"api": 3000, "web": 3000, "runner": 8080}
 MIGRATIONS = ["20260101000000_init", "20260201000000_workflow_runs"]
+SECURITY_FIXTURES = Path(__file__).parent.parent / "security" / "fixtures"
 
 
 @dataclass
@@ -235,6 +238,70 @@ def released(stage: Stage) -> Released:
     return Released(sha, done, record)
 
 
+@pytest.fixture(scope="module")
+def dagger_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    """The Dagger runs' own registry: the native runs' tags are in the other one."""
+    with registry_or_skip(
+        tmp_path_factory.mktemp("dagger-release-registry"), users={USER: PASSWORD}
+    ) as server:
+        yield server
+
+
+def dagger_run(
+    stage: Stage,
+    registry: RegistryServer,
+    sha: str,
+    out: Path,
+    configure: Callable[[FakeEngine], None] | None = None,
+) -> DaggerRelease:
+    """The same scenario through `dagger call release` on the stand-in engine (same
+    Coolify, same /healthz containers, same PostgreSQL), publishing to `registry`."""
+    manifest = stage.repo / "wormhole-ci.toml"
+    text = manifest.read_text()
+    manifest.write_text(
+        text.replace(f'registry = "{stage.registry.address}"', f'registry = "{registry.address}"')
+    )
+    try:
+        run = dagger_release(
+            stage.repo,
+            sha=sha,
+            registry=registry,
+            secrets={
+                "coolify_token": TOKEN,
+                "database_url": stage.database.raw,
+                "registry_password": PASSWORD,
+            },
+            out=out,
+            env=stage.env(),
+            configure=configure,
+        )
+    finally:
+        manifest.write_text(text)
+    for secret in stage.secrets():
+        assert secret not in json.dumps(run.files)
+    return run
+
+
+def assert_parity(
+    stage: Stage, native: dict[str, Any], dagger: DaggerRelease, registry: RegistryServer
+) -> None:
+    """Both runtimes wrote the same record (modulo times, ids and tool output)."""
+    assert comparable(dagger.record, registry.address) == comparable(native, stage.registry.address)
+    assert dagger.files["status"] == f"{native['outcome']}\n"
+
+
+def reset_schema(stage: Stage) -> None:
+    """The database as before any migration (both runtimes then migrate the same thing)."""
+    with psycopg.connect(stage.database.url.conninfo(), autocommit=True) as conn:
+        conn.execute("DROP SCHEMA public CASCADE")
+        conn.execute("CREATE SCHEMA public")
+
+
+def reset_tags(stage: Stage, tag: str) -> None:
+    for app in stage.coolify.apps.values():
+        app.image_tag = tag
+
+
 def work_dir_listing(stage: Stage) -> list[tuple[str, int, int]] | None:
     """Every file under the release work dir (path, size, mtime), or None without one."""
     work = stage.repo.parent / "work"
@@ -302,6 +369,22 @@ def test_2_release_end_to_end(stage: Stage, released: Released) -> None:
     assert {s: healthz(stage, s) for s in PORTS} == dict.fromkeys(PORTS, sha)
 
 
+def test_2b_dagger_release_matches_the_native_one(
+    stage: Stage, released: Released, dagger_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Parity, success: the same commit released again through `dagger call release` from
+    the same starting point (empty database, applications on their first tag)."""
+    reset_schema(stage)
+    reset_tags(stage, "none")
+    dagger = dagger_run(stage, dagger_registry, released.sha, tmp_path / "out")
+    assert_parity(stage, released.record, dagger, dagger_registry)
+    # the migrate job really ran (on the host, as the container would) and its backup is kept
+    assert dagger.files["migrate/status"] == "applied\n"
+    assert stage.applied() == MIGRATIONS
+    assert len(list((dagger.migrate_out / "backups").glob(f"*-{released.sha[:7]}.dump"))) == 1
+    assert {s: healthz(stage, s) for s in PORTS} == dict.fromkeys(PORTS, released.sha)
+
+
 def change_and_release(
     stage: Stage, change: Callable[[Path], None], message: str
 ) -> tuple[str, subprocess.CompletedProcess[str], dict[str, Any], int, list[str]]:
@@ -342,7 +425,7 @@ def test_3_check_gate(stage: Stage) -> None:
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
 
-def test_4_scan_gate(stage: Stage) -> None:
+def test_4_scan_gate(stage: Stage, dagger_registry: RegistryServer, tmp_path: Path) -> None:
     def leak_a_key(repo: Path) -> None:
         subprocess.run(
             ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(repo / "runner" / "deploy_key.pem")],
@@ -357,8 +440,18 @@ def test_4_scan_gate(stage: Stage) -> None:
     assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, False)  # built, never pushed
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
+    # parity: the stand-in's Trivy reports the key the real one found
+    trivy = (SECURITY_FIXTURES / "trivy" / "many.json").read_text()
 
-def test_5_publish_gate(stage: Stage) -> None:
+    def leaked(engine: FakeEngine) -> None:
+        engine.on_exec(lambda argv: argv[:2] == ["trivy", "fs"], ExecOutcome(0, trivy, ""))
+
+    dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out", leaked)
+    assert_parity(stage, record, dagger, dagger_registry)
+    assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
+
+
+def test_5_publish_gate(stage: Stage, dagger_registry: RegistryServer, tmp_path: Path) -> None:
     def touch(repo: Path) -> None:
         (repo / "api" / "README.md").write_text((repo / "api" / "README.md").read_text() + "\nv2\n")
 
@@ -373,6 +466,13 @@ def test_5_publish_gate(stage: Stage) -> None:
     assert "tags are immutable" in done.stderr and "nothing was pushed" in done.stderr
     tags = stage.tags_in_registry(sha)
     assert tags == {"api": False, "web": True, "runner": False}  # all or nothing
+    assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
+
+    # parity: someone else's image under web's tag in the Dagger run's registry too
+    with dagger_registry.client() as client:
+        push_image(client, "wormhole-web", sha[:7], make_image(Platform("linux", "amd64"), "other"))
+    dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out")
+    assert_parity(stage, record, dagger, dagger_registry)
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
 
@@ -396,19 +496,44 @@ def test_6_migrate_gate(stage: Stage, released: Released) -> None:
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
 
-def test_7_deploy_gate(stage: Stage, released: Released) -> None:
+NEW_MIGRATION = "20260401000000_release_notes"
+
+
+def test_7_deploy_gate(
+    stage: Stage, released: Released, dagger_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """A deploy that fails after a migration was applied: rolled back, the backup kept. Then
+    the same through `dagger call release` (from the same database state, restored from the
+    native run's backup): the same record, and its result directory holds the backup."""
     previous = released.sha
     assert {s: healthz(stage, s) for s in PORTS} == dict.fromkeys(PORTS, previous)
-    stage.coolify.script(
-        "app-api", "queued", "in_progress", "failed", logs=["image pull failed: manifest unknown"]
-    )
 
-    def touch(repo: Path) -> None:
+    def fail_api() -> None:
+        stage.coolify.script(
+            "app-api",
+            "queued",
+            "in_progress",
+            "failed",
+            logs=["image pull failed: manifest unknown"],
+        )
+
+    def migration_and_touch(repo: Path) -> None:
+        folder = repo / "api" / "prisma" / "migrations" / NEW_MIGRATION
+        folder.mkdir()
+        # additive, and re-runnable after a restore (which keeps objects the dump lacks)
+        (folder / "migration.sql").write_text(
+            'CREATE TABLE IF NOT EXISTS "release_notes" ("id" TEXT NOT NULL PRIMARY KEY, '
+            '"body" TEXT NOT NULL);\n'
+        )
         (repo / "web" / "README.md").write_text((repo / "web" / "README.md").read_text() + "\nv3\n")
 
-    _, done, record, _, _ = change_and_release(stage, touch, "deploy gate")
+    fail_api()
+    sha, done, record, _, _ = change_and_release(stage, migration_and_touch, "deploy gate")
     assert_stopped(record, "deploy")
     assert "image pull failed: manifest unknown" in done.stderr
+    assert record["migrations"]["applied"] == [NEW_MIGRATION]
+    native_backup = Path(record["migrations"]["backup"])
+    assert native_backup.is_file() and native_backup.name.endswith(f"-{sha[:7]}.dump")
     # api's deployment failed; web's and runner's finished: every one is put back, all verified
     assert {d["service"]: d["status"] for d in record["deployments"]} == dict.fromkeys(
         PORTS, "rolled-back"
@@ -417,6 +542,26 @@ def test_7_deploy_gate(stage: Stage, released: Released) -> None:
         assert f"rolled back {service} to {previous[:7]}" in done.stderr
         assert healthz(stage, service) == previous
         assert stage.coolify.apps[f"app-{service}"].image_tag == previous[:7]
+
+    from wormhole_ci.migrate.backup import restore
+
+    restore(stage.database.url, native_backup)  # the rollback runbook's restore
+    assert stage.applied() == MIGRATIONS
+    fail_api()
+    dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out")
+    try:
+        assert_parity(stage, record, dagger, dagger_registry)
+        assert dagger.record["stopped_at"] == "deploy"
+        assert dagger.files["migrate/status"] == "applied\n"
+        (backup,) = (dagger.migrate_out / "backups").glob(f"*-{sha[:7]}.dump")
+        assert dagger.record["migrations"]["backup"] == f"/out/backups/{backup.name}"
+        for service in PORTS:
+            assert healthz(stage, service) == previous
+    finally:  # the database as the other tests expect it: the released migrations only
+        restore(stage.database.url, native_backup)
+        with psycopg.connect(stage.database.url.conninfo(), autocommit=True) as conn:
+            conn.execute('DROP TABLE IF EXISTS "release_notes"')
+    assert stage.applied() == MIGRATIONS
 
 
 def test_8_verify_gate_rolls_back(stage: Stage, released: Released) -> None:
@@ -452,3 +597,32 @@ def test_9_missing_secret_is_bad_input(stage: Stage) -> None:
     assert done.returncode == 2
     assert "missing secrets: coolify_token ($TEST_COOLIFY_TOKEN)" in done.stderr
     assert os.environ.get("TEST_COOLIFY_TOKEN") is None
+
+
+def test_10_busy_coolify_refuses_in_both_runtimes(
+    stage: Stage, dagger_registry: RegistryServer, tmp_path: Path
+) -> None:
+    """Another deployment of these applications is running: refused before the check,
+    nothing built, pushed, migrated or deployed, natively and through Dagger alike."""
+    running = stage.coolify.queue("app-web", statuses=("in_progress",))
+    try:
+        path = stage.repo / "runner" / "README.md"
+        path.write_text(path.read_text() + "\nbusy\n")
+        sha = stage.commit("busy")
+        coolify_before, applied_before = stage.coolify_changes(), stage.applied()
+        registry_before = stage.registry.requests_seen()
+        done, record = stage.release()
+        assert done.returncode == 1, done.stderr[-3000:]
+        assert record["outcome"] == "refused" and record["stopped_at"] is None
+        assert "a Coolify deployment is in progress for app-web" in record["refused"]
+        assert "release refused" in done.stderr and "Nothing was done" in done.stderr
+        assert [s["status"] for s in record["steps"]] == ["skipped"] * 6
+        assert "== check" not in done.stderr
+        dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out")
+        assert_parity(stage, record, dagger, dagger_registry)
+        assert dagger.files["status"] == "refused\n"
+        assert "migrate/status" not in dagger.files
+        assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
+        assert stage.registry.requests_seen() == registry_before
+    finally:
+        stage.coolify.deployments.pop(running)
