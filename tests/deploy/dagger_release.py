@@ -10,47 +10,24 @@ outputs are the stand-in's (fake images, scanner output chosen by the test).
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dagger import dag
 
-from tests.conftest import SHARED
-from tests.dagger_module.conftest import call
+from tests.dagger_module.conftest import call, stand_in_engine
 from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, Step, decode_id
 from tests.dagger_module.test_images import pushes_to, write_archive
 from tests.dagger_module.test_release import written_files
 from tests.images.registry_server import RegistryServer
 from wormhole_ci.containers import OUT_PATH, SOURCE_ROOT
 from wormhole_ci.main import WormholeCi
-
-SCHEMA = SHARED / "reference" / "dagger-v0.21-schema.graphqls"
-
-
-@contextlib.contextmanager
-def stand_in_engine() -> Generator[FakeEngine]:
-    """A stand-in engine of its own, the SDK pointed at it for the duration."""
-    engine = FakeEngine(SCHEMA)
-    port = engine.start()
-    previous = {k: os.environ.get(k) for k in ("DAGGER_SESSION_PORT", "DAGGER_SESSION_TOKEN")}
-    os.environ["DAGGER_SESSION_PORT"] = str(port)
-    os.environ["DAGGER_SESSION_TOKEN"] = engine.token
-    try:
-        yield engine
-    finally:
-        engine.stop()
-        for key, value in previous.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
