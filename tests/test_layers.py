@@ -1,4 +1,5 @@
-"""Imports flow one way: the model imports no capability, and only main.py imports dagger.
+"""Imports flow one way: the model imports no capability, only main.py and the Dagger
+runtime (dagger_runtime/) import dagger, and only main.py imports that runtime.
 
 Read from the source with `ast`, so an import inside a function, a TYPE_CHECKING block
 or an `importlib.import_module("...")` call counts as much as one at the top.
@@ -15,6 +16,8 @@ SRC = Path(wormhole_ci.__file__).parent
 MODEL = ("manifest", "plan", "results", "errors", "secretref", "jsonish", "paths", "waivers")
 """The top-level model modules (DESIGN.md §2): plain data and its parsing."""
 CAPABILITIES = frozenset({"check", "security", "images", "migrate", "deploy", "hasura", "release"})
+RUNTIME = "wormhole_ci.dagger_runtime"
+"""The Dagger executors (DESIGN.md §2): with main.py, the only importers of dagger."""
 
 
 def module_name(path: Path) -> str:
@@ -69,6 +72,10 @@ def imports_dagger(names: set[str]) -> bool:
     return any(n == "dagger" or n.startswith("dagger.") for n in names)
 
 
+def in_runtime(name: str) -> bool:
+    return name == RUNTIME or name.startswith(f"{RUNTIME}.")
+
+
 def imports_of(name: str, path: Path) -> set[str]:
     return imports(path.read_text(encoding="utf-8"), name, is_package=path.name == "__init__.py")
 
@@ -91,8 +98,22 @@ def test_the_model_imports_no_capability() -> None:
     assert {m: c for m, c in offenders.items() if c} == {}
 
 
-def test_only_main_imports_dagger() -> None:
-    importers = sorted(n for n, p in modules().items() if imports_dagger(imports_of(n, p)))
+def test_only_main_and_the_dagger_runtime_import_dagger() -> None:
+    importers = {n for n, p in modules().items() if imports_dagger(imports_of(n, p))}
+    # both are seen, so the check below looks at real importers
+    assert "wormhole_ci.main" in importers
+    assert any(in_runtime(n) for n in importers)
+    others = sorted(n for n in importers if n != "wormhole_ci.main" and not in_runtime(n))
+    assert others == []
+
+
+def test_only_main_imports_the_dagger_runtime() -> None:
+    """The core (capabilities, model, cli) never reaches into the Dagger executors."""
+    importers = sorted(
+        n
+        for n, p in modules().items()
+        if not in_runtime(n) and any(in_runtime(i) for i in imports_of(n, p))
+    )
     assert importers == ["wormhole_ci.main"]
 
 
@@ -134,3 +155,13 @@ class Loader:
         "from .model import Finding\n", "wormhole_ci.security", is_package=True
     )
     assert "wormhole_ci.security" in imports("from .. import security\n", "wormhole_ci.images.spec")
+    assert in_runtime("wormhole_ci.dagger_runtime.scan")
+    assert not in_runtime("wormhole_ci.dagger_runtimes")
+    assert any(
+        in_runtime(n)
+        for n in imports("from wormhole_ci import dagger_runtime\n", "wormhole_ci.cli")
+    )
+    assert any(
+        in_runtime(n)
+        for n in imports("from .dagger_runtime.scan import scan_source\n", "wormhole_ci.main")
+    )

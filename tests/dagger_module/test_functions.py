@@ -23,8 +23,9 @@ from wormhole_ci.containers import (
     PYTHON_IMAGE,
     container_path,
 )
+from wormhole_ci.dagger_runtime.source import PLAN_INPUTS
 from wormhole_ci.errors import WormholeCiError
-from wormhole_ci.main import PLAN_INPUTS, WormholeCi
+from wormhole_ci.main import WormholeCi
 from wormhole_ci.manifest import load_manifest
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.security.tasks import scan_plan

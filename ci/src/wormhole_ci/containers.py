@@ -1,7 +1,7 @@
 """Container specs shared by the capabilities: pinned images, paths, cache mounts, the
 scanners' and the migration job's containers (no Dagger runtime required).
 
-`main.py` turns a spec into a Dagger container mechanically; everything that decides
+`dagger_runtime/` turns a spec into a Dagger container mechanically; everything that decides
 what runs is here. The check containers are `check/container.py`.
 """
 

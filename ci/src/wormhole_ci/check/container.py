@@ -1,6 +1,6 @@
 """Check tasks as container specs: image, toolchain, mounts, caches, env and execs (no Dagger runtime required).
 
-`main.py` turns a spec into a Dagger container mechanically; everything that decides
+`dagger_runtime/` turns a spec into a Dagger container mechanically; everything that decides
 what runs is here, derived from the same plan tasks the native executor runs.
 """
 

@@ -1,1 +1,2 @@
-"""`release`: one state machine over the gates, and the native steps (the Dagger steps live in main.py)."""
+"""`release`: one state machine over the gates, and the native steps (the Dagger steps
+live in dagger_runtime/release.py)."""

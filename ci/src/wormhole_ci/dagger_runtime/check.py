@@ -1,0 +1,112 @@
+"""The check executor for Dagger: the plan's tasks as containers, on the shared scheduler."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import dagger
+from dagger import ReturnType, dag
+
+from wormhole_ci.check.container import ContainerSpec, Exec, service_spec
+from wormhole_ci.check.junit import junit_xml
+from wormhole_ci.check.scheduler import Ran, Reporter, Silent, schedule
+from wormhole_ci.dagger_runtime.source import DaggerSource, with_exec
+from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.plan import Plan, ServicePlan, Task, build_plan
+from wormhole_ci.results import RunReport, Status, TaskResult, status_lines, summary, tail_of
+
+
+class DaggerExecutor:
+    """The check executor for Dagger (a scheduler.Executor): one container chain per service.
+
+    Its state is the service's container: each passed setup exec extends it, and the
+    checks are independent branches of the set-up container, so they run side by side.
+    """
+
+    concurrent_checks = True
+
+    def __init__(self, container: Callable[[ContainerSpec], dagger.Container]) -> None:
+        self._container = container
+        self._execs: dict[str, Exec] = {}
+
+    def begin(self, service: ServicePlan, rank: int) -> dagger.Container:
+        spec = service_spec(service)
+        self._execs.update((f"{spec.service}:{ex.task}", ex) for ex in spec.execs)
+        return self._container(spec)
+
+    async def ready(self) -> None:
+        pass
+
+    async def run(
+        self, task: Task, state: dagger.Container, reporter: Reporter
+    ) -> Ran[dagger.Container]:
+        ex = self._execs[task.key]
+        reporter.started(task)
+        started = time.monotonic()
+        # A setup exec must succeed to be built on; a check's non-zero exit is a result.
+        step = with_exec(state, ex, ReturnType.SUCCESS if ex.setup else ReturnType.ANY)
+        try:
+            if ex.setup:
+                await step.sync()
+                code, output = 0, ""
+            else:
+                code = await step.exit_code()
+                output = (await step.stdout()) + (await step.stderr())
+        except dagger.ExecError as exc:
+            failure = _exec_failure(task.service, task.name, exc, time.monotonic() - started)
+            return Ran(failure, state)
+        except dagger.QueryError as exc:
+            duration = time.monotonic() - started
+            failure = TaskResult(task.service, task.name, Status.FAILED, duration, None, str(exc))
+            return Ran(failure, state)
+        status = Status.PASSED if code == 0 else Status.FAILED
+        result = TaskResult(
+            task.service, task.name, status, time.monotonic() - started, code, tail_of(output)
+        )
+        return Ran(result, step)
+
+    def waiting(self, state: dagger.Container) -> None:
+        pass
+
+    def end(self, state: dagger.Container) -> None:
+        pass
+
+
+def _exec_failure(service: str, task: str, exc: dagger.ExecError, duration: float) -> TaskResult:
+    return TaskResult(
+        service, task, Status.FAILED, duration, exc.exit_code, tail_of(exc.stdout + exc.stderr)
+    )
+
+
+async def execute(source: DaggerSource, plan: Plan) -> RunReport:
+    """Every service's container concurrently, on the scheduler the native runtime uses."""
+    return await schedule(plan, DaggerExecutor(source.container), Silent())
+
+
+async def run_checks(
+    source: DaggerSource, what: str, service: str | None, families: Sequence[str]
+) -> str:
+    """`check`, `lint`, `typecheck`, `test`: the status lines, or one error naming every failure."""
+    plan = await source.planned(lambda m: build_plan(m, [service] if service else [], families))
+    if not plan.services:
+        raise WormholeCiError(f"{what}: nothing to run for {service or 'any service'}")
+    report = await execute(source, plan)
+    if not report.ok:
+        raise WormholeCiError(summary(report, what))
+    return "\n".join(status_lines(report, what))
+
+
+async def check_report_directory(source: DaggerSource) -> dagger.Directory:
+    """`check-report`: junit.xml, check.txt and `status`, whether the checks passed or not."""
+    plan = await source.planned(build_plan)
+    ran = await execute(source, plan)
+    text = "\n".join(status_lines(ran, "check"))
+    if not ran.ok:
+        text += "\n\n" + summary(ran, "check")
+    return (
+        dag.directory()
+        .with_new_file("junit.xml", junit_xml(ran))
+        .with_new_file("check.txt", text + "\n")
+        .with_new_file("status", "passed\n" if ran.ok else "failed\n")
+    )

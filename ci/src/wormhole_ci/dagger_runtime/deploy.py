@@ -1,0 +1,72 @@
+"""`deploy` from the module: the registry check and the Coolify rollout run in the module
+itself (HTTPS calls, no container), in a worker thread."""
+
+from __future__ import annotations
+
+import sys
+
+import anyio
+import dagger
+from dagger import dag
+
+from wormhole_ci.dagger_runtime.source import DaggerSource
+from wormhole_ci.deploy.coolify import Coolify
+from wormhole_ci.deploy.published import require_published
+from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
+from wormhole_ci.images.registry import Registry
+from wormhole_ci.images.spec import Revision, check_sha, image_specs
+from wormhole_ci.manifest import Environment
+from wormhole_ci.secretref import redact
+
+
+async def deploy_commit(
+    source: DaggerSource,
+    *,
+    environment: str,
+    tag: str,
+    coolify_token: dagger.Secret,
+    registry_password: dagger.Secret | None,
+    registry_username: str,
+    rollback: bool,
+) -> dagger.Directory:
+    """Refuse unless the registry holds the commit's images, then roll it out; deploy.json
+    and `status` whether or not the deploy succeeded."""
+    rev = Revision(check_sha(tag))
+    env, specs = await source.planned(lambda m: (m.environment(environment), image_specs(m)))
+    user = registry_username or env.registry_username or ""
+    secret = await registry_password.plaintext() if registry_password else None
+    host = env.registry.partition("/")[0]
+    with Registry(host, user or None if secret else None, secret) as registry:
+        await anyio.to_thread.run_sync(
+            lambda: require_published(registry, env.registry, specs, rev, env.name)
+        )
+    try:
+        result = await _deploy_env(env, rev, coolify_token, rollback=rollback)
+    except DeployFailed as exc:
+        result = exc.result
+    text = redact(result.to_json(), await coolify_token.plaintext())
+    return (
+        dag.directory()
+        .with_new_file("deploy.json", text + "\n")
+        .with_new_file("status", result.outcome + "\n")
+    )
+
+
+async def _deploy_env(
+    env: Environment, rev: Revision, token: dagger.Secret, *, rollback: bool
+) -> DeployResult:
+    """The deploy runs in the module itself: Coolify's API over HTTPS, no container."""
+    plaintext = await token.plaintext()
+    options = DeployOptions(
+        sha=rev.sha,
+        image_tag=rev.short,
+        rollback=rollback,
+        deploy_timeout=env.deploy_timeout,
+        verify_timeout=env.verify_timeout,
+    )
+    coolify = Coolify(env.coolify_url, plaintext)
+
+    def say(line: str) -> None:  # progress, shown by `dagger call`
+        print(redact(line, plaintext), file=sys.stderr, flush=True)
+
+    return await anyio.to_thread.run_sync(lambda: deploy_environment(env, coolify, options, say))

@@ -1,0 +1,183 @@
+"""`release` from the module: the core's state machine (release/machine.py) over the gates
+run as containers of this engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+
+import dagger
+from dagger import dag
+
+from wormhole_ci.dagger_runtime.check import execute
+from wormhole_ci.dagger_runtime.images import config_digests, image_args, publish_images
+from wormhole_ci.dagger_runtime.migrate import migrate_job
+from wormhole_ci.dagger_runtime.scan import scan_verdict
+from wormhole_ci.dagger_runtime.source import DaggerSource
+from wormhole_ci.deploy.coolify import Coolify
+from wormhole_ci.errors import ImageError, MigrateError, WormholeCiError
+from wormhole_ci.images.spec import ImageSpec, Revision, check_sha, image_specs
+from wormhole_ci.jsonish import as_dict, as_list
+from wormhole_ci.manifest import Environment, Manifest
+from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.plan import Plan, build_plan
+from wormhole_ci.release.machine import ReleaseMachine, Rollout
+from wormhole_ci.release.record import ImageRecord, ReleaseRecord, scan_detail, scan_record, utc_now
+from wormhole_ci.results import summary, tail_of
+from wormhole_ci.secretref import redact
+from wormhole_ci.security.tasks import Family
+
+
+async def run_release(
+    source: DaggerSource,
+    *,
+    environment: str,
+    tag: str,
+    coolify_token: dagger.Secret,
+    database_url: dagger.Secret,
+    registry_password: dagger.Secret | None,
+    registry_username: str,
+    allow_unavailable_scanners: bool,
+    allow_destructive: bool,
+    rollback: bool,
+) -> dagger.Directory:
+    """Run the release machine with these steps; release.json, `status` and migrate/,
+    whatever happened."""
+    rev = Revision(check_sha(tag))
+    # The planner's inputs live in a temporary export: plan everything up front.
+    manifest, env, specs, plan = await source.planned(
+        lambda m: (m, m.environment(environment), image_specs(m), build_plan(m))
+    )
+    token = await coolify_token.plaintext()
+    password = await registry_password.plaintext() if registry_password else None
+    hidden = (
+        tuple(v for v in (token, password, await database_url.plaintext()) if v)
+        + DatabaseUrl.parse(await database_url.plaintext()).secrets
+    )
+    steps = DaggerSteps(
+        source,
+        manifest,
+        env,
+        rev,
+        specs=specs,
+        plan=plan,
+        database_url=database_url,
+        registry_password=registry_password,
+        registry_username=registry_username or env.registry_username or "",
+        allow_unavailable=allow_unavailable_scanners,
+        allow_destructive=allow_destructive,
+    )
+
+    def say(line: str) -> None:  # progress, shown by `dagger call`
+        print(redact(line, *hidden), file=sys.stderr, flush=True)
+
+    machine = ReleaseMachine(
+        env=env,
+        steps=steps,
+        coolify=Coolify(env.coolify_url, token),
+        rollout=Rollout(sha=rev.sha, image_tag=rev.short, rollback=rollback),
+        say=say,
+        save=lambda _record: None,  # the record is returned below, whatever happened
+        hidden=hidden,
+    )
+    record = await machine.run(ReleaseRecord(sha=rev.sha, environment=env.name, started=utc_now()))
+    return steps.out.with_new_file(
+        "release.json", redact(record.to_json(), *hidden) + "\n"
+    ).with_new_file("status", f"{record.outcome}\n")
+
+
+class DaggerSteps:
+    """The release gates as containers of this engine (the state machine is the core's)."""
+
+    def __init__(
+        self,
+        source: DaggerSource,
+        manifest: Manifest,
+        env: Environment,
+        rev: Revision,
+        *,
+        specs: Sequence[ImageSpec],
+        plan: Plan,
+        database_url: dagger.Secret,
+        registry_password: dagger.Secret | None,
+        registry_username: str,
+        allow_unavailable: bool,
+        allow_destructive: bool,
+    ) -> None:
+        self.source, self.manifest, self.env, self.rev = source, manifest, env, rev
+        self.database_url, self.password = database_url, registry_password
+        self.username = registry_username
+        self.allow_unavailable, self.allow_destructive = allow_unavailable, allow_destructive
+        self.specs, self.plan = specs, plan
+        self.images: dict[str, dagger.Container] = {}
+        self.out = dag.directory()
+        """What the release returns besides release.json: the migration's files."""
+
+    async def check(self, record: ReleaseRecord) -> str:
+        report = await execute(self.source, self.plan)
+        if not report.ok:
+            raise WormholeCiError(summary(report, "check"))
+        return f"{len(report.results)} tasks passed"
+
+    async def build(self, record: ReleaseRecord) -> str:
+        args = image_args(self.rev, "", self.manifest.repository, ())
+        for spec in self.specs:
+            image = self.source.image(spec, args, None)
+            try:
+                digests = await config_digests([image])
+            except (dagger.ExecError, dagger.QueryError) as exc:
+                raise ImageError(f"build {spec.service}: {exc}") from None
+            self.images[spec.service] = image
+            name = f"{spec.repository}:{self.rev.short}"
+            record.images.append(ImageRecord(spec.service, name, ",".join(digests.values())))
+        return ", ".join(i.name for i in record.images)
+
+    async def scan(self, record: ReleaseRecord) -> str:
+        verdict = await scan_verdict(
+            self.source, frozenset(Family), None, self.allow_unavailable, self.images
+        )
+        record.scan = scan_record(
+            verdict, self.allow_unavailable, ["scan/scan.sarif", "scan/scan.md", "scan/scan.json"]
+        )
+        return scan_detail(verdict)
+
+    async def publish(self, record: ReleaseRecord) -> str:
+        published = await publish_images(
+            self.source,
+            self.env.registry,
+            self.rev,
+            self.username if self.password is not None else "",
+            self.password,
+        )
+        for each in published:
+            image = record.image(each.service)
+            if image is not None and not image.reference:
+                image.reference, image.digest, image.action = (
+                    each.reference,
+                    each.digest,
+                    each.action,
+                )
+        return ", ".join(p.reference for p in published)
+
+    async def migrate(self, record: ReleaseRecord) -> str:
+        result = await migrate_job(
+            self.source,
+            self.database_url,
+            tag=self.rev.sha,
+            allow_destructive=self.allow_destructive,
+        )
+        self.out = self.out.with_directory("migrate", result)
+        try:
+            record.migrations = (
+                as_dict(json.loads(await result.file("migrate.json").contents())) or {}
+            )
+        except (dagger.QueryError, ValueError):  # the job stopped before writing its result
+            record.migrations = {}
+        outcome = (await result.file("status").contents()).strip()
+        if outcome not in ("applied", "up-to-date"):
+            log = await result.file("migrate.log").contents()
+            raise MigrateError(f"migrate {outcome}:\n{tail_of(log, 60)}")
+        applied = record.migrations.get("applied")
+        names = ", ".join(str(a) for a in as_list(applied) or [])
+        return f"{outcome}: {names or 'nothing pending'}"
