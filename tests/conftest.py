@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.dagger_module.fake_engine import FakeEngine
 from tests.images.engine import Engine, EngineUnavailable, docker_engine, ensure_base_images
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.paths import GENERATED_DIRS
@@ -168,3 +170,31 @@ def engine() -> Iterator[Engine]:
             yield found
     except EngineUnavailable as err:
         pytest.skip(f"no Docker engine: {err}")
+
+
+@contextlib.contextmanager
+def stand_in_engine() -> Generator[FakeEngine]:
+    """A stand-in Dagger engine on loopback, the SDK's session pointed at it while it runs."""
+    # the Dagger v0.21 GraphQL schema: the offline Dagger tests need it
+    engine = FakeEngine(shared_reference("dagger-v0.21-schema.graphqls"))
+    port = engine.start()
+    previous = {k: os.environ.get(k) for k in ("DAGGER_SESSION_PORT", "DAGGER_SESSION_TOKEN")}
+    os.environ["DAGGER_SESSION_PORT"] = str(port)
+    os.environ["DAGGER_SESSION_TOKEN"] = engine.token
+    try:
+        yield engine
+    finally:
+        engine.stop()
+        for key, value in previous.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def engine_server() -> Iterator[FakeEngine]:
+    """One stand-in engine per session: the SDK keeps the first session it connects to, so
+    the Dagger-layer tests and the release parity tests share it (each resets it first)."""
+    with stand_in_engine() as engine:
+        yield engine

@@ -21,7 +21,7 @@ from typing import Any
 
 from dagger import dag
 
-from tests.dagger_module.conftest import call, stand_in_engine
+from tests.dagger_module.conftest import call
 from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, Step, decode_id
 from tests.dagger_module.test_images import pushes_to, write_archive
 from tests.dagger_module.test_release import written_files
@@ -103,12 +103,14 @@ def dagger_release(
     secrets: dict[str, str],
     out: Path,
     env: dict[str, str],
+    engine: FakeEngine,
     configure: Callable[[FakeEngine], None] | None = None,
 ) -> DaggerRelease:
-    """`dagger call release --environment=staging` of `repo` at `sha` on a stand-in engine;
-    `registry` must be the one the repo's manifest names for this run."""
+    """`dagger call release --environment=staging` of `repo` at `sha` on the stand-in
+    `engine`; `registry` must be the one the repo's manifest names for this run."""
     out.mkdir(parents=True, exist_ok=True)
-    with stand_in_engine() as engine:
+    engine.reset()
+    try:
         engine.file_writer = write_archive
         engine.publisher = pushes_to(registry)
         migrate = HostMigrate(repo, out, env)
@@ -130,6 +132,8 @@ def dagger_release(
             return await result.id()
 
         files = written_files(call(run))
+    finally:
+        engine.reset()
     return DaggerRelease(files, json.loads(files["release.json"]), out)
 
 

@@ -250,6 +250,7 @@ def dagger_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regist
 def dagger_run(
     stage: Stage,
     registry: RegistryServer,
+    engine: FakeEngine,
     sha: str,
     out: Path,
     configure: Callable[[FakeEngine], None] | None = None,
@@ -273,6 +274,7 @@ def dagger_run(
             },
             out=out,
             env=stage.env(),
+            engine=engine,
             configure=configure,
         )
     finally:
@@ -370,13 +372,17 @@ def test_2_release_end_to_end(stage: Stage, released: Released) -> None:
 
 
 def test_2b_dagger_release_matches_the_native_one(
-    stage: Stage, released: Released, dagger_registry: RegistryServer, tmp_path: Path
+    stage: Stage,
+    released: Released,
+    dagger_registry: RegistryServer,
+    engine_server: FakeEngine,
+    tmp_path: Path,
 ) -> None:
     """Parity, success: the same commit released again through `dagger call release` from
     the same starting point (empty database, applications on their first tag)."""
     reset_schema(stage)
     reset_tags(stage, "none")
-    dagger = dagger_run(stage, dagger_registry, released.sha, tmp_path / "out")
+    dagger = dagger_run(stage, dagger_registry, engine_server, released.sha, tmp_path / "out")
     assert_parity(stage, released.record, dagger, dagger_registry)
     # the migrate job really ran (on the host, as the container would) and its backup is kept
     assert dagger.files["migrate/status"] == "applied\n"
@@ -425,7 +431,9 @@ def test_3_check_gate(stage: Stage) -> None:
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
 
-def test_4_scan_gate(stage: Stage, dagger_registry: RegistryServer, tmp_path: Path) -> None:
+def test_4_scan_gate(
+    stage: Stage, dagger_registry: RegistryServer, engine_server: FakeEngine, tmp_path: Path
+) -> None:
     def leak_a_key(repo: Path) -> None:
         subprocess.run(
             ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(repo / "runner" / "deploy_key.pem")],
@@ -446,12 +454,14 @@ def test_4_scan_gate(stage: Stage, dagger_registry: RegistryServer, tmp_path: Pa
     def leaked(engine: FakeEngine) -> None:
         engine.on_exec(lambda argv: argv[:2] == ["trivy", "fs"], ExecOutcome(0, trivy, ""))
 
-    dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out", leaked)
+    dagger = dagger_run(stage, dagger_registry, engine_server, sha, tmp_path / "out", leaked)
     assert_parity(stage, record, dagger, dagger_registry)
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
 
-def test_5_publish_gate(stage: Stage, dagger_registry: RegistryServer, tmp_path: Path) -> None:
+def test_5_publish_gate(
+    stage: Stage, dagger_registry: RegistryServer, engine_server: FakeEngine, tmp_path: Path
+) -> None:
     def touch(repo: Path) -> None:
         (repo / "api" / "README.md").write_text((repo / "api" / "README.md").read_text() + "\nv2\n")
 
@@ -471,7 +481,7 @@ def test_5_publish_gate(stage: Stage, dagger_registry: RegistryServer, tmp_path:
     # parity: someone else's image under web's tag in the Dagger run's registry too
     with dagger_registry.client() as client:
         push_image(client, "wormhole-web", sha[:7], make_image(Platform("linux", "amd64"), "other"))
-    dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out")
+    dagger = dagger_run(stage, dagger_registry, engine_server, sha, tmp_path / "out")
     assert_parity(stage, record, dagger, dagger_registry)
     assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
 
@@ -500,7 +510,11 @@ NEW_MIGRATION = "20260401000000_release_notes"
 
 
 def test_7_deploy_gate(
-    stage: Stage, released: Released, dagger_registry: RegistryServer, tmp_path: Path
+    stage: Stage,
+    released: Released,
+    dagger_registry: RegistryServer,
+    engine_server: FakeEngine,
+    tmp_path: Path,
 ) -> None:
     """A deploy that fails after a migration was applied: rolled back, the backup kept. Then
     the same through `dagger call release` (from the same database state, restored from the
@@ -548,7 +562,7 @@ def test_7_deploy_gate(
     restore(stage.database.url, native_backup)  # the rollback runbook's restore
     assert stage.applied() == MIGRATIONS
     fail_api()
-    dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out")
+    dagger = dagger_run(stage, dagger_registry, engine_server, sha, tmp_path / "out")
     try:
         assert_parity(stage, record, dagger, dagger_registry)
         assert dagger.record["stopped_at"] == "deploy"
@@ -600,7 +614,7 @@ def test_9_missing_secret_is_bad_input(stage: Stage) -> None:
 
 
 def test_10_busy_coolify_refuses_in_both_runtimes(
-    stage: Stage, dagger_registry: RegistryServer, tmp_path: Path
+    stage: Stage, dagger_registry: RegistryServer, engine_server: FakeEngine, tmp_path: Path
 ) -> None:
     """Another deployment of these applications is running: refused before the check,
     nothing built, pushed, migrated or deployed, natively and through Dagger alike."""
@@ -618,7 +632,7 @@ def test_10_busy_coolify_refuses_in_both_runtimes(
         assert "release refused" in done.stderr and "Nothing was done" in done.stderr
         assert [s["status"] for s in record["steps"]] == ["skipped"] * 6
         assert "== check" not in done.stderr
-        dagger = dagger_run(stage, dagger_registry, sha, tmp_path / "out")
+        dagger = dagger_run(stage, dagger_registry, engine_server, sha, tmp_path / "out")
         assert_parity(stage, record, dagger, dagger_registry)
         assert dagger.files["status"] == "refused\n"
         assert "migrate/status" not in dagger.files
