@@ -21,7 +21,12 @@ Endpoints (all JSON, `Authorization: Bearer <token>`):
 - `POST /api/v1/applications/{uuid}/rollback` (optional `{"commit": tag}`, default: the
   previously finished tag) → `{"message", "deployment_uuid"}`; 404 "Not found." when
   `rollback_enabled` is False (a Coolify before 4.3). It does not change the application's
-  configured tag, only what runs.
+  configured tag, only what runs. A body with any field but `commit` → 422, as Coolify
+  validates it.
+- `GET /api/v1/applications/{uuid}/rollback-images` → `{"current": tag|null, "images":
+  [{"tag", "created_at", "is_current"}]}`, newest first: the images still on the host
+  (`FakeApp.images`; every finished deployment's tag is added). 404 when `rollback_enabled`
+  is False.
 - Anything else → 404 `{"message": "Not found."}`.
 
 Knobs (attributes and methods of `CoolifyServer`):
@@ -33,9 +38,17 @@ Knobs (attributes and methods of `CoolifyServer`):
   missing/unknown token → 401 "Unauthenticated."; a missing ability → 403
   "Missing required permissions: <ability>". `api_enabled=False` → 403 "API is disabled.";
   `ip_allowed=False` → 403 "You are not allowed to access the API.".
-- `script(app_uuid, *statuses, logs=())`: the status sequence of that app's next deployment
-  (one script per deployment, FIFO; default `default_script` = queued → in_progress →
-  finished). The last status sticks. `logs` are lines added to its log when it ends.
+- `script(app_uuid, *statuses, logs=(), empty_log=False)`: the status sequence of that app's
+  next deployment (one script per deployment, FIFO; default `default_script` = queued →
+  in_progress → finished). The last status sticks. `logs` are lines added to its log when it
+  ends. `empty_log=True`: the deployment never writes a log line (a deployment cancelled
+  before it started): a `read:sensitive` token reads `"logs": null` (the column is null);
+  other tokens get no `logs` field, as always.
+- Faults of issue 13: `hang(*app_uuids)` (their next deployments stay `in_progress`
+  forever: an overall-deadline hang across applications), `refuse_deploys()` (every valid
+  `POST /api/v1/deploy` answers 404 "No resources found.", e.g. after the image tags were
+  PATCHed), `apps[uuid].images` (the rollback-images list, for an application without a
+  previous tag).
 - Duplicate skip: deploying an app whose current tag already has a queued/in-progress
   deployment (without force) answers "Deployment already queued for this commit." with a
   fresh deployment_uuid that is never saved (polling it → 404).
@@ -122,6 +135,8 @@ class FakeApp:
     """The tag the last finished deployment runs."""
     history: list[str] = field(default_factory=list[str])
     """Every finished deployment's tag, oldest first."""
+    images: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
+    """(tag, created_at) of the images still on the host, what rollback-images lists."""
 
 
 @dataclass
@@ -139,6 +154,8 @@ class FakeDeployment:
     overridden: str | None = None
     """A status forced by the server (a failed on_deploy hook)."""
     notified: bool = False
+    empty_log: bool = False
+    """No log line is ever written: its `logs` is null (see `script`)."""
     log: list[dict[str, object]] = field(default_factory=list[dict[str, object]])
     created_at: str = ""
 
@@ -159,13 +176,14 @@ class CoolifyServer:
         self.deployments: dict[str, FakeDeployment] = {}
         self.declared_tags: set[str] = set()
         self.default_script: tuple[str, ...] = DEFAULT_SCRIPT
-        self.scripts: dict[str, deque[tuple[list[str], list[str]]]] = {}
+        self.scripts: dict[str, deque[tuple[list[str], list[str], bool]]] = {}
         self.faults: dict[tuple[str, str], deque[Canned]] = {}
         self.requests: list[Logged] = []
         self.rollback_enabled = True
         self.api_enabled = True
         self.ip_allowed = True
         self.queue_limit: int | None = None
+        self.deploys_refused = False
         self.on_deploy: Callable[[str, str], None] | None = None
         self.lock = threading.RLock()
         self._ids = 0
@@ -185,9 +203,23 @@ class CoolifyServer:
         with self.lock:
             self.declared_tags.add(name)
 
-    def script(self, app_uuid: str, *statuses: str, logs: Sequence[str] = ()) -> None:
+    def script(
+        self, app_uuid: str, *statuses: str, logs: Sequence[str] = (), empty_log: bool = False
+    ) -> None:
         with self.lock:
-            self.scripts.setdefault(app_uuid, deque()).append((list(statuses), list(logs)))
+            planned = (list(statuses), list(logs), empty_log)
+            self.scripts.setdefault(app_uuid, deque()).append(planned)
+
+    def hang(self, *app_uuids: str) -> None:
+        """The next deployment of each application stays in_progress forever."""
+        for uuid in app_uuids:
+            self.script(uuid, "queued", "in_progress")
+
+    def refuse_deploys(self) -> None:
+        """Every POST /api/v1/deploy answers 404 "No resources found." (as Coolify does when
+        it finds none of the resources, e.g. the applications were moved to another team)."""
+        with self.lock:
+            self.deploys_refused = True
 
     def inject(self, method: str, path: str, *responses: Canned) -> None:
         with self.lock:
@@ -219,10 +251,11 @@ class CoolifyServer:
         script: Sequence[str] = (),
     ) -> FakeDeployment:
         end_logs: list[str] = []
+        empty_log = False
         if not script:
             pending = self.scripts.get(app.uuid)
             if pending:
-                planned, end_logs = pending.popleft()
+                planned, end_logs, empty_log = pending.popleft()
                 script = planned
         self._ids += 1
         deployment = FakeDeployment(
@@ -234,9 +267,11 @@ class CoolifyServer:
             end_logs=end_logs,
             force=force,
             rollback=rollback,
+            empty_log=empty_log,
             created_at=_now(),
         )
-        deployment.log.append(_entry(f"Deployment {deployment.uuid} queued."))
+        if not empty_log:
+            deployment.log.append(_entry(f"Deployment {deployment.uuid} queued."))
         self.deployments[deployment.uuid] = deployment
         return deployment
 
@@ -251,6 +286,8 @@ class CoolifyServer:
         if status == before:
             return False
         app = deployment.app
+        if deployment.empty_log:
+            return status == "finished" and not deployment.notified
         if status == "in_progress":
             deployment.log.append(_entry(f"docker pull {app.image}:{deployment.tag}", hidden=True))
             deployment.log.append(_entry(f"Starting deployment of {app.image}:{deployment.tag}."))
@@ -270,6 +307,7 @@ class CoolifyServer:
         deployment.notified = True
         app.running = deployment.tag
         app.history.append(deployment.tag)
+        app.images = [i for i in app.images if i[0] != deployment.tag] + [(deployment.tag, _now())]
         deployment.log.append(_entry(f"{app.image}:{deployment.tag} is running."))
 
     def _row(self, deployment: FakeDeployment, *, sensitive: bool) -> dict[str, object]:
@@ -291,7 +329,7 @@ class CoolifyServer:
         }
         if sensitive:
             # Coolify keeps the log as a JSON-encoded list of entries in a text column.
-            row["logs"] = json.dumps(deployment.log)
+            row["logs"] = None if deployment.empty_log else json.dumps(deployment.log)
         return row
 
 
@@ -391,6 +429,12 @@ def _route(server: CoolifyServer, method: str, rest: list[str]) -> tuple[Route, 
         if method != "POST":
             raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
         return _rollback, "deploy"
+    if len(rest) == 3 and rest[0] == "applications" and rest[2] == "rollback-images":
+        if not server.rollback_enabled:
+            raise _Answer(404, {"message": "Not found."})
+        if method != "GET":
+            raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
+        return _rollback_images, "read"
     raise _Answer(404, {"message": "Not found."})
 
 
@@ -409,6 +453,8 @@ def _deploy(
     if not uuids and not tags:
         raise _Answer(400, {"message": "You must provide uuid or tag."})
     with server.lock:
+        if server.deploys_refused:
+            raise _Answer(404, {"message": "No resources found."})
         if tags:
             return _deploy_tags(server, [t for t in tags.split(",") if t], force)
         wanted = [u for u in uuids.split(",") if u]
@@ -561,7 +607,12 @@ def _rollback(
         app = server.apps.get(rest[1])
         if app is None:
             raise _Answer(404, {"message": "Application not found."})
-        target = body.get("commit") if isinstance(body, dict) else None
+        fields = body if isinstance(body, dict) else {}
+        extra = sorted(str(k) for k in fields if k != "commit")
+        if extra:
+            errors = {k: ["This field is not allowed."] for k in extra}
+            raise _Answer(422, {"message": "Validation failed.", "errors": errors})
+        target = fields.get("commit")
         if target is None:
             previous = [t for t in app.history if t != app.running]
             if not previous:
@@ -574,6 +625,21 @@ def _rollback(
             {},
             None,
         )
+
+
+def _rollback_images(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found."})
+        newest_first = sorted(app.images, key=lambda image: image[1], reverse=True)
+        images = [
+            {"tag": tag, "created_at": created, "is_current": tag == app.running}
+            for tag, created in newest_first
+        ]
+        return 200, {"current": app.running, "images": images}, {}, None
 
 
 def _app_json(app: FakeApp) -> dict[str, object]:

@@ -12,7 +12,13 @@ import httpx
 import pytest
 
 from tests.deploy.coolify_server import ALL_ABILITIES, Canned, CoolifyServer, run_coolify
-from wormhole_ci.deploy.coolify import SKIPPED_MESSAGE, Coolify, Deployment
+from wormhole_ci.deploy.coolify import (
+    SKIPPED_MESSAGE,
+    Coolify,
+    Deployment,
+    DeploymentStatus,
+    DeploymentTimeout,
+)
 from wormhole_ci.errors import CoolifyError
 from wormhole_ci.secretref import Secret
 
@@ -603,6 +609,88 @@ def test_rollback_is_none_without_the_endpoint(
     # An unknown application is still an error, not a missing endpoint.
     with pytest.raises(CoolifyError, match=r"does not exist"):
         coolify.rollback("nosuchapp000000000000000")
+
+
+def test_wait_all_polls_every_deployment_against_one_deadline(
+    server: CoolifyServer, make: Callable[..., Coolify]
+) -> None:
+    time = FakeTime()
+    server.hang(API, WEB, RUNNER)
+    coolify = make(time=time, poll_interval=2.0)
+    deployments = coolify.deploy(uuids=[API, WEB, RUNNER])
+    started = time.now
+    outcomes = coolify.wait_all(deployments, timeout=20)
+    # one deadline for the three, not 3 x 20 s
+    assert time.now - started == pytest.approx(20) and max(time.sleeps) <= 2.0
+    assert [type(o) for o in outcomes] == [DeploymentTimeout] * 3
+    for outcome, app in zip(outcomes, (API, WEB, RUNNER), strict=True):
+        assert isinstance(outcome, DeploymentTimeout)
+        assert outcome.application == app and outcome.last_status == "in_progress"
+        assert "within 20s" in str(outcome)
+
+
+def test_wait_all_returns_each_end_without_stopping_at_the_first_failure(
+    server: CoolifyServer, make: Callable[..., Coolify]
+) -> None:
+    server.script(API, "queued", "failed", logs=["boom"])
+    coolify = make()
+    deployments = coolify.deploy(uuids=[API, WEB])
+    failed, finished = coolify.wait_all(deployments, timeout=10)
+    assert isinstance(failed, CoolifyError) and "boom" in str(failed)
+    assert isinstance(finished, DeploymentStatus) and finished.status == "finished"
+
+
+def test_cancelled_with_an_empty_log_blames_no_permission(
+    server: CoolifyServer, make: Callable[..., Coolify]
+) -> None:
+    server.script(API, "queued", "cancelled-by-user", empty_log=True)
+    coolify = make()
+    (deployment,) = coolify.deploy(uuids=[API])
+    with pytest.raises(CoolifyError) as caught:
+        coolify.wait(deployment, timeout=10)
+    message = str(caught.value)
+    assert "was cancelled by a user; Coolify returned no log lines" in message
+    assert "read:sensitive" not in message
+
+
+def test_a_missing_log_after_logs_were_read_blames_no_permission(
+    server: CoolifyServer, make: Callable[..., Coolify]
+) -> None:
+    coolify = make()
+    ship(coolify, "v1")  # this token read a deployment's log
+    ghost = "c4nc3lled000000000000000"
+    row = {"deployment_uuid": ghost, "status": "cancelled-by-user"}  # no `logs` field
+    server.inject("GET", f"/api/v1/deployments/{ghost}", Canned(200, row))
+    with pytest.raises(CoolifyError) as caught:
+        coolify.wait(Deployment(API, ghost, "", skipped=False), timeout=10)
+    assert "Coolify returned no log lines" in str(caught.value)
+    assert "read:sensitive" not in str(caught.value)
+
+
+def test_rollback_images_newest_first(server: CoolifyServer, make: Callable[..., Coolify]) -> None:
+    coolify = make()
+    server.apps[API].images = [
+        ("old1234", "2026-01-01T00:00:00.000000Z"),
+        ("new5678", "2026-03-01T00:00:00.000000Z"),
+        ("mid9abc", "2026-02-01T00:00:00.000000Z"),
+    ]
+    images = coolify.rollback_images(API)
+    assert [i.tag for i in images] == ["new5678", "mid9abc", "old1234"]
+    assert not any(i.is_current for i in images)
+    ship(coolify, "mid9abc")
+    newest = coolify.rollback_images(API)[0]
+    assert (newest.tag, newest.is_current) == ("mid9abc", True)
+    server.rollback_enabled = False  # a Coolify before 4.3: no list, no error
+    assert coolify.rollback_images(API) == []
+
+
+def test_the_rollback_body_takes_only_the_commit(server: CoolifyServer) -> None:
+    response = httpx.post(
+        f"{server.url}/api/v1/applications/{API}/rollback",
+        json={"commit": "v1", "force": True},
+        headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"},
+    )
+    assert response.status_code == 422 and "force" in response.json()["errors"]
 
 
 # -- the token stays secret ----------------------------------------------------------------------

@@ -65,12 +65,53 @@ class DeploymentStatus:
     """For a skipped deploy: the never-saved uuid Coolify answered with."""
 
 
+class NotAllQueued(CoolifyError):
+    """Coolify answered a deploy without queuing a deployment for every application; `queued`
+    are the ones it did queue (they run, and must be waited for)."""
+
+    def __init__(self, message: str, queued: Sequence[Deployment]) -> None:
+        super().__init__(message)
+        self.queued = list(queued)
+
+
+class DeploymentTimeout(CoolifyError):
+    """A deployment still queued or running when its deadline passed."""
+
+    def __init__(
+        self, message: str, *, application: str, deployment_uuid: str, last_status: str
+    ) -> None:
+        super().__init__(message)
+        self.application = application
+        self.deployment_uuid = deployment_uuid
+        self.last_status = last_status
+
+
+@dataclass
+class _Followed:
+    """`wait_all`'s state for one deployment."""
+
+    deployment: Deployment
+    uuid: str
+    """The deployment polled (for a skipped deploy, the one it joined)."""
+    followed_from: str | None = None
+    last: str | None = None
+
+
+@dataclass(frozen=True)
+class RollbackImage:
+    """An image Coolify still holds on the host for an application (rollback-images)."""
+
+    tag: str
+    created_at: str
+    is_current: bool
+
+
 class Coolify:
     """The Coolify v4 API at `base_url` (`http(s)://host[:port]`), authenticated by a Bearer token.
 
     Transient failures (429 honouring `Retry-After`, 5xx, dropped or refused connections) are
-    retried with backoff for up to `retry_deadline` seconds per call; `wait()` polls every
-    `poll_interval` seconds up to its own timeout. `clock`/`sleep` are injectable so tests
+    retried with backoff for up to `retry_deadline` seconds per call; `wait_all()` polls every
+    `poll_interval` seconds, all deployments against one deadline. `clock`/`sleep` are injectable so tests
     run on fake time. The token never appears in a message, a repr or an event.
     """
 
@@ -110,6 +151,8 @@ class Coolify:
         self._poll_interval = poll_interval
         self._backoff = backoff
         self._on_event = on_event
+        self._saw_logs = False
+        """An answer to this client carried a deployment log: the token may read logs."""
         self._client = httpx.Client(
             base_url=self.base_url,
             transport=transport,
@@ -256,10 +299,15 @@ class Coolify:
             problems = [f"{r} (not an application Coolify deploys, or refused)" for r in refused]
             problems += [f"{u}: no such application on {self.base_url}" for u in missing]
             queued = ", ".join(f"{d.resource_uuid} → {d.deployment_uuid}" for d in found.values())
-            raise self._error(
-                f"Coolify did not queue a deployment for every application: {'; '.join(problems)}. "
-                f"Queued anyway: {queued or 'none'}. Fix the application uuids in "
-                "wormhole-ci.toml (and the token's team role) and deploy again"
+            raise NotAllQueued(
+                redact(
+                    "Coolify did not queue a deployment for every application: "
+                    f"{'; '.join(problems)}. Queued anyway: {queued or 'none'}. Fix the "
+                    "application uuids in wormhole-ci.toml (and the token's team role) and "
+                    "deploy again",
+                    self._token,
+                ),
+                list(found.values()),
             )
         return [found[u] for u in dict.fromkeys(uuids)]
 
@@ -279,10 +327,14 @@ class Coolify:
             deployments.append((resource, deployment_uuid))
         if empty:
             queued = ", ".join(f"{r} → {d}" for r, d in deployments)
-            raise self._error(
-                f"Coolify at {self.base_url}: {'; '.join(empty)} Queued anyway: "
-                f"{queued or 'none'}. Tag the applications in Coolify or fix the tags in "
-                "wormhole-ci.toml"
+            raise NotAllQueued(
+                redact(
+                    f"Coolify at {self.base_url}: {'; '.join(empty)} Queued anyway: "
+                    f"{queued or 'none'}. Tag the applications in Coolify or fix the tags in "
+                    "wormhole-ci.toml",
+                    self._token,
+                ),
+                [Deployment(r, d, "", skipped=False) for r, d in deployments],
             )
         # The tag answer lists messages and deployments separately. Per application Coolify
         # adds one message and one detail in the same order, so when the application messages
@@ -305,41 +357,97 @@ class Coolify:
         raise CoolifyError with the log's tail when the token may read it. A skipped deploy
         is followed through the application's queued or in-progress deployment.
         """
+        (outcome,) = self.wait_all([deployment], timeout=timeout)
+        if isinstance(outcome, CoolifyError):
+            raise outcome
+        return outcome
+
+    def wait_all(
+        self, deployments: Sequence[Deployment], *, timeout: float
+    ) -> list[DeploymentStatus | CoolifyError]:
+        """Poll every deployment round-robin against one deadline, `timeout` seconds from now.
+
+        One answer per deployment, in order: its DeploymentStatus when it finished, else the
+        CoolifyError saying how it ended (`DeploymentTimeout` for one still queued or running
+        at the deadline, naming its last status). Never raises for a single deployment: the
+        caller sees every application's end, so nothing is rolled back while another
+        deployment still runs unnoticed.
+        """
         deadline = self._clock() + timeout
-        uuid = deployment.deployment_uuid
-        app = deployment.resource_uuid
-        followed_from: str | None = None
-        last: str | None = None
+        followed = [_Followed(d, d.deployment_uuid) for d in deployments]
+        outcomes: dict[int, DeploymentStatus | CoolifyError] = {}
         while True:
-            fields = self._deployment(uuid, deadline)
-            if fields is None:
-                if not deployment.skipped or followed_from is not None:
-                    raise self._error(
-                        f"deployment {uuid} of application {app} does not exist on "
-                        f"{self.base_url} (HTTP 404): it was never queued or has been "
-                        "deleted; check Coolify's deployment list for the application"
-                    )
-                followed_from = uuid
-                uuid = self._joined(app, uuid, deadline)
-                continue
-            status = _text(fields.get("status")) or "(none)"
-            if status != last:
-                self._event(f"deployment {uuid} of application {app}: {status}")
-                last = status
-            if status == FINISHED:
-                return DeploymentStatus(uuid, status, self._logs_of(fields), followed_from)
-            if status not in ACTIVE:
-                raise self._ended_badly(uuid, app, status, self._logs_of(fields), followed_from)
+            for index, follow in enumerate(followed):
+                if index in outcomes:
+                    continue
+                try:
+                    status = self._poll(follow, deadline)
+                except CoolifyError as exc:
+                    outcomes[index] = exc
+                    continue
+                if status is not None:
+                    outcomes[index] = status
             remaining = deadline - self._clock()
-            if remaining <= 0:
-                joined = f" (joined from skipped deploy {followed_from})" if followed_from else ""
-                raise self._error(
-                    f"deployment {uuid} of application {app}{joined} did not finish within "
-                    f"{timeout:g}s; its last status was {status}. It may still be running: "
-                    f"look at it in Coolify ({self.base_url}), cancel it there if it is stuck, "
-                    "or raise the deploy timeout"
-                )
+            if len(outcomes) == len(followed) or remaining <= 0:
+                break
             self._sleep(min(self._poll_interval, remaining))
+        for index, follow in enumerate(followed):
+            if index not in outcomes:
+                outcomes[index] = self._timed_out(follow, timeout)
+        return [outcomes[i] for i in range(len(followed))]
+
+    def _poll(self, follow: _Followed, deadline: float) -> DeploymentStatus | None:
+        """One look at a deployment: its end (raised when not `finished`), or None while active."""
+        app = follow.deployment.resource_uuid
+        while True:
+            fields = self._deployment(follow.uuid, deadline)
+            if fields is not None:
+                break
+            if not follow.deployment.skipped or follow.followed_from is not None:
+                raise self._error(
+                    f"deployment {follow.uuid} of application {app} does not exist on "
+                    f"{self.base_url} (HTTP 404): it was never queued or has been "
+                    "deleted; check Coolify's deployment list for the application"
+                )
+            follow.followed_from = follow.uuid
+            follow.uuid = self._joined(app, follow.uuid, deadline)
+        status = _text(fields.get("status")) or "(none)"
+        if status != follow.last:
+            self._event(f"deployment {follow.uuid} of application {app}: {status}")
+            follow.last = status
+        if status == FINISHED:
+            return DeploymentStatus(
+                follow.uuid, status, self._logs_of(fields), follow.followed_from
+            )
+        if status not in ACTIVE:
+            raise self._ended_badly(
+                follow.uuid,
+                app,
+                status,
+                self._logs_of(fields),
+                follow.followed_from,
+                deadline=deadline,
+            )
+        return None
+
+    def _timed_out(self, follow: _Followed, timeout: float) -> DeploymentTimeout:
+        app = follow.deployment.resource_uuid
+        last = follow.last or "unknown (no answer yet)"
+        joined = (
+            f" (joined from skipped deploy {follow.followed_from})" if follow.followed_from else ""
+        )
+        return DeploymentTimeout(
+            redact(
+                f"deployment {follow.uuid} of application {app}{joined} did not finish within "
+                f"{timeout:g}s; its last status was {last}. It may still be running: look at "
+                f"it in Coolify ({self.base_url}), cancel it there if it is stuck, or raise the "
+                "deploy timeout",
+                self._token,
+            ),
+            application=app,
+            deployment_uuid=follow.uuid,
+            last_status=last,
+        )
 
     def _joined(self, app: str, skipped_uuid: str, deadline: float) -> str:
         """The deployment a skipped deploy joined: the app's queued/in-progress one, else its newest."""
@@ -440,8 +548,35 @@ class Coolify:
             )
         return Deployment(app_uuid, deployment_uuid, message, message == SKIPPED_MESSAGE)
 
+    def rollback_images(self, app_uuid: str) -> list[RollbackImage]:
+        """The images Coolify (v4.3+) still holds on the host for the application, newest
+        first (GET …/rollback-images); empty when it has none, cannot inspect the server, or
+        predates the endpoint (404/405)."""
+        _check_uuid(app_uuid, "application uuid")
+        what = f"GET rollback images of application {app_uuid}"
+        path = f"/api/v1/applications/{app_uuid}/rollback-images"
+        response = self._call("GET", path, what=what)
+        if response.status_code in (404, 405):
+            self.application(app_uuid)  # an unknown application: the clear error
+            return []
+        if response.status_code != 200:
+            raise self._failure(response, what, missing=_app_missing(app_uuid), ability="read")
+        images = as_list((as_dict(_json(response)) or {}).get("images"))
+        if images is None:
+            raise self._malformed(what, "no `images` list")
+        found: list[RollbackImage] = []
+        for entry in images:
+            fields = as_dict(entry) or {}
+            tag = _text(fields.get("tag"))
+            if _IMAGE_TAG_RE.match(tag):
+                created = _text(fields.get("created_at"))
+                found.append(RollbackImage(tag, created, fields.get("is_current") is True))
+        # ISO 8601 timestamps sort as text; the stable sort keeps Coolify's order for ties.
+        return sorted(found, key=lambda image: image.created_at, reverse=True)
+
     def logs(self, deployment_uuid: str) -> str | None:
-        """The deployment's log, or None when the token lacks the `read:sensitive` ability."""
+        """The deployment's log, or None when Coolify left it out (the token lacks the
+        `read:sensitive` ability)."""
         _check_uuid(deployment_uuid, "deployment uuid")
         deadline = self._clock() + self._retry_deadline
         fields = self._deployment(deployment_uuid, deadline)
@@ -453,7 +588,8 @@ class Coolify:
 
     def _logs_of(self, fields: Mapping[str, object]) -> str | None:
         if "logs" not in fields:
-            return None  # hidden by Coolify: the token lacks read:sensitive
+            return None  # left out by Coolify: hidden from the token, or never written
+        self._saw_logs = True
         return redact(_log_text(fields.get("logs")), self._token)
 
     # -- HTTP ----------------------------------------------------------------------------
@@ -606,16 +742,27 @@ class Coolify:
         )
 
     def _ended_badly(
-        self, uuid: str, app: str, status: str, logs: str | None, followed_from: str | None
+        self,
+        uuid: str,
+        app: str,
+        status: str,
+        logs: str | None,
+        followed_from: str | None,
+        *,
+        deadline: float,
     ) -> CoolifyError:
         joined = f" (joined from skipped deploy {followed_from})" if followed_from else ""
-        if logs is None:
+        no_lines = (
+            "Coolify returned no log lines; look at the deployment in Coolify's deployment view"
+        )
+        if logs is None and self._logs_hidden(app, deadline):
             tail = (
-                "its log is hidden from this token (it lacks read:sensitive); read it in "
-                "Coolify's deployment view"
+                "its log is hidden from this token (it lacks read:sensitive: Coolify leaves "
+                f"the log out of every deployment of {app}); read it in Coolify's "
+                "deployment view"
             )
-        elif not logs.strip():
-            tail = "its log is empty"
+        elif logs is None or not logs.strip():
+            tail = no_lines
         else:
             tail = "the end of its log:\n" + _tail(logs)
         why = {
@@ -623,6 +770,21 @@ class Coolify:
             CANCELLED: "was cancelled by a user",
         }.get(status, f"ended with status {status!r}")
         return self._error(f"deployment {uuid} of application {app}{joined} {why}; {tail}")
+
+    def _logs_hidden(self, app: str, deadline: float) -> bool:
+        """Whether a missing `logs` field proves the token may not read logs: Coolify leaves
+        it out of every deployment for such a token, so one answer that carried a log (to
+        this client, or in the application's deployment list) proves the opposite."""
+        if self._saw_logs:
+            return False
+        try:
+            rows = self.deployments_of(app, deadline=deadline)
+        except CoolifyError as exc:
+            return "HTTP 403" in str(exc)
+        if any("logs" in row for row in rows):
+            self._saw_logs = True
+            return False
+        return bool(rows)
 
 
 # -- helpers -------------------------------------------------------------------------------
