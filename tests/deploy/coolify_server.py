@@ -130,7 +130,8 @@ class FakeApp:
     tags: list[str]
     image: str
     image_tag: str
-    """The configured docker_registry_image_tag (what the next deploy runs)."""
+    """The configured docker_registry_image_tag (what the next deploy runs); "" for none
+    (null in the answers)."""
     running: str | None = None
     """The tag the last finished deployment runs."""
     history: list[str] = field(default_factory=list[str])
@@ -649,7 +650,7 @@ def _app_json(app: FakeApp) -> dict[str, object]:
         "name": app.name,
         "build_pack": "dockerimage",
         "docker_registry_image_name": app.image,
-        "docker_registry_image_tag": app.image_tag,
+        "docker_registry_image_tag": app.image_tag or None,  # "" stands for never set
         "status": "running:healthy" if app.running else "exited:unhealthy",
         "tags": [{"name": t} for t in app.tags],
     }

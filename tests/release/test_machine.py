@@ -158,3 +158,4 @@ def test_a_failed_deploy_is_recorded_with_its_deployments(
     assert [s.status for s in record.steps] == ["passed"] * 5 + ["failed"]
     assert [d.service for d in record.deployments] == list(SERVICES)
     assert {d.status for d in record.deployments} == {"rolled-back"}
+    assert record.step("deploy").detail.startswith("deploy rolled-back: ")

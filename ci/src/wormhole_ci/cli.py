@@ -180,13 +180,15 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
     try:
         result = deploy_environment(env, coolify, options, say)
     except DeployFailed as exc:
+        # The details first; the last line is the outcome result.json and the exit code carry.
         _write_result(args.output, exc.result.to_json(), err)
-        err.print(f"[bold red]deploy {exc.result.outcome}:[/] {escape(redact(str(exc), token))}")
+        err.print(redact(str(exc), token), markup=False)
+        reason = redact(exc.result.reason, token)
+        err.print(f"[bold red]deploy {exc.result.outcome}:[/] {escape(reason)}")
         return EXIT_FAILED
     _write_result(args.output, result.to_json(), err)
-    print(
-        f"{env.name}: {rev.short} deployed and verified ({', '.join(s.service for s in result.services)})"
-    )
+    services = ", ".join(s.service for s in result.services)
+    print(f"deploy {result.outcome}: {env.name}: {rev.short} deployed and verified ({services})")
     return 0
 
 

@@ -127,6 +127,9 @@ class ReleaseMachine:
             )
         except DeployFailed as exc:
             record.deployments = exc.result.services
-            raise
+            # The step's detail starts with how the deploy ended (rolled-back, refused, …).
+            raise DeployFailed(f"deploy {exc.result.outcome}: {exc}", exc.result) from None
         record.deployments = result.services
-        return "verified: " + ", ".join(f"{s.service} {s.deployment}" for s in result.services)
+        return f"{result.outcome}: " + ", ".join(
+            f"{s.service} {s.deployment}" for s in result.services
+        )
