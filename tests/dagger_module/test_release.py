@@ -145,6 +145,23 @@ def test_deploy_sets_tags_deploys_and_verifies(
     assert TOKEN not in json.dumps(files)
 
 
+def test_a_deploy_coolify_refuses_writes_the_refused_outcome(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+) -> None:
+    staged(example, coolify, registry, health)
+    publish_images(registry, DEPLOYED)
+    coolify.refuse_deploys()
+    files = deploy(example, DEPLOYED)
+    result = json.loads(files["deploy.json"])
+    assert files["status"] == "refused\n" and result["outcome"] == "refused"
+    assert all(app.image_tag == "0000000" for app in coolify.apps.values())
+    assert not [r for r in coolify.requests if r.path.endswith("/rollback")]
+
+
 def test_deploy_of_a_commit_never_published_is_refused_before_coolify(
     engine: FakeEngine,
     example: Path,
