@@ -604,7 +604,15 @@ def test_rollback_checks_its_inputs(
 
 
 @pytest.mark.parametrize(
-    ("status", "code"), [("verified\n", 0), ("rolled-back\n", 1), ("failed\n", 1), (None, 1)]
+    ("status", "code"),
+    [
+        ("verified\n", 0),
+        ("rolled-back\n", 1),
+        ("rollback-failed\n", 1),
+        ("failed-not-rolled-back\n", 1),
+        ("refused\n", 1),
+        (None, 1),
+    ],
 )
 def test_rollback_verdict_step(tmp_path: Path, status: str | None, code: int) -> None:
     out = tmp_path / "deploy"
