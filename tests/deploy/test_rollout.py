@@ -7,9 +7,11 @@ a cancelled deployment without log lines), on a fake clock where timing matters.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pytest
 
@@ -392,3 +394,105 @@ def test_a_rollback_that_does_not_verify_is_rollback_failed(
     assert any(line.startswith("ROLLBACK FAILED for web") for line in said)
     assert "rollback FAILED for web (see above)" in message
     assert "ROLLBACK FAILED for web" not in message
+
+
+# -- the CLI: its last line, its exit code and result.json agree ---------------------------------
+
+
+@dataclass
+class _Manifest:
+    env: Environment
+    root: Path
+
+    def environment(self, name: str) -> Environment:
+        assert name == self.env.name
+        return self.env
+
+
+class _Registry:
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def __enter__(self) -> _Registry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def cli_deploy(
+    coolify: CoolifyServer,
+    health: Health,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> tuple[int, str, dict[str, object]]:
+    """`wormhole-ci deploy` with the manifest, git and the registry check stubbed out."""
+    import wormhole_ci.deploy.published
+    import wormhole_ci.images.gitinfo
+    import wormhole_ci.images.registry
+    import wormhole_ci.images.spec
+    import wormhole_ci.manifest
+    from wormhole_ci.cli import main
+    from wormhole_ci.images.spec import Revision
+
+    env = replace(environment(coolify, health), verify_timeout=3.0, deploy_timeout=10.0)
+    manifest = _Manifest(env, tmp_path)
+
+    def load(source: object) -> _Manifest:
+        return manifest
+
+    def head(root: object, tag: object) -> Revision:
+        return Revision(SHA)
+
+    def nothing(*args: object) -> list[object]:
+        return []
+
+    monkeypatch.setattr(wormhole_ci.manifest, "load_manifest", load)
+    monkeypatch.setattr(wormhole_ci.images.gitinfo, "revision", head)
+    monkeypatch.setattr(wormhole_ci.images.spec, "image_specs", nothing)
+    monkeypatch.setattr(wormhole_ci.images.registry, "Registry", _Registry)
+    monkeypatch.setattr(wormhole_ci.deploy.published, "require_published", nothing)
+    monkeypatch.setenv("T", TOKEN)
+    output = tmp_path / "deploy.json"
+    code = main(
+        [
+            *("deploy", "--source", str(tmp_path), "--environment", "staging"),
+            *("--output", str(output), "--poll-interval", "0.05"),
+        ]
+    )
+    captured = capsys.readouterr()
+    result = json.loads(output.read_text())
+    assert TOKEN not in captured.out + captured.err
+    # stderr's lines come first: the result is written before the last stdout line
+    return code, (captured.err + captured.out).strip(), result
+
+
+def test_the_cli_says_refused_exits_1_and_writes_refused(
+    coolify: CoolifyServer,
+    health: Health,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    serve_what_was_deployed(coolify, health)
+    coolify.refuse_deploys()
+    code, output, result = cli_deploy(coolify, health, monkeypatch, capsys, tmp_path)
+    assert code == 1 and result["outcome"] == "refused"
+    assert output.splitlines()[-1] == "deploy refused: staging 4f3c2b1"
+    assert "no deployment and no rollback deployment was queued" in output
+    assert all(coolify.apps[f"app-{s}"].image_tag == PREVIOUS[:7] for s in SERVICES)
+    assert_each_line_once([], output)
+
+
+def test_the_cli_says_verified_and_exits_0(
+    coolify: CoolifyServer,
+    health: Health,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    serve_what_was_deployed(coolify, health)
+    code, output, result = cli_deploy(coolify, health, monkeypatch, capsys, tmp_path)
+    assert code == 0 and result["outcome"] == "verified"
+    assert output.splitlines()[-1].startswith("deploy verified: staging: 4f3c2b1")

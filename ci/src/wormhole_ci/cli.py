@@ -182,9 +182,9 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
     except DeployFailed as exc:
         # The details first; the last line is the outcome result.json and the exit code carry.
         _write_result(args.output, exc.result.to_json(), err)
+        # (result.json also carries the outcome's `reason`; the lines above already say it)
         err.print(redact(str(exc), token), markup=False)
-        reason = redact(exc.result.reason, token)
-        err.print(f"[bold red]deploy {exc.result.outcome}:[/] {escape(reason)}")
+        err.print(f"[bold red]deploy {exc.result.outcome}:[/] {env.name} {rev.short}")
         return EXIT_FAILED
     _write_result(args.output, result.to_json(), err)
     services = ", ".join(s.service for s in result.services)
