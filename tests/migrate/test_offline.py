@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 RELAY = Path(__file__).with_name("netns_relay.py")
 TAG = "4f3c2b1" + "0" * 33
 NEW = "20990101000000_offline_probe"
+NEW2 = "20990102000000_offline_probe_2"
 
 
 def unshare_or_skip() -> str:
@@ -63,6 +64,7 @@ def offline_migrate(
         command, capture_output=True, text=True, env=env, timeout=300, check=False
     )
     elapsed = time.monotonic() - started
+    print(f"offline migrate{' (cold)' if path else ''}: exit {done.returncode}, {elapsed:.1f} s")
     assert_no_secret(db, done.stdout, done.stderr)
     return done, elapsed
 
@@ -72,17 +74,30 @@ def test_new_migration_applies_without_the_registry(
 ) -> None:
     unshare_or_skip()
     repo = copy_example(tmp_path)
+    started = time.monotonic()
     first = migrate(repo, database_url, "--no-backup")  # online: warms the store if needed
+    print(f"online migrate: exit {first.returncode}, {time.monotonic() - started:.1f} s")
     assert first.returncode == 0, first.stderr
     add_migration(repo, NEW, "CREATE TABLE offline_probe (id integer PRIMARY KEY);\n")
+
+    # Only a migration added: the install (keyed on the dependency files) is reused.
+    done, elapsed = offline_migrate(pg_server, repo, database_url)
+
+    assert done.returncode == 0, done.stderr
+    assert f"applied {NEW}" in done.stdout + done.stderr
+    assert "[api] install passed (cached" in done.stdout + done.stderr
+    assert elapsed < 120, f"took {elapsed:.0f} s"
+
     # A fresh checkout on the runner: the install must really run, from the store alone.
+    add_migration(repo, NEW2, "CREATE TABLE offline_probe_2 (id integer PRIMARY KEY);\n")
     shutil.rmtree(repo / "api" / "node_modules")
 
     done, elapsed = offline_migrate(pg_server, repo, database_url)
 
     assert done.returncode == 0, done.stderr
-    assert f"applied {NEW}" in done.stdout + done.stderr
-    assert (NEW, 1) in applied(database_url.url)
+    assert "install started: pnpm install --frozen-lockfile --offline" in done.stdout + done.stderr
+    assert f"applied {NEW2}" in done.stdout + done.stderr
+    assert applied(database_url.url)[-2:] == [(NEW, 1), (NEW2, 1)]
     assert "from the registry" not in done.stderr  # the offline install was enough
     assert elapsed < 120, f"took {elapsed:.0f} s"
 
