@@ -202,6 +202,9 @@ def test_release_runs_every_step_in_order(
     assert all("@sha256:" in i["reference"] and i["action"] == "pushed" for i in record["images"])
     assert all(i["config_digest"].startswith("sha256:") for i in record["images"])
     assert record["scan"]["allow_unavailable"] is True and record["scan"]["outcomes"]
+    # the reports the record lists are in the returned directory
+    assert sorted(record["scan"]["reports"]) == sorted(f for f in files if f.startswith("scan/"))
+    assert json.loads(files["scan/scan.json"])["passed"] is True
     assert record["migrations"] == {"outcome": "applied", "applied": ["x"]}
     assert files["migrate/status"] == "applied\n"
     assert [d["status"] for d in record["deployments"]] == ["verified"] * 3

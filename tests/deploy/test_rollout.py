@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
 
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.healthz import Health, run_health
+from tests.deploy.test_coolify import FakeTime
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.rollout import (
     DeployFailed,
@@ -83,22 +84,6 @@ def serve_what_was_deployed(
         health.versions[service] = "dev" if service == broken and tag == SHA[:7] else full[tag]
 
     coolify.on_deploy = on_deploy
-
-
-@dataclass
-class FakeTime:
-    """A clock that moves only when the client or the rollout sleeps."""
-
-    now: float = 5000.0
-    sleeps: list[float] = field(default_factory=list[float])
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        assert seconds > 0, "every wait must move time forward"
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def run(

@@ -145,10 +145,9 @@ def _write_result(path: Path | None, text: str, err: Console) -> None:
 
 def _deploy(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.deploy.coolify import Coolify
-    from wormhole_ci.deploy.published import require_published
+    from wormhole_ci.deploy.published import check_published
     from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
     from wormhole_ci.images.gitinfo import revision
-    from wormhole_ci.images.registry import Registry
     from wormhole_ci.images.spec import image_specs
     from wormhole_ci.manifest import load_manifest
     from wormhole_ci.secretref import redact, resolve_secret
@@ -161,15 +160,14 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
     # Also the rollback path (an earlier SHA): only images the registry holds are deployed.
     password_var = env.secrets.get("registry_password")
     password = os.environ.get(password_var) if password_var else None
-    user = env.registry_username if password else None
-    with Registry(env.registry.partition("/")[0], user, password) as registry:
-        require_published(registry, env.registry, image_specs(manifest), rev, env.name)
-    options = DeployOptions(
+    check_published(
+        env, image_specs(manifest), rev, username=env.registry_username, password=password
+    )
+    options = DeployOptions.for_environment(
+        env,
         sha=rev.sha,
         image_tag=rev.short,
         rollback=not args.no_rollback,
-        deploy_timeout=env.deploy_timeout,
-        verify_timeout=env.verify_timeout,
         poll_interval=args.poll_interval,
     )
 

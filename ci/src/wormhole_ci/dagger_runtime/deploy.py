@@ -11,9 +11,8 @@ from dagger import dag
 
 from wormhole_ci.dagger_runtime.source import DaggerSource
 from wormhole_ci.deploy.coolify import Coolify
-from wormhole_ci.deploy.published import require_published
+from wormhole_ci.deploy.published import check_published
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
-from wormhole_ci.images.registry import Registry
 from wormhole_ci.images.spec import Revision, check_sha, image_specs
 from wormhole_ci.manifest import Environment
 from wormhole_ci.secretref import redact
@@ -33,13 +32,11 @@ async def deploy_commit(
     and `status` whether or not the deploy succeeded."""
     rev = Revision(check_sha(tag))
     env, specs = await source.planned(lambda m: (m.environment(environment), image_specs(m)))
-    user = registry_username or env.registry_username or ""
+    user = registry_username or env.registry_username
     secret = await registry_password.plaintext() if registry_password else None
-    host = env.registry.partition("/")[0]
-    with Registry(host, user or None if secret else None, secret) as registry:
-        await anyio.to_thread.run_sync(
-            lambda: require_published(registry, env.registry, specs, rev, env.name)
-        )
+    await anyio.to_thread.run_sync(
+        lambda: check_published(env, specs, rev, username=user, password=secret)
+    )
     try:
         result = await _deploy_env(env, rev, coolify_token, rollback=rollback)
     except DeployFailed as exc:
@@ -57,12 +54,8 @@ async def _deploy_env(
 ) -> DeployResult:
     """The deploy runs in the module itself: Coolify's API over HTTPS, no container."""
     plaintext = await token.plaintext()
-    options = DeployOptions(
-        sha=rev.sha,
-        image_tag=rev.short,
-        rollback=rollback,
-        deploy_timeout=env.deploy_timeout,
-        verify_timeout=env.verify_timeout,
+    options = DeployOptions.for_environment(
+        env, sha=rev.sha, image_tag=rev.short, rollback=rollback
     )
     coolify = Coolify(env.coolify_url, plaintext)
 

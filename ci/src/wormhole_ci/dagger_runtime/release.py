@@ -16,17 +16,25 @@ from wormhole_ci.dagger_runtime.migrate import migrate_job
 from wormhole_ci.dagger_runtime.scan import scan_verdict
 from wormhole_ci.dagger_runtime.source import DaggerSource
 from wormhole_ci.deploy.coolify import Coolify
-from wormhole_ci.errors import ImageError, MigrateError, WormholeCiError
-from wormhole_ci.images.spec import ImageSpec, Revision, check_sha, image_specs
+from wormhole_ci.errors import ImageError, MigrateError
+from wormhole_ci.images.spec import ImageSpec, Revision, check_sha, image_specs, local_name
 from wormhole_ci.jsonish import as_dict, as_list
 from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
-from wormhole_ci.release.record import ImageRecord, ReleaseRecord, scan_detail, scan_record, utc_now
-from wormhole_ci.results import summary, tail_of
+from wormhole_ci.release.record import (
+    ImageRecord,
+    ReleaseRecord,
+    check_detail,
+    scan_detail,
+    scan_record,
+    utc_now,
+)
+from wormhole_ci.results import tail_of
 from wormhole_ci.secretref import redact
 from wormhole_ci.security.tasks import Family
+from wormhole_ci.security.wrapup import render_reports
 
 
 async def run_release(
@@ -51,10 +59,8 @@ async def run_release(
     )
     token = await coolify_token.plaintext()
     password = await registry_password.plaintext() if registry_password else None
-    hidden = (
-        tuple(v for v in (token, password, await database_url.plaintext()) if v)
-        + DatabaseUrl.parse(await database_url.plaintext()).secrets
-    )
+    url = await database_url.plaintext()
+    hidden = tuple(v for v in (token, password, url) if v) + DatabaseUrl.parse(url).secrets
     steps = DaggerSteps(
         source,
         manifest,
@@ -115,10 +121,7 @@ class DaggerSteps:
         """What the release returns besides release.json: the migration's files."""
 
     async def check(self, record: ReleaseRecord) -> str:
-        report = await execute(self.source, self.plan)
-        if not report.ok:
-            raise WormholeCiError(summary(report, "check"))
-        return f"{len(report.results)} tasks passed"
+        return check_detail(await execute(self.source, self.plan))
 
     async def build(self, record: ReleaseRecord) -> str:
         args = image_args(self.rev, "", self.manifest.repository, ())
@@ -129,7 +132,7 @@ class DaggerSteps:
             except (dagger.ExecError, dagger.QueryError) as exc:
                 raise ImageError(f"build {spec.service}: {exc}") from None
             self.images[spec.service] = image
-            name = f"{spec.repository}:{self.rev.short}"
+            name = local_name(spec, self.rev)
             record.images.append(ImageRecord(spec.service, name, ",".join(digests.values())))
         return ", ".join(i.name for i in record.images)
 
@@ -137,9 +140,12 @@ class DaggerSteps:
         verdict = await scan_verdict(
             self.source, frozenset(Family), None, self.allow_unavailable, self.images
         )
-        record.scan = scan_record(
-            verdict, self.allow_unavailable, ["scan/scan.sarif", "scan/scan.md", "scan/scan.json"]
-        )
+        # the reports beside release.json, as the native release writes them in its work dir
+        reports: list[str] = []
+        for name, text in render_reports(verdict).items():
+            self.out = self.out.with_new_file(f"scan/{name}", text)
+            reports.append(f"scan/{name}")
+        record.scan = scan_record(verdict, self.allow_unavailable, reports)
         return scan_detail(verdict)
 
     async def publish(self, record: ReleaseRecord) -> str:
@@ -150,15 +156,7 @@ class DaggerSteps:
             self.username if self.password is not None else "",
             self.password,
         )
-        for each in published:
-            image = record.image(each.service)
-            if image is not None and not image.reference:
-                image.reference, image.digest, image.action = (
-                    each.reference,
-                    each.digest,
-                    each.action,
-                )
-        return ", ".join(p.reference for p in published)
+        return record.add_published(published)
 
     async def migrate(self, record: ReleaseRecord) -> str:
         result = await migrate_job(

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from wormhole_ci.errors import DeployRefusedError
 from wormhole_ci.images.registry import Registry
 from wormhole_ci.images.spec import ImageSpec, Revision
+from wormhole_ci.manifest import Environment
 
 
 def missing_images(
@@ -33,3 +34,17 @@ def require_published(
             "was deployed. Choose a commit that a release published (release.json lists its "
             "images), or release it first"
         )
+
+
+def check_published(
+    env: Environment,
+    specs: Sequence[ImageSpec],
+    rev: Revision,
+    *,
+    username: str | None,
+    password: str | None,
+) -> None:
+    """`require_published` against `env`'s registry, anonymous without a password."""
+    host = env.registry.partition("/")[0]
+    with Registry(host, (username or None) if password else None, password) as registry:
+        require_published(registry, env.registry, specs, rev, env.name)

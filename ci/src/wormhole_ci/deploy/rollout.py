@@ -91,6 +91,26 @@ class DeployOptions:
     verify_timeout: float = 300.0
     poll_interval: float = 2.0
 
+    @classmethod
+    def for_environment(
+        cls,
+        env: Environment,
+        *,
+        sha: str,
+        image_tag: str,
+        rollback: bool,
+        poll_interval: float = 2.0,
+    ) -> DeployOptions:
+        """This commit with the environment's deploy and verify deadlines."""
+        return cls(
+            sha=sha,
+            image_tag=image_tag,
+            rollback=rollback,
+            deploy_timeout=env.deploy_timeout,
+            verify_timeout=env.verify_timeout,
+            poll_interval=poll_interval,
+        )
+
 
 def reported_version(url: str, client: httpx.Client) -> str | None:
     """The version a service's /healthz reports (`version`, `sha` or `build_sha`), or None."""

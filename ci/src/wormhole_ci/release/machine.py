@@ -112,12 +112,11 @@ class ReleaseMachine:
         )
 
     async def _deploy(self, record: ReleaseRecord) -> str:
-        options = DeployOptions(
+        options = DeployOptions.for_environment(
+            self.env,
             sha=self.rollout.sha,
             image_tag=self.rollout.image_tag,
             rollback=self.rollout.rollback,
-            deploy_timeout=self.env.deploy_timeout,
-            verify_timeout=self.env.verify_timeout,
             poll_interval=self.rollout.poll_interval,
         )
         say = self.say

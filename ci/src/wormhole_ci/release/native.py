@@ -31,8 +31,14 @@ from wormhole_ci.migrate.job import MigrateFailed, MigrateResult, database_servi
 from wormhole_ci.migrate.native import prepare_migrate
 from wormhole_ci.plan import build_plan
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
-from wormhole_ci.release.record import ImageRecord, ReleaseRecord, scan_detail, scan_record, utc_now
-from wormhole_ci.results import summary
+from wormhole_ci.release.record import (
+    ImageRecord,
+    ReleaseRecord,
+    check_detail,
+    scan_detail,
+    scan_record,
+    utc_now,
+)
 from wormhole_ci.secretref import Secret, redact
 from wormhole_ci.security.policy import FailOn
 from wormhole_ci.security.scan import ScanOptions, run_scan
@@ -158,9 +164,7 @@ class NativeSteps:
         report = await anyio.to_thread.run_sync(
             lambda: run_plan(plan, options, PlainReporter(sys.stderr), self.say)
         )
-        if not report.ok:
-            raise WormholeCiError(summary(report, "check"))
-        return f"{len(report.results)} tasks passed"
+        return check_detail(report)
 
     def _build_options(self) -> BuildOptions:
         return BuildOptions(
@@ -220,12 +224,7 @@ class NativeSteps:
                 built=self.built,
             )
         )
-        for published in result.published:
-            image = record.image(published.service)
-            if image is not None:
-                image.reference, image.digest = published.reference, published.digest
-                image.action = published.action
-        return ", ".join(p.reference for p in result.published)
+        return record.add_published(result.published)
 
     async def migrate(self, record: ReleaseRecord) -> str:
         url = DatabaseUrl.parse(self.secrets.database_url.reveal())

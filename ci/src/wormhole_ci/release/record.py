@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 
 from wormhole_ci.deploy.rollout import ServiceDeploy
 from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.images.publish import Published
+from wormhole_ci.results import RunReport, summary
 from wormhole_ci.security.policy import Verdict
 
 STEPS = ("check", "build", "scan", "publish", "migrate", "deploy")
@@ -86,6 +89,18 @@ class ReleaseRecord:
     def image(self, service: str) -> ImageRecord | None:
         return next((i for i in self.images if i.service == service), None)
 
+    def add_published(self, published: Sequence[Published]) -> str:
+        """Each built image's reference, registry digest and action; the publish detail."""
+        for each in published:
+            image = self.image(each.service)
+            if image is not None:
+                image.reference, image.digest, image.action = (
+                    each.reference,
+                    each.digest,
+                    each.action,
+                )
+        return ", ".join(p.reference for p in published)
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
@@ -105,6 +120,13 @@ def scan_record(verdict: Verdict, allow_unavailable: bool, reports: list[str]) -
         allow_unavailable=allow_unavailable,
         reports=reports,
     )
+
+
+def check_detail(report: RunReport) -> str:
+    """The check gate's one line; raises the red gate with the failure summary."""
+    if not report.ok:
+        raise WormholeCiError(summary(report, "check"))
+    return f"{len(report.results)} tasks passed"
 
 
 def scan_detail(verdict: Verdict) -> str:
