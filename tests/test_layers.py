@@ -15,7 +15,9 @@ import wormhole_ci
 SRC = Path(wormhole_ci.__file__).parent
 MODEL = ("manifest", "plan", "results", "errors", "secretref", "jsonish", "paths", "waivers")
 """The top-level model modules (DESIGN.md §2): plain data and its parsing."""
-CAPABILITIES = frozenset({"check", "security", "images", "migrate", "deploy", "hasura", "release"})
+CAPABILITIES = frozenset(
+    {"check", "security", "images", "migrate", "deploy", "hasura", "release", "drift"}
+)
 RUNTIME = "wormhole_ci.dagger_runtime"
 """The Dagger executors (DESIGN.md §2): with main.py, the only importers of dagger."""
 

@@ -4,6 +4,8 @@ WormholeCiError
 ├── ManifestError        wormhole-ci.toml or a service's own files are wrong
 ├── ProvisionError       a toolchain is missing and cannot be installed
 ├── HasuraMetadataError  the Hasura metadata does not match the database
+├── HasuraApiError       a Hasura engine's metadata API refuses us, or an apply did not hold
+│   └── HasuraConflictError  the live metadata changed since we exported it
 ├── ImageError           an image cannot be built, saved or published
 │   ├── RegistryError      a registry cannot be used (address, credentials, permissions, health)
 │   └── ImmutableTagError  a tag already names different image content
@@ -28,6 +30,16 @@ class ProvisionError(WormholeCiError):
 
 class HasuraMetadataError(WormholeCiError):
     """Hasura metadata is malformed or refers to something the database lacks."""
+
+
+class HasuraApiError(WormholeCiError):
+    """A Hasura engine's metadata API is unreachable or refuses a request, or applied
+    metadata came out inconsistent (and was restored)."""
+
+
+class HasuraConflictError(HasuraApiError):
+    """`replace_metadata` was refused: the live metadata's resource_version moved (someone
+    edited it in the console since we exported it)."""
 
 
 class ImageError(WormholeCiError):

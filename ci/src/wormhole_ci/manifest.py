@@ -76,6 +76,18 @@ class DeployTarget:
 
 
 @dataclass(frozen=True)
+class HasuraTarget:
+    """`[environments.<name>.hasura]`: the environment's Hasura engine."""
+
+    url: str
+    """The engine's base URL (its metadata API is `<url>/v1/metadata`)."""
+    admin_secret: str
+    """The environment variable holding the admin secret (never the secret itself)."""
+    application: str | None = None
+    """The engine's Coolify application UUID: redeployed when the pinned engine image changes."""
+
+
+@dataclass(frozen=True)
 class Environment:
     """`[environments.<name>]`: where a release of the monorepo goes."""
 
@@ -88,6 +100,8 @@ class Environment:
     targets: tuple[DeployTarget, ...]
     deploy_timeout: float = 900.0
     verify_timeout: float = 300.0
+    hasura: HasuraTarget | None = None
+    """None: the environment runs no Hasura engine (the release skips the hasura step)."""
 
 
 SECRET_ROLES = ("coolify_token", "database_url", "registry_password")
@@ -137,7 +151,9 @@ _ENVIRONMENT_KEYS = {
     "services",
     "deploy_timeout",
     "verify_timeout",
+    "hasura",
 }
+_HASURA_KEYS = {"url", "admin_secret", "application"}
 _TARGET_KEYS = {"application", "tag", "health_url"}
 _URL_RE = re.compile(r"^https?://[^\s/@]+(/\S*)?$")
 _SECURITY_KEYS = {"fail_on", "ignore"}
@@ -232,6 +248,14 @@ def _parse_environments(path: Path, raw: object, services: set[str]) -> tuple[En
                 )
             if target.application:
                 apps[target.application] = f"{env.name}.{target.service}"
+        engine = env.hasura.application if env.hasura else None
+        if engine and engine in apps:
+            raise ManifestError(
+                f"{path}: environments.{env.name}.hasura.application {engine!r} is also used "
+                f"by {apps[engine]}; the Hasura engine is its own Coolify application"
+            )
+        if engine:
+            apps[engine] = f"{env.name}.hasura"
     return tuple(envs)
 
 
@@ -271,7 +295,39 @@ def _parse_environment(path: Path, name: str, raw: object, services: set[str]) -
         registry_username=username if isinstance(username, str) else None,
         secrets=secrets,
         targets=tuple(targets),
+        hasura=_parse_hasura(path, where, name, table.get("hasura")),
         **timeouts,
+    )
+
+
+def _parse_hasura(path: Path, where: str, env_name: str, raw: object) -> HasuraTarget | None:
+    if raw is None:
+        return None
+    where = f"{where}.hasura"
+    table = _table(path, where, raw)
+    _reject_unknown(path, f"{where}.", table, _HASURA_KEYS)
+    url = table.get("url")
+    if not isinstance(url, str) or not _URL_RE.match(url):
+        raise ManifestError(
+            f"{path}: {where}.url is required: the http(s) base URL of the environment's "
+            f"Hasura engine, e.g. https://graphql.example (got {url!r})"
+        )
+    var = table.get("admin_secret")
+    if not isinstance(var, str) or not _ENV_RE.match(var):
+        raise ManifestError(
+            f"{path}: {where}.admin_secret must name the environment variable holding the "
+            f'admin secret (e.g. admin_secret = "{env_name.upper()}_HASURA_ADMIN_SECRET"); '
+            "secrets never go in the manifest"
+        )
+    application = table.get("application")
+    if application is not None and (not isinstance(application, str) or not application):
+        raise ManifestError(
+            f"{path}: {where}.application must be the Coolify application UUID of the engine"
+        )
+    return HasuraTarget(
+        url=url.rstrip("/"),
+        admin_secret=var,
+        application=application if isinstance(application, str) else None,
     )
 
 

@@ -14,7 +14,7 @@ from wormhole_ci.images.publish import Published
 from wormhole_ci.results import RunReport, summary
 from wormhole_ci.security.policy import Verdict
 
-STEPS = ("check", "build", "scan", "publish", "migrate", "deploy")
+STEPS = ("check", "build", "scan", "publish", "migrate", "hasura", "deploy")
 
 
 class ReleaseOutcome(StrEnum):
@@ -81,6 +81,8 @@ class ReleaseRecord:
     scan: ScanRecord | None = None
     migrations: dict[str, object] = field(default_factory=dict[str, object])
     """The migrate job's own result (migrate.json) as it wrote it."""
+    hasura: dict[str, object] = field(default_factory=dict[str, object])
+    """The metadata apply: URL, resource versions, changes, inconsistent objects, restored."""
     deployments: list[ServiceDeploy] = field(default_factory=list[ServiceDeploy])
 
     def step(self, name: str) -> StepRecord:

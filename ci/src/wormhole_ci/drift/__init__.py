@@ -1,0 +1,1 @@
+"""Drift: what runs in an environment compared with the repository, read-only."""
