@@ -167,6 +167,29 @@ def parser() -> argparse.ArgumentParser:
             ),
         ),
     )
+    _environment_commands(
+        sub.add_parser(
+            "hasura-apply",
+            help="apply the repository's Hasura metadata to an environment's engine",
+            description=(
+                "Export the live metadata (and its resource_version), replace it with the "
+                "repository's (refused if someone edited it since the export), and require the "
+                "engine to report it consistent; on any failure the exported metadata is "
+                "re-applied. With [environments.NAME.hasura].application, the engine is first "
+                "redeployed on the pinned engine image when it runs another."
+            ),
+        ),
+        sub.add_parser(
+            "drift",
+            help="compare what runs in an environment with the repository (read-only)",
+            description=(
+                "Database: _prisma_migrations against the migration folders, and the live "
+                "schema against the migrations; Hasura: the live metadata against the "
+                "repository's; Coolify: each application's image tag against the release. "
+                "Exit 0 no drift, 1 drift (each item with the command that fixes it), 2 error."
+            ),
+        ),
+    )
     hasura = sub.add_parser(
         "validate-hasura",
         help="check Hasura metadata against the database schema",
@@ -384,6 +407,47 @@ def _release_commands(deploy: argparse.ArgumentParser, release: argparse.Argumen
     )
     release.add_argument("--cache-dir", type=Path, metavar="DIR")
     release.add_argument("--jobs", type=_positive, default=2, metavar="N")
+
+
+def _environment_commands(
+    hasura_apply: argparse.ArgumentParser, drift: argparse.ArgumentParser
+) -> None:
+    for cmd in (hasura_apply, drift):
+        _source(cmd)
+        cmd.add_argument(
+            "--environment",
+            required=True,
+            metavar="NAME",
+            help="an [environments.NAME] of wormhole-ci.toml (its secrets come from the env vars it names)",
+        )
+    hasura_apply.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="read the live metadata and list what would change; write nothing",
+    )
+    hasura_apply.add_argument(
+        "--output", type=Path, metavar="FILE", help="the result as JSON (hasura.json)"
+    )
+    drift.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        choices=("database", "hasura", "coolify"),
+        help="read only this area (repeatable); nothing else is contacted",
+    )
+    drift.add_argument(
+        "--expect-sha",
+        metavar="SHA",
+        default=None,
+        help="the commit the environment should run (default: the tag most applications run)",
+    )
+    drift.add_argument(
+        "--output",
+        type=Path,
+        metavar="FILE",
+        help="drift.json here, drift.md beside it (default: SOURCE/.wormhole-ci/drift/drift.json)",
+    )
+    drift.add_argument("--cache-dir", type=Path, metavar="DIR")
 
 
 def _build_arg(text: str) -> tuple[str, str]:

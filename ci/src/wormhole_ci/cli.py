@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from wormhole_ci import arguments
+from wormhole_ci import arguments, environment_cli
 from wormhole_ci.errors import ImageError, WormholeCiError
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "restore": _restore,
         "deploy": _deploy,
         "release": _release,
+        "hasura-apply": environment_cli.hasura_apply,
+        "drift": environment_cli.drift,
     }
     try:
         return handlers.get(args.command, _check)(args, err)

@@ -7,6 +7,7 @@ what runs is here. The check containers are `check/container.py`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from wormhole_ci.plan import Cache
@@ -175,4 +176,37 @@ def migrate_argv(
     if allow_destructive:
         argv.append("--allow-destructive")
     argv += ["--no-backup"] if no_backup else ["--backup-dir", f"{OUT_PATH}/backups"]
+    return tuple(argv)
+
+
+# -- the drift job ----------------------------------------------------------------------------
+
+# The migration job's toolchain plus the PostgreSQL 15 server binaries: schema drift replays
+# the migrations on a throwaway cluster (the shadow database).
+DRIFT_TOOLCHAIN: tuple[tuple[str, ...], ...] = (
+    MIGRATE_TOOLCHAIN[0],
+    (*MIGRATE_TOOLCHAIN[1], "postgresql-15"),
+    *MIGRATE_TOOLCHAIN[2:],
+)
+
+
+def drift_argv(*, environment: str, only: Sequence[str], expect_sha: str | None) -> tuple[str, ...]:
+    """The native CLI run inside the drift job; secrets only through the variables the
+    manifest names, set as secret variables of the container."""
+    argv = [
+        f"{MIGRATE_VENV}/bin/wormhole-ci",
+        "drift",
+        "--source",
+        SOURCE_ROOT,
+        "--environment",
+        environment,
+        "--output",
+        f"{OUT_PATH}/drift.json",
+        "--cache-dir",
+        MIGRATE_CACHE.path,
+    ]
+    for area in only:
+        argv += ["--only", area]
+    if expect_sha:
+        argv += ["--expect-sha", expect_sha]
     return tuple(argv)

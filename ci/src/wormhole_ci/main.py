@@ -20,6 +20,7 @@ from dagger import check as dagger_check
 
 from wormhole_ci.dagger_runtime.check import check_report_directory, run_checks
 from wormhole_ci.dagger_runtime.deploy import deploy_commit
+from wormhole_ci.dagger_runtime.environment import apply_hasura, drift_job
 from wormhole_ci.dagger_runtime.hasura import validate_hasura_metadata
 from wormhole_ci.dagger_runtime.images import build_image, build_images, publish_images
 from wormhole_ci.dagger_runtime.migrate import migrate_job
@@ -32,7 +33,8 @@ from wormhole_ci.security.tasks import Family
 
 # Cache policies (DESIGN.md §3; Dagger caches a function without one for up to 7 days).
 SIDE_EFFECTS = "never"
-"""release, deploy, migrate, publish: they change the world, so they run on every call."""
+"""release, deploy, migrate, publish, hasura-apply change the world, and drift reads live
+state: they run on every call."""
 FRESH = "session"
 """The scans: advisories appear daily, so a new session (the nightly run, the next CI job)
 always rescans, while calls within one session (scan-report after scan) share the run."""
@@ -73,6 +75,10 @@ Platforms: TypeAlias = Annotated[
 ]
 BuildArgs: TypeAlias = Annotated[
     Sequence[str], Doc("Extra build arguments NAME=VALUE, e.g. NODE_IMAGE=mirror/node:20")
+]
+HasuraAdminSecret: TypeAlias = Annotated[
+    dagger.Secret | None,
+    Doc("The environment's Hasura admin secret (required when it has [environments.NAME.hasura])"),
 ]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
@@ -317,6 +323,68 @@ class WormholeCi:
         )
 
     @cached(SIDE_EFFECTS)
+    async def hasura_apply(
+        self,
+        *,
+        environment: Annotated[str, Doc("An [environments.NAME] of wormhole-ci.toml")],
+        hasura_admin_secret: Annotated[dagger.Secret, Doc("The environment's Hasura admin secret")],
+        coolify_token: Annotated[
+            dagger.Secret | None,
+            Doc(
+                "The Coolify API token (needed when [environments.NAME.hasura].application is set)"
+            ),
+        ] = None,
+        dry_run: Annotated[
+            bool, Doc("Read the live metadata and list what would change; write nothing")
+        ] = False,
+    ) -> dagger.Directory:
+        """Apply the repository's Hasura metadata to the environment's engine: export the live
+        metadata and its resource_version, replace it (refused if edited since), require it
+        consistent, and re-apply the exported metadata on any failure. Returns hasura.json
+        and `status` (applied | unchanged | dry-run | failed | refused)."""
+        return await apply_hasura(
+            self._source(),
+            environment=environment,
+            hasura_admin_secret=hasura_admin_secret,
+            coolify_token=coolify_token,
+            dry_run=dry_run,
+        )
+
+    @cached(SIDE_EFFECTS)
+    async def drift(
+        self,
+        *,
+        environment: Annotated[str, Doc("An [environments.NAME] of wormhole-ci.toml")],
+        only: Annotated[
+            Sequence[str], Doc("Read only these areas: database, hasura, coolify (default: all)")
+        ] = (),
+        expect_sha: Annotated[
+            str, Doc("The commit the environment should run (default: what most apps run)")
+        ] = "",
+        database_url: Annotated[
+            dagger.Secret | None, Doc("The environment's PostgreSQL URL (area database)")
+        ] = None,
+        hasura_admin_secret: Annotated[
+            dagger.Secret | None, Doc("The environment's Hasura admin secret (area hasura)")
+        ] = None,
+        coolify_token: Annotated[
+            dagger.Secret | None, Doc("The environment's Coolify API token (area coolify)")
+        ] = None,
+    ) -> dagger.Directory:
+        """Compare what runs in the environment with the repository, read-only: migrations
+        and schema, Hasura metadata, each application's image tag. Returns drift.json,
+        drift.md, drift.log and `status` (clean | drift | error). Live state: never cached."""
+        return await drift_job(
+            self._source(),
+            environment=environment,
+            only=only,
+            expect_sha=expect_sha,
+            database_url=database_url,
+            hasura_admin_secret=hasura_admin_secret,
+            coolify_token=coolify_token,
+        )
+
+    @cached(SIDE_EFFECTS)
     async def release(
         self,
         *,
@@ -332,14 +400,15 @@ class WormholeCi:
         registry_username: Annotated[
             str, Doc("Registry user (default: the environment's registry_username)")
         ] = "",
+        hasura_admin_secret: HasuraAdminSecret = None,
         allow_unavailable_scanners: Annotated[
             bool, Doc("Do not stop when a scanner could not run (recorded)")
         ] = False,
         allow_destructive: Annotated[bool, Doc("Let destructive migrations apply")] = False,
         no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
     ) -> dagger.Directory:
-        """check → build → scan → publish → migrate → deploy → verify, stopping at the first
-        red gate (nothing starts while Coolify deploys these applications). Returns, whether
+        """check → build → scan → publish → migrate → hasura → deploy → verify, stopping at
+        the first red gate (nothing starts while Coolify deploys these applications). Returns, whether
         the release passed or stopped: release.json, `status` (released | stopped | refused)
         and migrate/ (the migration's result, log and pre-migration backup)."""
         return await run_release(
@@ -350,6 +419,7 @@ class WormholeCi:
             database_url=database_url,
             registry_password=registry_password,
             registry_username=registry_username,
+            hasura_admin_secret=hasura_admin_secret,
             allow_unavailable_scanners=allow_unavailable_scanners,
             allow_destructive=allow_destructive,
             rollback=not no_rollback,

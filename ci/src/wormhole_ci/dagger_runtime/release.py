@@ -17,6 +17,7 @@ from wormhole_ci.dagger_runtime.scan import scan_verdict
 from wormhole_ci.dagger_runtime.source import DaggerSource
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.errors import ImageError, MigrateError
+from wormhole_ci.hasura.environment import HasuraRun, hasura_run
 from wormhole_ci.images.spec import ImageSpec, Revision, check_sha, image_specs, local_name
 from wormhole_ci.jsonish import as_dict, as_list
 from wormhole_ci.manifest import Environment, Manifest
@@ -46,6 +47,7 @@ async def run_release(
     database_url: dagger.Secret,
     registry_password: dagger.Secret | None,
     registry_username: str,
+    hasura_admin_secret: dagger.Secret | None,
     allow_unavailable_scanners: bool,
     allow_destructive: bool,
     rollback: bool,
@@ -53,14 +55,21 @@ async def run_release(
     """Run the release machine with these steps; release.json, `status` and migrate/,
     whatever happened."""
     rev = Revision(check_sha(tag))
-    # The planner's inputs live in a temporary export: plan everything up front.
-    manifest, env, specs, plan = await source.planned(
-        lambda m: (m, m.environment(environment), image_specs(m), build_plan(m))
-    )
     token = await coolify_token.plaintext()
     password = await registry_password.plaintext() if registry_password else None
     url = await database_url.plaintext()
-    hidden = tuple(v for v in (token, password, url) if v) + DatabaseUrl.parse(url).secrets
+    admin = await hasura_admin_secret.plaintext() if hasura_admin_secret else None
+    hidden = tuple(v for v in (token, password, url, admin) if v) + DatabaseUrl.parse(url).secrets
+
+    def plan_release(
+        m: Manifest,
+    ) -> tuple[Manifest, Environment, list[ImageSpec], Plan, HasuraRun | None]:
+        env = m.environment(environment)
+        return m, env, list(image_specs(m)), build_plan(m), hasura_run(m, env, admin)
+
+    # The planner's inputs live in a temporary export: plan everything up front (the
+    # Hasura metadata too), so bad input stops the release before anything happens.
+    manifest, env, specs, plan, hasura = await source.planned(plan_release)
     steps = DaggerSteps(
         source,
         manifest,
@@ -86,6 +95,7 @@ async def run_release(
         say=say,
         save=lambda _record: None,  # the record is returned below, whatever happened
         hidden=hidden,
+        hasura=hasura,
     )
     record = await machine.run(ReleaseRecord(sha=rev.sha, environment=env.name, started=utc_now()))
     return steps.out.with_new_file(

@@ -32,6 +32,7 @@ PLAN_INPUTS = [
     "**/tsconfig.json",
     "**/prisma/schema.prisma",
     "**/config.yaml",
+    "**/metadata/**",  # Hasura projects' metadata: the release applies it to the engine
     "**/*Dockerfile*",  # image specs check that each service's Dockerfile exists
 ]
 T = TypeVar("T")

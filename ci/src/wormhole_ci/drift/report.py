@@ -62,11 +62,12 @@ class DriftReport:
 
     @property
     def verdict(self) -> str:
-        return {0: "no drift", 1: "drift", 2: "error"}[self.exit_code]
+        return {0: "clean", 1: "drift", 2: "error"}[self.exit_code]
 
     def to_json(self) -> str:
         data = asdict(self)
-        data["verdict"] = self.verdict
+        # `outcome`: what the Dagger job's `status` file carries (jsonish.outcome_of)
+        data["outcome"] = self.verdict
         return json.dumps(data, indent=2)
 
     def to_markdown(self) -> str:

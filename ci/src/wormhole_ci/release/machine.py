@@ -13,6 +13,8 @@ import anyio.to_thread
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
 from wormhole_ci.errors import CoolifyError, WormholeCiError
+from wormhole_ci.hasura.apply import HasuraApplyFailed
+from wormhole_ci.hasura.environment import HasuraRun, apply_environment
 from wormhole_ci.manifest import Environment
 from wormhole_ci.release.record import STEPS, ReleaseOutcome, ReleaseRecord
 from wormhole_ci.secretref import redact
@@ -59,6 +61,8 @@ class ReleaseMachine:
     save: Callable[[ReleaseRecord], None]
     hidden: tuple[str, ...] = ()
     """Secret values, redacted from every detail."""
+    hasura: HasuraRun | None = None
+    """The environment's Hasura engine; None when it has none (the step is skipped)."""
 
     async def run(self, record: ReleaseRecord) -> ReleaseRecord:
         refused = await self._busy()
@@ -74,10 +78,15 @@ class ReleaseMachine:
             "scan": self.steps.scan,
             "publish": self.steps.publish,
             "migrate": self.steps.migrate,
+            "hasura": self._hasura,
             "deploy": self._deploy,
         }
         for name, gate in gates.items():
             entry = record.step(name)
+            if name == "hasura" and self.hasura is None:
+                entry.status = "skipped"
+                entry.detail = f"no [environments.{self.env.name}.hasura] in wormhole-ci.toml"
+                continue
             self.say(f"== {name}")
             started = time.monotonic()
             try:
@@ -110,6 +119,29 @@ class ReleaseMachine:
             f"{', '.join(busy)}; another release is running. Nothing was done: wait for it "
             "(or cancel it in Coolify) and run again"
         )
+
+    async def _hasura(self, record: ReleaseRecord) -> str:
+        """After the migration (new columns exist), before the deploy (new code may query
+        them): the same HTTP calls from either runtime."""
+        run = self.hasura
+        if run is None:  # the loop skips the step; kept for the type checker
+            return "skipped"
+        say = self.say
+        try:
+            result = await anyio.to_thread.run_sync(
+                lambda: apply_environment(
+                    run,
+                    coolify=self.coolify,
+                    say=say,
+                    deploy_timeout=self.env.deploy_timeout,
+                    health_timeout=self.env.verify_timeout,
+                )
+            )
+        except HasuraApplyFailed as exc:
+            record.hasura = exc.result.to_dict()
+            raise
+        record.hasura = result.to_dict()
+        return f"{result.outcome} on {run.target.url}: {result.detail}"
 
     async def _deploy(self, record: ReleaseRecord) -> str:
         options = DeployOptions.for_environment(

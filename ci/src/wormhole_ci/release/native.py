@@ -16,6 +16,7 @@ from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, NativeOptions, run_pl
 from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.hasura.environment import apply_environment, hasura_run
 from wormhole_ci.images.engine import Engine
 from wormhole_ci.images.native import (
     BuildOptions,
@@ -53,11 +54,14 @@ class ReleaseSecrets:
     coolify_token: Secret
     database_url: Secret
     registry_password: Secret | None
+    hasura_admin_secret: Secret | None = None
 
     def values(self) -> tuple[str, ...]:
         out = [self.coolify_token.reveal(), self.database_url.reveal()]
         if self.registry_password:
             out.append(self.registry_password.reveal())
+        if self.hasura_admin_secret:
+            out.append(self.hasura_admin_secret.reveal())
         out.extend(DatabaseUrl.parse(self.database_url.reveal()).secrets)
         return tuple(out)
 
@@ -83,7 +87,10 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
     """The environment's secrets from the variables the manifest names; a clear error per
     missing one (its name only, never a value)."""
     source = os.environ if environ is None else environ
-    missing = [f"{role} (${var})" for role, var in env.secrets.items() if not source.get(var)]
+    named = dict(env.secrets)
+    if env.hasura is not None:
+        named["hasura admin_secret"] = env.hasura.admin_secret
+    missing = [f"{role} (${var})" for role, var in named.items() if not source.get(var)]
     if missing:
         raise WormholeCiError(
             f"release {env.name}: missing secrets: {', '.join(missing)}; set these environment "
@@ -101,13 +108,19 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
         registry_password=secret("registry_password")
         if "registry_password" in env.secrets
         else None,
+        hasura_admin_secret=Secret(
+            f"env:{env.hasura.admin_secret}", source[env.hasura.admin_secret]
+        )
+        if env.hasura is not None
+        else None,
     )
 
 
 def dry_run(
     manifest: Manifest, env: Environment, rev: Revision, secrets: ReleaseSecrets | None
 ) -> list[str]:
-    """Every step with its targets; reads local files only (no network, no change)."""
+    """Every step with its targets; reads local files, and only reads the live Hasura
+    metadata to list what would change (no change anywhere)."""
     specs = image_specs(manifest)
     plan = build_plan(manifest)
     db_service = database_service(manifest, None)
@@ -122,7 +135,8 @@ def dry_run(
         "4. publish  "
         + ", ".join(reference(env.registry, s, t) for s in specs for t in tags(rev, None)),
         f"5. migrate  {db_service.name}'s pending Prisma migrations on {database} (backup first)",
-        f"6. deploy   Coolify {env.coolify_url}: "
+        "6. hasura   " + hasura_dry_run(manifest, env, secrets),
+        f"7. deploy   Coolify {env.coolify_url}: "
         + ", ".join(
             f"{t.service} -> {'application ' + t.application if t.application else 'tag ' + (t.tag or '')}"
             for t in env.targets
@@ -130,6 +144,25 @@ def dry_run(
         "   verify   "
         + ", ".join(f"{t.service} {t.health_url} reports {rev.short}" for t in env.targets),
     ]
+
+
+def hasura_dry_run(manifest: Manifest, env: Environment, secrets: ReleaseSecrets | None) -> str:
+    """The hasura step's line of a dry run: the URL and, with the admin secret, the changes."""
+    if env.hasura is None:
+        return f"skipped (no [environments.{env.name}.hasura])"
+    where = f"metadata to {env.hasura.url}"
+    admin = secrets.hasura_admin_secret if secrets else None
+    if admin is None:
+        return f"{where} (set ${env.hasura.admin_secret} to list what would change)"
+    run = hasura_run(manifest, env, admin.reveal())
+    if run is None:  # env.hasura is set: hasura_run returns a run or raises
+        return where
+    try:
+        result = apply_environment(run, coolify=None, say=lambda _line: None, dry_run=True)
+    except WormholeCiError as exc:
+        return f"{where}: cannot read the live metadata: {exc}"
+    changes = "; ".join(f"{c.action} {c.object}" for c in result.changes) or "no change"
+    return f"{where}: {changes}"
 
 
 class NativeSteps:
@@ -288,6 +321,11 @@ def run_native_release(
         say=said,
         save=save,
         hidden=hidden,
+        hasura=hasura_run(
+            manifest,
+            env,
+            secrets.hasura_admin_secret.reveal() if secrets.hasura_admin_secret else None,
+        ),
     )
     record = ReleaseRecord(sha=options.revision.sha, environment=env.name, started=utc_now())
     return anyio.run(machine.run, record)
