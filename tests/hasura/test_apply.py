@@ -7,6 +7,7 @@ import copy
 import json
 import secrets
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import psycopg
@@ -15,7 +16,12 @@ import yaml
 
 from tests.conftest import EXAMPLE, copy_example, new_password
 from tests.hasura.hasura_server import EMPTY, HasuraServer, run_hasura
-from wormhole_ci.errors import HasuraApiError, HasuraConflictError, HasuraMetadataError
+from wormhole_ci.errors import (
+    HasuraApiError,
+    HasuraConflictError,
+    HasuraMetadataError,
+    ManifestError,
+)
 from wormhole_ci.hasura.apply import HasuraApplyFailed, apply_metadata
 from wormhole_ci.hasura.client import HasuraClient
 from wormhole_ci.hasura.diff import Change, diff_metadata
@@ -124,12 +130,20 @@ def test_repo_metadata_keeps_non_empty_files_and_refuses_sdl_actions(tmp_path: P
 
 def test_hasura_project_of_the_example_manifest(tmp_path: Path) -> None:
     repo = copy_example(tmp_path)
-    assert hasura_project(load_manifest(repo)) == repo / "hasura"
+    manifest = load_manifest(repo)
+    assert hasura_project(manifest) == repo / "hasura"
+    spec = manifest.service("hasura")
+    twice = replace(manifest, services=(*manifest.services, replace(spec, name="hasura2")))
+    with pytest.raises(ManifestError, match=r"hasura, hasura2"):
+        hasura_project(twice)
+    none = replace(manifest, services=tuple(s for s in manifest.services if s is not spec))
+    assert hasura_project(none) is None
 
 
 # -- apply against the contract engine -------------------------------------------------------
 
 
+@pytest.mark.postgres
 def test_apply_to_an_empty_engine_then_again(engine: HasuraServer, client: HasuraClient) -> None:
     lines: list[str] = []
     result = apply_metadata(client, example_metadata(), lines.append)
@@ -157,6 +171,7 @@ def test_apply_to_an_empty_engine_then_again(engine: HasuraServer, client: Hasur
     assert json.loads(json.dumps(again.to_dict()))["outcome"] == "unchanged"
 
 
+@pytest.mark.postgres
 def test_dry_run_writes_nothing_and_lists_the_changes(
     engine: HasuraServer, client: HasuraClient
 ) -> None:
@@ -168,6 +183,7 @@ def test_dry_run_writes_nothing_and_lists_the_changes(
     assert engine.calls("replace_metadata") == []
 
 
+@pytest.mark.postgres
 def test_a_column_the_database_lacks_fails_and_the_live_metadata_is_restored(
     engine: HasuraServer, client: HasuraClient, tmp_path: Path
 ) -> None:
@@ -195,6 +211,54 @@ def test_a_column_the_database_lacks_fails_and_the_live_metadata_is_restored(
     assert (as_dict(replaces[-1]["args"]) or {})["allow_inconsistent_metadata"] is True
 
 
+@pytest.mark.postgres
+def test_inconsistent_after_the_replace_is_restored(
+    engine: HasuraServer, client: HasuraClient
+) -> None:
+    """The strict replace held, but the check after it finds an inconsistency (the database
+    changed in between): the exported metadata is put back."""
+    found = {"type": "table", "name": "table users in source default", "reason": "gone"}
+    engine.fail_next(
+        "get_inconsistent_metadata", 200, {"is_consistent": False, "inconsistent_objects": [found]}
+    )
+    with pytest.raises(HasuraApplyFailed) as caught:
+        apply_metadata(client, example_metadata(), lambda _: None)
+    assert caught.value.result.restored
+    assert caught.value.inconsistent[0].name == "table users in source default"
+    assert "table users in source default: gone" in str(caught.value)
+    assert engine.metadata == EMPTY
+    assert engine.resource_version == 3  # the apply, then the restore
+
+
+@pytest.mark.postgres
+def test_unchanged_but_inconsistent_live_metadata_fails_without_writing(
+    engine: HasuraServer, client: HasuraClient
+) -> None:
+    broken = example_metadata()
+    source = as_dict((as_list(broken["sources"]) or [None])[0]) or {}
+    broken["sources"] = [{**source, "tables": [{"table": {"schema": "public", "name": "gone"}}]}]
+    engine.edit_live(broken)
+    with pytest.raises(HasuraApplyFailed, match="table gone in source default") as caught:
+        apply_metadata(client, broken, lambda _: None)
+    assert caught.value.result.outcome == "failed"
+    assert not caught.value.result.restored
+    assert engine.calls("replace_metadata") == []
+
+
+@pytest.mark.postgres
+def test_a_failed_replace_is_not_retried_and_is_restored(
+    engine: HasuraServer, client: HasuraClient
+) -> None:
+    engine.fail_next("replace_metadata", 500, {"error": "boom", "code": "unexpected"})
+    with pytest.raises(HasuraApplyFailed, match="restored to version 1") as caught:
+        apply_metadata(client, example_metadata(), lambda _: None)
+    assert caught.value.result.outcome == "failed"
+    assert caught.value.result.restored
+    assert len(engine.calls("replace_metadata")) == 2  # the failed one, then the restore
+    assert engine.metadata == EMPTY
+
+
+@pytest.mark.postgres
 def test_a_missing_table_is_reported_by_the_engine(engine: HasuraServer, secret: str) -> None:
     metadata = example_metadata()
     tables = tables_of(metadata)
@@ -211,6 +275,7 @@ def test_a_missing_table_is_reported_by_the_engine(engine: HasuraServer, secret:
         assert [o.type for o in client.inconsistent()] == ["table"]
 
 
+@pytest.mark.postgres
 def test_a_console_edit_between_export_and_replace_is_refused_not_overwritten(
     engine: HasuraServer, client: HasuraClient
 ) -> None:
@@ -236,6 +301,7 @@ def test_a_console_edit_between_export_and_replace_is_refused_not_overwritten(
     assert len(engine.calls("replace_metadata")) == 1
 
 
+@pytest.mark.postgres
 def test_a_wrong_secret_is_401_and_the_secret_never_leaks(
     engine: HasuraServer, secret: str
 ) -> None:
@@ -262,11 +328,13 @@ def test_a_wrong_secret_is_401_and_the_secret_never_leaks(
     assert all(secret not in json.dumps(r.body) for r in engine.requests)
 
 
+@pytest.mark.postgres
 def test_a_missing_secret_is_401_as_hasura_answers(engine: HasuraServer) -> None:
     with HasuraClient(engine.url, "") as client, pytest.raises(HasuraApiError, match="401"):
         client.export()
 
 
+@pytest.mark.postgres
 def test_an_unreachable_engine_names_the_url_after_bounded_retries(
     engine: HasuraServer, secret: str
 ) -> None:
@@ -283,6 +351,7 @@ def test_an_unreachable_engine_names_the_url_after_bounded_retries(
     assert len(pauses) == 2  # three attempts in all
 
 
+@pytest.mark.postgres
 def test_a_5xx_export_is_retried_but_a_replace_is_not(engine: HasuraServer, secret: str) -> None:
     engine.fail_next("export_metadata", 503, {"error": "unavailable"})
     engine.fail_next("replace_metadata", 500, {"error": "boom", "code": "unexpected"})
@@ -295,6 +364,7 @@ def test_a_5xx_export_is_retried_but_a_replace_is_not(engine: HasuraServer, secr
     assert engine.resource_version == 1
 
 
+@pytest.mark.postgres
 def test_the_v1_api_shapes(engine: HasuraServer, secret: str) -> None:
     import httpx
 

@@ -4,7 +4,9 @@ The layout is the Hasura CLI's (https://hasura.io/docs/latest/migrations-metadat
 `config.yaml` names the metadata directory, and each file there holds one top-level key
 of the metadata (`databases/databases.yaml` → `sources`, `actions.yaml` → `actions` and
 `custom_types`, `allow_list.yaml` → `allowlist`, ...). Like Hasura's export, empty lists
-and empty objects are left out, except `version` and `sources`, which it always writes.
+and empty objects are left out, except `version` and `sources`, which it always writes
+(graphql-engine's `metadataToOrdJSON`: `listToMaybeOrdPair` per list, `custom_types` only
+when not `emptyCustomTypes`, in server/src-lib/Hasura/RQL/Types/Metadata*.hs).
 """
 
 from __future__ import annotations
