@@ -15,6 +15,11 @@ WormholeCiError
 └── DeployRefusedError   a deploy would ship images the registry does not hold
 """
 
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 
 class WormholeCiError(Exception):
     """Base class: the message is complete and says what to do next."""
@@ -32,9 +37,29 @@ class HasuraMetadataError(WormholeCiError):
     """Hasura metadata is malformed or refers to something the database lacks."""
 
 
+@dataclass(frozen=True)
+class InconsistentObject:
+    """One metadata object a Hasura engine reports as inconsistent (`get_inconsistent_metadata`,
+    or the `internal` list of a refused `replace_metadata`)."""
+
+    type: str
+    """Hasura's object type, e.g. "table", "object_relation", "select_permission"."""
+    name: str
+    """Hasura's name of it, e.g. "select_permission user in table users in source default"."""
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.reason}"
+
+
 class HasuraApiError(WormholeCiError):
     """A Hasura engine's metadata API is unreachable or refuses a request, or applied
     metadata came out inconsistent (and was restored)."""
+
+    def __init__(self, message: str, *, inconsistent: Sequence[InconsistentObject] = ()) -> None:
+        super().__init__(message)
+        self.inconsistent: list[InconsistentObject] = list(inconsistent)
+        """The inconsistent objects the engine named (empty when it named none)."""
 
 
 class HasuraConflictError(HasuraApiError):
