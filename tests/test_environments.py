@@ -130,3 +130,52 @@ def test_release_secrets_come_from_the_named_variables(example: Path) -> None:
     secrets = environment_secrets(env, values)
     assert secrets.database_url.source == "env:STAGING_DATABASE_URL"
     assert "secretpw" in secrets.values() and "secretpw" not in repr(secrets)
+
+
+HASURA = '\n[environments.staging.hasura]\nurl = "http://127.0.0.1:8080"\nadmin_secret = "STAGING_HASURA"\n'
+
+
+def test_hasura_engine_of_an_environment(tmp_path: Path) -> None:
+    (tmp_path / "api").mkdir()
+    (tmp_path / "wormhole-ci.toml").write_text(BASE + HASURA + 'application = "hasura-1"\n')
+    env = load_manifest(tmp_path).environment("staging")
+    assert env.hasura is not None
+    assert (env.hasura.url, env.hasura.admin_secret, env.hasura.application) == (
+        "http://127.0.0.1:8080",
+        "STAGING_HASURA",
+        "hasura-1",
+    )
+    (tmp_path / "wormhole-ci.toml").write_text(BASE)
+    assert load_manifest(tmp_path).environment("staging").hasura is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (('url = "http://127.0.0.1:8080"', ""), r"environments\.staging\.hasura\.url is required"),
+        (
+            ('url = "http://127.0.0.1:8080"', 'url = "127.0.0.1:8080"'),
+            r"hasura\.url is required: the http\(s\) base URL of the environment's Hasura engine",
+        ),
+        (
+            ('admin_secret = "STAGING_HASURA"', 'admin_secret = "hunter2 literally"'),
+            r"hasura\.admin_secret must name the environment variable .*STAGING_HASURA_ADMIN_SECRET",
+        ),
+        (
+            ('admin_secret = "STAGING_HASURA"', 'admin_secret = "S"\nconsole = true'),
+            r"unknown key environments\.staging\.hasura\.console; allowed here: admin_secret, application, url",
+        ),
+        (
+            ('admin_secret = "STAGING_HASURA"', 'admin_secret = "S"\napplication = "app-1"'),
+            r"hasura\.application 'app-1' is also used by staging\.api",
+        ),
+    ],
+)
+def test_bad_hasura_tables_name_the_field_and_the_fix(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    (tmp_path / "api").mkdir()
+    (tmp_path / "wormhole-ci.toml").write_text(BASE + HASURA.replace(*change))
+    with pytest.raises(ManifestError, match=message) as info:
+        load_manifest(tmp_path)
+    assert "hunter2" not in str(info.value)  # a secret written literally is never echoed

@@ -30,6 +30,8 @@ EXPECTED_FUNCTIONS = {
     "check_report",
     "deploy",
     "release",
+    "hasura_apply",
+    "drift",
 }
 
 
@@ -93,7 +95,7 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
 # What each function's cache policy must be (DESIGN.md §3): side effects never cached, scans
 # fresh per session, pure checks and builds of a Directory left to the engine's default.
 CACHE_POLICIES = {
-    **dict.fromkeys(("release", "deploy", "migrate", "publish"), "Never"),
+    **dict.fromkeys(("release", "deploy", "migrate", "publish", "hasura_apply", "drift"), "Never"),
     **dict.fromkeys(("scan", "scan_report", "sast", "audit", "scan_image"), "PerSession"),
     **dict.fromkeys(
         (
@@ -233,3 +235,37 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
         steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
         assert steps == [("typeDef", None), ("withObject", "Directory")], name
     assert fns["check_report"]["args"] == {}
+
+
+def test_registration_of_hasura_apply_and_drift(engine: FakeEngine, tmp_path: Path) -> None:
+    fns = main_functions(engine, tmp_path)
+
+    def secret_arg(fn: str, arg: str) -> bool:
+        return [a["name"] for s, a in fns[fn]["args"][arg]["type"] if s == "withObject"] == [
+            "Secret"
+        ]
+
+    apply = fns["hasura_apply"]["args"]
+    assert set(apply) == {"environment", "hasura_admin_secret", "coolify_token", "dry_run"}
+    assert secret_arg("hasura_apply", "hasura_admin_secret")
+    assert apply["hasura_admin_secret"]["optional"] is False
+    assert secret_arg("hasura_apply", "coolify_token") and apply["coolify_token"]["optional"]
+    drift = fns["drift"]["args"]
+    assert set(drift) == {
+        "environment",
+        "only",
+        "expect_sha",
+        "database_url",
+        "hasura_admin_secret",
+        "coolify_token",
+    }
+    for name in ("database_url", "hasura_admin_secret", "coolify_token"):
+        # each area's secret is optional: `--only` needs just its own
+        assert secret_arg("drift", name) and drift[name]["optional"] is True
+    assert drift["only"]["default"] == "[]"
+    assert secret_arg("release", "hasura_admin_secret")
+    assert fns["release"]["args"]["hasura_admin_secret"]["optional"] is True
+    for name in ("hasura_apply", "drift"):
+        steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
+        assert steps == [("typeDef", None), ("withObject", "Directory")], name
+        assert fns[name]["cache"] == "Never" and not fns[name]["check"]

@@ -47,13 +47,17 @@ is taken, before it is sent: an `edit_live` there lands between export and repla
 `on_replace` (run with the request body before a replace is processed), `fail_next(type,
 status, body)` (canned answers, FIFO), `down()` (stop listening: connection refused),
 `requests` (every request: method, path, type, body, headers; the tests assert the secret
-is only ever in the header).
+is only ever in the header). `GET /healthz` answers 200 "OK" like the engine's.
+
+`example_database(pg_server)` makes a database holding the example's migrated schema (the
+migrations' SQL run with psycopg: no Prisma, fast) for the engine to be checked against.
 """
 
 from __future__ import annotations
 
 import copy
 import json
+import secrets
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
@@ -63,9 +67,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 
+from tests.conftest import EXAMPLE, new_password
 from wormhole_ci.hasura.model import DbSchema, DbTable, TableName
 from wormhole_ci.hasura.schema import _read_schema
 from wormhole_ci.jsonish import as_dict, as_list
+from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
+
+EXAMPLE_MIGRATIONS = EXAMPLE / "api" / "prisma" / "migrations"
 
 EMPTY: dict[str, object] = {"version": 3, "sources": []}
 """What a fresh engine without a metadata database source exports."""
@@ -446,6 +454,14 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(answer.status, answer.body)
 
     def do_GET(self) -> None:
+        if self.path == "/healthz":  # the engine's health endpoint answers a plain "OK"
+            data = b"OK"
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         self._send(405, {"path": "$", "error": "only POST is allowed", "code": "not-supported"})
 
     def _send(self, status: int, payload: object) -> None:
@@ -458,6 +474,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         return  # keep pytest's output clean
+
+
+@contextmanager
+def example_database(pg_server: TempPostgres) -> Generator[str]:
+    """A database with the example's migrations applied as plain SQL; its URL."""
+    token = secrets.token_hex(4)
+    role, dbname, password = f"wci_hasura_{token}", f"wci_hasura_{token}", new_password()
+    create_role_and_database(pg_server, role, password, dbname)
+    url = pg_server.url(dbname, role, password)
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for file in sorted(EXAMPLE_MIGRATIONS.glob("*/migration.sql")):
+                conn.execute(file.read_bytes())
+        yield url
+    finally:
+        drop_role_and_database(pg_server, role, dbname)
 
 
 @contextmanager

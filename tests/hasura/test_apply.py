@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
-import psycopg
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE, copy_example, new_password
-from tests.hasura.hasura_server import EMPTY, HasuraServer, run_hasura
+from tests.conftest import EXAMPLE, copy_example
+from tests.hasura.hasura_server import EMPTY, HasuraServer, example_database, run_hasura
 from wormhole_ci.errors import (
     HasuraApiError,
     HasuraConflictError,
@@ -29,7 +28,7 @@ from wormhole_ci.hasura.loader import load_yaml
 from wormhole_ci.hasura.metadata import hasura_project, repo_metadata
 from wormhole_ci.jsonish import as_dict, as_list
 from wormhole_ci.manifest import load_manifest
-from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
+from wormhole_ci.pgtemp import TempPostgres
 
 PROJECT = EXAMPLE / "hasura"
 MIGRATIONS = EXAMPLE / "api" / "prisma" / "migrations"
@@ -38,15 +37,8 @@ MIGRATIONS = EXAMPLE / "api" / "prisma" / "migrations"
 @pytest.fixture(scope="module")
 def database(pg_server: TempPostgres) -> Iterator[str]:
     """A database with the example's migrations applied as plain SQL (no Prisma)."""
-    token = secrets.token_hex(4)
-    role, dbname, password = f"wci_hasura_{token}", f"wci_hasura_{token}", new_password()
-    create_role_and_database(pg_server, role, password, dbname)
-    url = pg_server.url(dbname, role, password)
-    with psycopg.connect(url, autocommit=True) as conn:
-        for file in sorted(MIGRATIONS.glob("*/migration.sql")):
-            conn.execute(file.read_bytes())
-    yield url
-    drop_role_and_database(pg_server, role, dbname)
+    with example_database(pg_server) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import anyio
 import pytest
 
+from tests.conftest import EXAMPLE
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.healthz import Health, run_health
 from tests.deploy.test_rollout import PREVIOUS, SERVICES, SHA, TOKEN, environment
+from tests.hasura.hasura_server import HasuraServer, example_database, run_hasura
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.hasura.environment import ENGINE_TAG, HasuraRun
+from wormhole_ci.hasura.metadata import repo_metadata
+from wormhole_ci.manifest import HasuraTarget
+from wormhole_ci.pgtemp import TempPostgres
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
 from wormhole_ci.release.record import STEPS, ImageRecord, ReleaseOutcome, ReleaseRecord
 
 SECRET = "db-Pa55word-in-a-message"
+ADMIN = "hasura-Adm1n-for-the-machine"
+GATES = ("check", "build", "scan", "publish", "migrate")
+"""The runtime's steps; hasura and deploy are the machine's own (HTTP from either runtime)."""
 
 
 @pytest.fixture
@@ -74,18 +83,20 @@ class Steps:
 
 
 def release(
-    coolify: CoolifyServer, health: Health, steps: Steps
+    coolify: CoolifyServer, health: Health, steps: Steps, hasura: HasuraRun | None = None
 ) -> tuple[ReleaseRecord, list[str], list[str]]:
     saved: list[str] = []
     said: list[str] = []
+    env = environment(coolify, health)
     machine = ReleaseMachine(
-        env=environment(coolify, health),
+        env=replace(env, hasura=hasura.target) if hasura else env,
         steps=steps,
         coolify=Coolify(coolify.url, TOKEN, poll_interval=0.05),
         rollout=Rollout(sha=SHA, image_tag=SHA[:7], poll_interval=0.05),
         say=said.append,
         save=lambda record: saved.append(record.to_json()),
-        hidden=(SECRET, TOKEN),
+        hidden=(SECRET, TOKEN, ADMIN),
+        hasura=hasura,
     )
     record = anyio.run(machine.run, ReleaseRecord(sha=SHA, environment="staging", started="t"))
     return record, saved, said
@@ -95,23 +106,28 @@ def test_every_gate_in_order_then_deploy_and_verify(coolify: CoolifyServer, heal
     steps = Steps()
     record, saved, said = release(coolify, health, steps)
     assert record.outcome is ReleaseOutcome.RELEASED and record.stopped_at is None
-    assert steps.calls == list(STEPS[:-1])
-    assert [(s.name, s.status) for s in record.steps] == [(n, "passed") for n in STEPS]
+    assert steps.calls == list(GATES)
+    # an environment without a Hasura engine skips that step, saying why
+    assert [(s.name, s.status) for s in record.steps] == [
+        (n, "skipped" if n == "hasura" else "passed") for n in STEPS
+    ]
+    assert record.step("hasura").detail == "no [environments.staging.hasura] in wormhole-ci.toml"
     assert [d.status for d in record.deployments] == ["verified"] * 3
-    assert [line for line in said if line.startswith("== ")] == [f"== {n}" for n in STEPS]
-    # written after every step (and once more at the end), the last one final
-    assert len(saved) == len(STEPS) + 1
+    ran = [n for n in STEPS if n != "hasura"]
+    assert [line for line in said if line.startswith("== ")] == [f"== {n}" for n in ran]
+    # written after every step that ran (and once more at the end), the last one final
+    assert len(saved) == len(ran) + 1
     assert json.loads(saved[-1])["outcome"] == "released"
 
 
-@pytest.mark.parametrize("gate", STEPS[:-1])
+@pytest.mark.parametrize("gate", GATES)
 def test_a_red_gate_stops_everything_after_it(
     coolify: CoolifyServer, health: Health, gate: str
 ) -> None:
     steps = Steps(fail=gate)
     record, saved, _ = release(coolify, health, steps)
     assert record.outcome is ReleaseOutcome.STOPPED and record.stopped_at == gate
-    assert steps.calls == list(STEPS[: STEPS.index(gate) + 1])
+    assert steps.calls == list(GATES[: GATES.index(gate) + 1])
     statuses = [s.status for s in record.steps]
     at = STEPS.index(gate)
     assert statuses == ["passed"] * at + ["failed"] + ["skipped"] * (len(STEPS) - at - 1)
@@ -155,7 +171,94 @@ def test_a_failed_deploy_is_recorded_with_its_deployments(
     coolify.script("app-web", "queued", "failed", logs=["boom"])
     record, _, _ = release(coolify, health, Steps())
     assert record.outcome is ReleaseOutcome.STOPPED and record.stopped_at == "deploy"
-    assert [s.status for s in record.steps] == ["passed"] * 5 + ["failed"]
+    assert [s.status for s in record.steps] == ["passed"] * 5 + ["skipped", "failed"]
     assert [d.service for d in record.deployments] == list(SERVICES)
     assert {d.status for d in record.deployments} == {"rolled-back"}
     assert record.step("deploy").detail.startswith("deploy rolled-back: ")
+
+
+# -- the hasura step: the contract engine over a real PostgreSQL holding the example's schema
+
+
+@pytest.fixture(scope="module")
+def database(pg_server: TempPostgres) -> Iterator[str]:
+    with example_database(pg_server) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(database: str) -> Iterator[HasuraServer]:
+    with run_hasura(database, ADMIN) as server:
+        yield server
+
+
+def hasura_run(engine: HasuraServer, metadata: dict[str, object] | None = None) -> HasuraRun:
+    return HasuraRun(
+        HasuraTarget(url=engine.url, admin_secret="STAGING_HASURA"),
+        ADMIN,
+        metadata if metadata is not None else repo_metadata(EXAMPLE / "hasura", EXAMPLE),
+    )
+
+
+def test_hasura_metadata_is_applied_after_migrate_and_before_deploy(
+    coolify: CoolifyServer, health: Health, engine: HasuraServer
+) -> None:
+    steps = Steps()
+    seen: list[tuple[list[str], int]] = []
+    engine.on_replace = lambda _body: seen.append(
+        (list(steps.calls), sum(1 for r in coolify.requests if r.method != "GET"))
+    )
+    record, saved, said = release(coolify, health, steps, hasura_run(engine))
+    assert record.outcome is ReleaseOutcome.RELEASED
+    assert [(s.name, s.status) for s in record.steps] == [(n, "passed") for n in STEPS]
+    # the replace came after every runtime gate (migrate last) and before any Coolify change
+    assert seen == [(list(GATES), 0)]
+    assert record.hasura["outcome"] == "applied" and record.hasura["restored"] is False
+    assert record.hasura["before_version"] == 1 and record.hasura["after_version"] == 2
+    assert record.step("hasura").detail.startswith(f"applied on {engine.url}")
+    assert engine.metadata == repo_metadata(EXAMPLE / "hasura", EXAMPLE)
+    assert "== hasura" in said
+    for text in (*saved, *said):
+        assert ADMIN not in text
+
+
+def test_inconsistent_metadata_stops_at_hasura_restores_and_deploys_nothing(
+    coolify: CoolifyServer, health: Health, engine: HasuraServer
+) -> None:
+    metadata = repo_metadata(EXAMPLE / "hasura", EXAMPLE)
+    text = json.dumps(metadata).replace('"display_name"', '"nickname"', 1)
+    record, saved, _ = release(coolify, health, Steps(), hasura_run(engine, json.loads(text)))
+    assert record.outcome is ReleaseOutcome.STOPPED and record.stopped_at == "hasura"
+    assert record.step("deploy").status == "skipped"
+    assert {r.method for r in coolify.requests} == {"GET"}  # nothing deployed
+    assert record.hasura["restored"] is True and record.hasura["outcome"] == "failed"
+    assert engine.metadata == {"version": 3, "sources": []}  # the exported (empty) metadata
+    assert "nickname" in record.step("hasura").detail
+    assert all(ADMIN not in t for t in saved)
+
+
+def test_a_concurrent_console_edit_is_refused_not_overwritten(
+    coolify: CoolifyServer, health: Health, engine: HasuraServer
+) -> None:
+    console = {"version": 3, "sources": [], "allowlist": [{"collection": "console-edit"}]}
+    engine.on_export = lambda: engine.edit_live(console)
+    record, _, _ = release(coolify, health, Steps(), hasura_run(engine))
+    assert record.outcome is ReleaseOutcome.STOPPED and record.stopped_at == "hasura"
+    assert record.hasura["outcome"] == "refused" and record.hasura["restored"] is False
+    assert engine.metadata == console  # the console's edit is still there
+    assert {r.method for r in coolify.requests} == {"GET"}
+    assert "console" in record.step("hasura").detail
+
+
+def test_the_engine_is_redeployed_on_the_pinned_image_first(
+    coolify: CoolifyServer, health: Health, engine: HasuraServer
+) -> None:
+    coolify.add_app("app-hasura", "hasura", image_tag="v2.40.0")
+    run = hasura_run(engine)
+    run = replace(run, target=replace(run.target, application="app-hasura"))
+    record, _, _ = release(coolify, health, Steps(), run)
+    assert record.outcome is ReleaseOutcome.RELEASED
+    assert coolify.apps["app-hasura"].image_tag == ENGINE_TAG
+    patches = [r for r in coolify.requests if r.method == "PATCH"]
+    assert patches[0].path == "/api/v1/applications/app-hasura"  # before the services' tags
+    assert record.step("hasura").detail.startswith(f"applied on {engine.url}: engine app-hasura")

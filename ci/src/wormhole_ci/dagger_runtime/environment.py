@@ -113,7 +113,13 @@ async def drift_job(
     """Run `wormhole-ci drift` once (never cached) with the secrets under the variable names
     the manifest gives them; drift.json, drift.md, drift.log and `status` (clean | drift |
     error), whatever the verdict."""
-    areas = [Area(a).value for a in only]  # an unknown area fails here, before any container
+    known = [a.value for a in Area]
+    for area in only:  # an unknown area fails here, before any container
+        if area not in known:
+            raise WormholeCiError(
+                f"drift --only {area!r}: unknown area; use {', '.join(known)} (repeatable)"
+            )
+    areas = list(only)
     env = await source.planned(lambda m: m.environment(environment))
     given: list[tuple[str, str, dagger.Secret | None]] = [
         ("database", env.secrets["database_url"], database_url),
