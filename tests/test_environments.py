@@ -21,6 +21,12 @@ def test_the_examples_staging_and_production(example: Path) -> None:
         t.application for t in production.targets
     )
     assert all(t.health_url.endswith("/healthz") for t in (*staging.targets, *production.targets))
+    # each environment's own Hasura engine, its admin secret named, never written
+    assert staging.hasura is not None and production.hasura is not None
+    assert staging.hasura.url == "http://192.168.1.66:8000/staging/hasura"
+    assert production.hasura.url == "http://192.168.1.66:8000/hasura"
+    assert staging.hasura.admin_secret == "STAGING_HASURA_ADMIN_SECRET"
+    assert production.hasura.admin_secret == "PRODUCTION_HASURA_ADMIN_SECRET"
     with pytest.raises(ManifestError, match=r"no environment named 'qa' \(staging, production\)"):
         manifest.environment("qa")
 
@@ -114,14 +120,15 @@ def test_release_secrets_come_from_the_named_variables(example: Path) -> None:
     with pytest.raises(WormholeCiError) as info:
         environment_secrets(env, {"COOLIFY_TOKEN": "t0ken-value"})
     assert (
-        "missing secrets: database_url ($STAGING_DATABASE_URL), registry_password ($REGISTRY_PASSWORD)"
-        in str(info.value)
+        "missing secrets: database_url ($STAGING_DATABASE_URL), registry_password ($REGISTRY_PASSWORD), "
+        "hasura admin_secret ($STAGING_HASURA_ADMIN_SECRET)" in str(info.value)
     )
     assert "t0ken-value" not in str(info.value)
     values = {
         "COOLIFY_TOKEN": "t",
         "REGISTRY_PASSWORD": "p",
         "STAGING_DATABASE_URL": "mysql://u:secretpw@h/db",
+        "STAGING_HASURA_ADMIN_SECRET": "hasura-admin-value",
     }
     with pytest.raises(MigrateError) as bad:
         environment_secrets(env, values)
@@ -129,7 +136,11 @@ def test_release_secrets_come_from_the_named_variables(example: Path) -> None:
     values["STAGING_DATABASE_URL"] = "postgresql://u:secretpw@db.internal:5432/wormhole"
     secrets = environment_secrets(env, values)
     assert secrets.database_url.source == "env:STAGING_DATABASE_URL"
+    assert secrets.hasura_admin_secret is not None
+    assert secrets.hasura_admin_secret.source == "env:STAGING_HASURA_ADMIN_SECRET"
     assert "secretpw" in secrets.values() and "secretpw" not in repr(secrets)
+    assert "hasura-admin-value" in secrets.values()
+    assert "hasura-admin-value" not in repr(secrets)
 
 
 HASURA = '\n[environments.staging.hasura]\nurl = "http://127.0.0.1:8080"\nadmin_secret = "STAGING_HASURA"\n'

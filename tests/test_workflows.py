@@ -1,4 +1,4 @@
-"""The GitHub workflows (ci, release, rollback, security): actionlint, pinned actions, the Dagger calls,
+"""The GitHub workflows (ci, drift, release, rollback, security): actionlint, pinned actions, the Dagger calls,
 secrets only as env:NAME references, least-privilege permissions, one release per environment;
 and their shell steps, run for real with bash."""
 
@@ -32,6 +32,10 @@ WRITE_SCOPES = {
 }
 
 Doc = dict[str, Any]
+
+RELEASE_RUN_NAME = (
+    "release to ${{ inputs.environment || 'staging' }} at ${{ inputs.sha || github.sha }}"
+)
 
 
 def load(name: str) -> Doc:
@@ -86,8 +90,14 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_four_workflows() -> None:
-    assert [w.name for w in WORKFLOWS] == ["ci.yml", "release.yml", "rollback.yml", "security.yml"]
+def test_the_five_workflows() -> None:
+    assert [w.name for w in WORKFLOWS] == [
+        "ci.yml",
+        "drift.yml",
+        "release.yml",
+        "rollback.yml",
+        "security.yml",
+    ]
 
 
 def test_workflows_pass_actionlint() -> None:
@@ -214,6 +224,11 @@ def test_security_runs_nightly_and_on_demand() -> None:
 # --- release.yml --------------------------------------------------------------------------
 
 
+def test_release_run_name_says_environment_and_commit() -> None:
+    # drift.yml finds each environment's last release by this name (test_drift_finds_...)
+    assert load("release.yml")["run-name"] == RELEASE_RUN_NAME
+
+
 def test_release_triggers() -> None:
     on = load("release.yml")["on"]
     assert on["push"] == {"branches": ["main"]}
@@ -256,9 +271,14 @@ def test_release_secrets_reach_dagger_as_env_references() -> None:
     secret_args = {
         a.split("=", 1)[0]: a.split("=", 1)[1]
         for a in argv
-        if re.match(r"--([\w-]*-(password|token)|database-url)=", a)
+        if re.match(r"--([\w-]*-(password|token|secret)|database-url)=", a)
     }
-    assert set(secret_args) == {"--registry-password", "--coolify-token", "--database-url"}
+    assert set(secret_args) == {
+        "--registry-password",
+        "--coolify-token",
+        "--database-url",
+        "--hasura-admin-secret",
+    }
     for flag, value in secret_args.items():
         m = re.fullmatch(r"env:([A-Z][A-Z0-9_]*)", value)
         assert m, f"{flag} must be env:NAME, not {value!r}"
@@ -468,7 +488,8 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
     fake = bin_dir / "dagger"
     fake.write_text(
         '#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\n'
-        'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$DATABASE_URL" > "$ENV_FILE"\n'
+        'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$DATABASE_URL" '
+        '"$HASURA_ADMIN_SECRET" > "$ENV_FILE"\n'
     )
     fake.chmod(0o755)
     s, _ = release_command()
@@ -476,6 +497,7 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
         "REGISTRY_PASSWORD": "pw-value-1",
         "COOLIFY_TOKEN": "coolify-value-2",
         "DATABASE_URL": "postgresql://u:db-value-3@127.0.0.1:5432/wormhole",
+        "HASURA_ADMIN_SECRET": "hasura-value-4",
     }
     done, _, _ = run_step(
         s["run"],
@@ -501,14 +523,11 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
         "--registry-password=env:REGISTRY_PASSWORD",
         "--coolify-token=env:COOLIFY_TOKEN",
         "--database-url=env:DATABASE_URL",
+        "--hasura-admin-secret=env:HASURA_ADMIN_SECRET",
         "export",
         "--path=release",
     ]
-    assert (tmp_path / "env").read_text().splitlines() == [
-        secrets["REGISTRY_PASSWORD"],
-        secrets["COOLIFY_TOKEN"],
-        secrets["DATABASE_URL"],
-    ]
+    assert (tmp_path / "env").read_text().splitlines() == list(secrets.values())
 
 
 # --- the release verdict, from the record the call returned ---------------------------------
@@ -622,3 +641,294 @@ def test_rollback_verdict_step(tmp_path: Path, status: str | None, code: int) ->
     script = step(load("rollback.yml"), "rollback", "Verdict")["run"]
     done, _, _ = run_step(script, tmp_path, {})
     assert done.returncode == code, done.stdout + done.stderr
+
+
+# --- drift.yml ----------------------------------------------------------------------------
+
+DRIFT_ENVIRONMENTS = ["staging", "production"]
+
+
+def test_drift_runs_nightly_and_on_demand() -> None:
+    on = load("drift.yml")["on"]
+    assert set(on) == {"schedule", "workflow_dispatch"}
+    assert len(on["schedule"]) == 1
+    assert re.fullmatch(r"\d+ \d+ \* \* \*", on["schedule"][0]["cron"])
+    # not at the same minute as the nightly scan
+    assert on["schedule"] != load("security.yml")["on"]["schedule"]
+
+
+def test_drift_matrix_environment_and_concurrency() -> None:
+    job = load("drift.yml")["jobs"]["drift"]
+    assert job["strategy"]["matrix"] == {"environment": DRIFT_ENVIRONMENTS}
+    assert job["strategy"]["fail-fast"] is False  # one environment's drift hides no other's
+    # an environment of its own: production's reviewers would hold the nightly job
+    assert job["environment"]["name"] == "drift-${{ matrix.environment }}"
+    # one drift per environment; never the release group (a pending drift would replace a
+    # pending release)
+    assert job["concurrency"]["group"] == "drift-${{ matrix.environment }}"
+    assert job["concurrency"]["cancel-in-progress"] is False
+    assert job["permissions"] == {"contents": "read", "actions": "read"}
+
+
+def drift_command() -> tuple[Doc, list[str]]:
+    s = step(load("drift.yml"), "drift", "dagger call drift")
+    return s, shlex.split(s["run"])
+
+
+def test_drift_command_line() -> None:
+    s, argv = drift_command()
+    assert "uses" not in s
+    assert argv[:4] == ["dagger", "--progress=plain", "call", "--source=released/examples/wormhole"]
+    assert argv[4] == "drift"
+    assert "--environment=$ENVIRONMENT" in argv
+    assert "--expect-sha=$EXPECT_SHA" in argv
+    assert not any(a.startswith("--only") for a in argv)  # every area
+    assert argv[-2:] == ["export", "--path=drift"]
+    assert s["env"]["ENVIRONMENT"] == "${{ matrix.environment }}"
+    assert s["env"]["EXPECT_SHA"] == "${{ steps.last.outputs.sha }}"
+    secret_args = {
+        a.split("=", 1)[0]: a.split("=", 1)[1]
+        for a in argv
+        if re.match(r"--([\w-]*-(password|token|secret)|database-url)=", a)
+    }
+    assert secret_args == {
+        "--database-url": "env:DATABASE_URL",
+        "--hasura-admin-secret": "env:HASURA_ADMIN_SECRET",
+        "--coolify-token": "env:COOLIFY_TOKEN",
+    }
+    for value in secret_args.values():
+        name = value.removeprefix("env:")
+        assert s["env"][name] == f"${{{{ secrets.{name} }}}}"
+    # the installer step comes first and never sees a secret
+    job = load("drift.yml")["jobs"]["drift"]["steps"]
+    install = step(load("drift.yml"), "drift", "Install Dagger")
+    assert install["uses"].startswith(DAGGER_ACTION)
+    assert set(install["with"]) == {"version"}
+    assert "env" not in install
+    assert job.index(install) < job.index(s)
+
+
+def test_drift_compares_the_released_commit() -> None:
+    doc = load("drift.yml")
+    names = [s.get("name") for s in doc["jobs"]["drift"]["steps"]]
+    released = step(doc, "drift", "Check out the released commit")
+    assert released["uses"].startswith("actions/checkout@")
+    # the last release's commit (empty, when none was found: this workflow's commit)
+    assert released["with"]["ref"] == "${{ steps.last.outputs.sha }}"
+    assert released["with"]["path"] == "released"
+    assert names.index("Find the last release") < names.index("Check out the released commit")
+    assert names.index("Check out the released commit") < names.index("dagger call drift")
+
+
+def test_drift_step_runs_dagger_with_references_not_secrets(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "dagger"
+    fake.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\n'
+        'printf "%s\\n" "$DATABASE_URL" "$HASURA_ADMIN_SECRET" "$COOLIFY_TOKEN" > "$ENV_FILE"\n'
+    )
+    fake.chmod(0o755)
+    s, _ = drift_command()
+    secrets = {
+        "DATABASE_URL": "postgresql://u:db-value-1@127.0.0.1:5432/wormhole",
+        "HASURA_ADMIN_SECRET": "hasura-value-2",
+        "COOLIFY_TOKEN": "coolify-value-3",
+    }
+    done, _, _ = run_step(
+        s["run"],
+        tmp_path,
+        {
+            "ENVIRONMENT": "production",
+            "EXPECT_SHA": SHA,
+            "ARGV_FILE": str(tmp_path / "argv"),
+            "ENV_FILE": str(tmp_path / "env"),
+            **secrets,
+        },
+        path=f"{bin_dir}:{os.environ['PATH']}",
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "argv").read_text().splitlines() == [
+        "--progress=plain",
+        "call",
+        "--source=released/examples/wormhole",
+        "drift",
+        "--environment=production",
+        f"--expect-sha={SHA}",
+        "--database-url=env:DATABASE_URL",
+        "--hasura-admin-secret=env:HASURA_ADMIN_SECRET",
+        "--coolify-token=env:COOLIFY_TOKEN",
+        "export",
+        "--path=drift",
+    ]
+    assert (tmp_path / "env").read_text().splitlines() == list(secrets.values())
+
+
+def release_title(environment: str, sha: str) -> str:
+    """The name release.yml gives a run (its run-name, evaluated)."""
+    return RELEASE_RUN_NAME.replace("${{ inputs.environment || 'staging' }}", environment).replace(
+        "${{ inputs.sha || github.sha }}", sha
+    )
+
+
+def last_release(
+    tmp_path: Path, environment: str, runs: object, gh_exit: int = 0
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str], list[str]]:
+    """The "Find the last release" script against a stand-in `gh` answering `runs`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (tmp_path / "runs.json").write_text(runs if isinstance(runs, str) else json.dumps(runs))
+    fake = bin_dir / "gh"
+    fake.write_text(
+        f'#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\ncat "$RUNS_FILE"\nexit {gh_exit}\n'
+    )
+    fake.chmod(0o755)
+    s = step(load("drift.yml"), "drift", "Find the last release")
+    assert s["env"]["GH_TOKEN"] == "${{ github.token }}"
+    assert s["env"]["TARGET_ENVIRONMENT"] == "${{ matrix.environment }}"
+    done, outputs, _ = run_step(
+        s["run"],
+        tmp_path,
+        {
+            "TARGET_ENVIRONMENT": environment,
+            "GITHUB_REPOSITORY": "acme/wormhole",
+            "GITHUB_REF_NAME": "main",
+            "ARGV_FILE": str(tmp_path / "argv"),
+            "RUNS_FILE": str(tmp_path / "runs.json"),
+        },
+        path=f"{bin_dir}:{os.environ['PATH']}",
+    )
+    argv = (tmp_path / "argv").read_text().splitlines()
+    return done, outputs, argv
+
+
+@needs_jq
+@pytest.mark.parametrize("environment", DRIFT_ENVIRONMENTS)
+def test_drift_finds_the_last_release(tmp_path: Path, environment: str) -> None:
+    newest_staging, newest_production, older = "a" * 40, "b" * 40, "c" * 40
+    runs = [  # newest first, as gh lists them
+        {"displayTitle": release_title("staging", newest_staging)},
+        {"displayTitle": "Merge pull request #12 from acme/feature"},  # before run-name
+        {"displayTitle": release_title("production", newest_production)},
+        {"displayTitle": release_title("staging", older)},
+        {"displayTitle": release_title("production", older)},
+    ]
+    done, outputs, argv = last_release(tmp_path, environment, runs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    expected = {"staging": newest_staging, "production": newest_production}[environment]
+    assert outputs == {"sha": expected}
+    # successful runs of release.yml on main only: a stopped release is not what runs
+    assert argv[:2] == ["run", "list"]
+    for flag, value in [
+        ("--workflow", "release.yml"),
+        ("--status", "success"),
+        ("--branch", "main"),
+        ("--repo", "acme/wormhole"),
+    ]:
+        assert argv[argv.index(flag) + 1] == value
+
+
+@needs_jq
+@pytest.mark.parametrize(
+    "runs",
+    [
+        [],
+        [{"displayTitle": "release to staging at " + SHA}],  # another environment's
+        [{"displayTitle": "release to production at abc123"}],  # not a full SHA
+        [{"displayTitle": "release to production at " + SHA + "; rm -rf /"}],
+    ],
+    ids=["none", "other-environment", "short-sha", "trailing-text"],
+)
+def test_drift_without_a_release_compares_the_head(tmp_path: Path, runs: object) -> None:
+    done, outputs, _ = last_release(tmp_path, "production", runs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs == {"sha": ""}
+    assert "::warning title=drift::no successful release of production found" in done.stdout
+
+
+@needs_jq
+@pytest.mark.parametrize(("runs", "gh_exit"), [("[]", 1), ("{not json", 0)], ids=["gh", "json"])
+def test_drift_last_release_errors_fail_the_job(tmp_path: Path, runs: str, gh_exit: int) -> None:
+    done, outputs, _ = last_release(tmp_path, "staging", runs, gh_exit)
+    assert done.returncode == 1
+    assert "::error title=drift::cannot" in done.stdout
+    assert outputs == {}
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "message"),
+    [
+        ("clean\n", 0, "staging matches the repository"),
+        ("drift\n", 1, "::error title=drift pending-migration::20260101000000_add_x: not applied"),
+        ("error\n", 1, "::error title=drift hasura not compared::hasura at http://h: 401"),
+        ("failed\n", 1, "expected clean, drift or error"),
+        (None, 1, "no drift/status: the dagger call itself failed"),
+    ],
+    ids=["clean", "drift", "error", "job-failed", "missing"],
+)
+def test_drift_verdict_step(tmp_path: Path, status: str | None, code: int, message: str) -> None:
+    if shutil.which("jq") is None and code and status in {"drift\n", "error\n"}:
+        pytest.skip("jq not on PATH (GitHub's runners have it)")
+    out = tmp_path / "drift"
+    out.mkdir()
+    report = {
+        "environment": "staging",
+        "outcome": (status or "").strip(),
+        "areas": [
+            {
+                "area": "database",
+                "checked": [],
+                "error": None,
+                "items": [
+                    {
+                        "area": "database",
+                        "kind": "pending-migration",
+                        "subject": "20260101000000_add_x",
+                        "detail": "not applied",
+                        "fix": "wormhole-ci migrate",
+                    }
+                ]
+                if status == "drift\n"
+                else [],
+            },
+            {
+                "area": "hasura",
+                "checked": [],
+                "error": "hasura at http://h: 401" if status == "error\n" else None,
+                "items": [],
+            },
+        ],
+    }
+    if status is not None:
+        (out / "status").write_text(status)
+        (out / "drift.json").write_text(json.dumps(report))
+    s = step(load("drift.yml"), "drift", "Verdict")
+    assert s["if"] == "${{ !cancelled() }}"  # runs after a failed call, too
+    assert s["env"] == {"TARGET_ENVIRONMENT": "${{ matrix.environment }}"}
+    done, _, _ = run_step(s["run"], tmp_path, {"TARGET_ENVIRONMENT": "staging"})
+    assert done.returncode == code, done.stdout + done.stderr
+    assert message in done.stdout
+
+
+def test_drift_report_goes_to_the_summary(tmp_path: Path) -> None:
+    out = tmp_path / "drift"
+    out.mkdir()
+    (out / "drift.md").write_text("## Drift: staging: clean\n")
+    s = step(load("drift.yml"), "drift", "Drift report in the summary")
+    assert s["if"] == "${{ !cancelled() && hashFiles('drift/drift.md') != '' }}"
+    done, _, summary = run_step(s["run"], tmp_path, {})
+    assert done.returncode == 0, done.stderr
+    assert summary == "## Drift: staging: clean\n"
+
+
+def test_drift_uploads_before_the_verdict() -> None:
+    doc = load("drift.yml")
+    upload = step(doc, "drift", "Upload the drift report")
+    assert upload["uses"].startswith("actions/upload-artifact@")
+    assert upload["with"]["path"] == "drift/"
+    assert upload["with"]["name"] == "drift-${{ matrix.environment }}"
+    assert upload["if"] == "${{ !cancelled() }}"
+    names = [s.get("name") for s in doc["jobs"]["drift"]["steps"]]
+    assert names.index("Drift report in the summary") < names.index("Verdict")
+    assert names.index("Upload the drift report") < names.index("Verdict")
+    assert names[-1] == "Verdict"
