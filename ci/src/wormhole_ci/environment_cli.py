@@ -78,7 +78,7 @@ def drift(args: argparse.Namespace, err: Console) -> int:
 
     manifest = load_manifest(args.source)
     env = manifest.environment(args.environment)
-    expect = check_sha(args.expect_sha) if args.expect_sha else None
+    expect = check_sha(args.expect_sha, "--expect-sha") if args.expect_sha else None
     areas = areas_of(env, args.only)
     secrets = drift_secrets(env, areas)
     hidden = secrets.values()

@@ -340,8 +340,9 @@ class WormholeCi:
     ) -> dagger.Directory:
         """Apply the repository's Hasura metadata to the environment's engine: export the live
         metadata and its resource_version, replace it (refused if edited since), require it
-        consistent, and re-apply the exported metadata on any failure. Returns hasura.json
-        and `status` (applied | unchanged | dry-run | failed | refused)."""
+        consistent, and re-apply the exported metadata on any failure. Once the live metadata
+        was read, returns hasura.json and `status` (applied | unchanged | dry-run | failed |
+        refused); an unreachable engine or a wrong secret fails the call (nothing written)."""
         return await apply_hasura(
             self._source(),
             environment=environment,

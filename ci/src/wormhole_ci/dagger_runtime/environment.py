@@ -149,7 +149,7 @@ async def drift_job(
                 drift_argv(
                     environment=environment,
                     only=areas,
-                    expect_sha=check_sha(expect_sha) if expect_sha else None,
+                    expect_sha=check_sha(expect_sha, "--expect-sha") if expect_sha else None,
                 )
             ),
             expect=ReturnType.ANY,

@@ -58,6 +58,11 @@ def apply_environment(
         result = apply_metadata(client, run.metadata, say, dry_run=dry_run)
     if engine:
         result.detail = f"{engine}; {result.detail}"
+    elif run.target.application and dry_run:
+        result.detail += (
+            f"; the engine application {run.target.application} is moved to the pinned "
+            f"{ENGINE_TAG} first if it runs another tag (Coolify is not read in a dry run)"
+        )
     return result
 
 

@@ -79,11 +79,11 @@ def image_specs(manifest: Manifest, services: Sequence[str] = ()) -> tuple[Image
     return tuple(specs)
 
 
-def check_sha(sha: str) -> str:
-    """A commit SHA as given to --tag: 7 to 40 lower-case hex digits."""
+def check_sha(sha: str, option: str = "--tag") -> str:
+    """A commit SHA as given to `option`: 7 to 40 lower-case hex digits."""
     value = sha.strip().lower()
     if not _SHA_RE.match(value):
-        raise ImageError(f"--tag {sha!r}: expected a commit SHA (7 to 40 hex digits)")
+        raise ImageError(f"{option} {sha!r}: expected a commit SHA (7 to 40 hex digits)")
     return value
 
 
