@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import secrets
 from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -43,11 +44,10 @@ from wormhole_ci.errors import MigrateError, ProvisionError
 from wormhole_ci.manifest import Manifest, ServiceSpec
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.prisma import MIGRATIONS_DIR, migrations_on_disk
-from wormhole_ci.pgtemp import find_bindir, temp_postgres
+from wormhole_ci.pgtemp import TempPostgres, find_bindir, temp_postgres
 from wormhole_ci.secretref import REDACTED, redact
 
 _RUNBOOK = "docs/runbooks/failed-migration.md"
-_REFERENCE_DB = "wormhole_ci_drift_reference"
 _CONNECT_TIMEOUT = 10
 # Catalog reads take no lock a migration would wait on, but a live database can be slow:
 # bounded, so a drift run never hangs a CI job.
@@ -81,12 +81,15 @@ def database_drift(
     cache_dir: Path,
     say: Callable[[str], None],
     environment: str,
+    throwaway: TempPostgres | None = None,
 ) -> AreaResult:
     """Compare the live database at `url` with `service`'s migrations, without writing to it.
 
     Expected failures (unreachable database, unreadable history, no PostgreSQL binaries, a
     migration that does not apply) end up in `AreaResult.error`, never as an exception.
     `cache_dir` is unused: see the module docstring for why no Prisma CLI runs.
+    `throwaway`: a running throwaway cluster to build the reference schema in (a database
+    made and dropped on it), instead of starting one (about 1-3 s) for this call.
     """
     del cache_dir
     result = AreaResult(Area.DATABASE)
@@ -131,7 +134,7 @@ def database_drift(
     )
     to_apply = [name for name in on_disk if name in applied]
     try:
-        expected, version = _expected_schema(service_dir, to_apply, schemas, say)
+        expected, version = _expected_schema(service_dir, to_apply, schemas, say, throwaway)
     except (ProvisionError, MigrateError) as exc:
         result.error = f"schema not compared: {exc}"
         return result
@@ -244,10 +247,10 @@ def _history_items(
                     name,
                     f"applied to the {environment} database, but {folder}/{name} is not in "
                     "this repository (deployed from another branch, deleted, or applied by hand)",
-                    f"if it was committed once, restore it: `git log --all --oneline -- "
-                    f"{folder}/{name}`, then `git checkout <commit> -- {folder}/{name}` and "
+                    f"if it was committed once, restore it: git log --all --oneline -- "
+                    f"{folder}/{name}, then git checkout <commit> -- {folder}/{name} and "
                     "commit; if it was applied by hand, undo its changes in the database and "
-                    f"delete its row: `{_delete_row(name)}`",
+                    f"delete its row: {_delete_row(name)}",
                 )
             )
             continue
@@ -261,8 +264,8 @@ def _history_items(
                     f"{folder}/{name}/migration.sql changed after it was applied to the "
                     f"{environment} database (checksum {row.checksum[:12]}…, the file's "
                     f"{hashlib.sha256(script).hexdigest()[:12]}…); Prisma never re-applies it",
-                    f"restore the applied version (`git log -p -- {folder}/{name}/migration.sql` "
-                    f"shows the edit; `git checkout <commit> -- {folder}/{name}/migration.sql`) "
+                    f"restore the applied version (git log -p -- {folder}/{name}/migration.sql "
+                    f"shows the edit; git checkout <commit> -- {folder}/{name}/migration.sql) "
                     "and put the change into a new migration",
                 )
             )
@@ -277,10 +280,10 @@ def _history_items(
                 "nothing until it is resolved"
                 + (f" (log: {logs[:200]})" if logs else "")
                 + ("" if name in disk else f"; {folder}/{name} is not in this repository"),
-                f"follow {_RUNBOOK}: roll back (restore the backup, then `cd {service.path} && "
-                f"DATABASE_URL=… pnpm exec prisma migrate resolve --rolled-back {name}`) or "
-                f"roll forward (finish it by hand, then `… prisma migrate resolve --applied "
-                f"{name}`)",
+                f"follow {_RUNBOOK}: roll back (restore the backup, then cd {service.path} && "
+                f"DATABASE_URL=… pnpm exec prisma migrate resolve --rolled-back {name}) or "
+                f"roll forward (finish it by hand, then … prisma migrate resolve --applied "
+                f"{name})",
             )
         )
     for name in sorted(rolled):
@@ -300,38 +303,57 @@ def _history_items(
 
 
 def _expected_schema(
-    service_dir: Path, names: list[str], schemas: tuple[str, ...], say: Callable[[str], None]
+    service_dir: Path,
+    names: list[str],
+    schemas: tuple[str, ...],
+    say: Callable[[str], None],
+    throwaway: TempPostgres | None,
 ) -> tuple[Schema, str]:
     """The schema `names` (in order) produce on a throwaway PostgreSQL, and its version."""
+    say(f"database: applying {len(names)} migrations to a throwaway PostgreSQL")
+    if throwaway is not None:
+        return _apply_and_read(throwaway, service_dir, names, schemas)
     bindir = find_bindir()
     if bindir is None:
         raise ProvisionError(
             "PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; install "
             "postgresql-15 (or set WORMHOLE_CI_PG_BINDIR) to compare the schema"
         )
-    say(f"database: applying {len(names)} migrations to a throwaway PostgreSQL")
     with temp_postgres(bindir) as server:
-        with psycopg.connect(
-            server.conninfo(), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
-        ) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(_REFERENCE_DB)))
-        with psycopg.connect(
-            server.conninfo(_REFERENCE_DB), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
-        ) as conn:
-            for schema in schemas:
-                conn.execute(
-                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
-                )
-            for name in names:
-                path = service_dir / MIGRATIONS_DIR / name / "migration.sql"
-                try:
-                    conn.execute(path.read_bytes())
-                except psycopg.Error as exc:
-                    raise MigrateError(
-                        f"{MIGRATIONS_DIR / name}/migration.sql fails on a fresh PostgreSQL: "
-                        f"{exc.diag.message_primary or str(exc).strip()}"
-                    ) from None
-            return read_schema(conn, schemas), _version(conn)
+        return _apply_and_read(server, service_dir, names, schemas)
+
+
+def _apply_and_read(
+    server: TempPostgres, service_dir: Path, names: list[str], schemas: tuple[str, ...]
+) -> tuple[Schema, str]:
+    """Apply `names` in a new database on `server`, read its schema, drop the database."""
+    dbname = f"wormhole_ci_drift_{secrets.token_hex(4)}"
+    with psycopg.connect(
+        server.conninfo(), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
+    ) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        try:
+            with psycopg.connect(
+                server.conninfo(dbname), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
+            ) as conn:
+                for schema in schemas:
+                    conn.execute(
+                        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
+                    )
+                for name in names:
+                    path = service_dir / MIGRATIONS_DIR / name / "migration.sql"
+                    try:
+                        conn.execute(path.read_bytes())
+                    except psycopg.Error as exc:
+                        raise MigrateError(
+                            f"{MIGRATIONS_DIR / name}/migration.sql fails on a fresh PostgreSQL: "
+                            f"{exc.diag.message_primary or str(exc).strip()}"
+                        ) from None
+                return read_schema(conn, schemas), _version(conn)
+        finally:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
+            )
 
 
 def _schema_item(difference: Difference) -> DriftItem:
@@ -363,12 +385,12 @@ def _schema_fix(difference: Difference) -> str:
                 revert = f"DROP TABLE {table};"
             case _:
                 pass
-    captured = f"`{capture}`" if capture else "the statement that makes the migrations match"
-    reverted = f"`{revert}`" if revert else "make it match the migrations again"
+    captured = capture or "the statement that makes the migrations match"
+    reverted = revert or "make it match the migrations again"
     return (
         "either write a migration capturing it (prisma/migrations/<YYYYMMDDHHMMSS>_<name>/"
         f"migration.sql with {captured}, the model updated in schema.prisma, and on this "
-        "database `prisma migrate resolve --applied <that name>` since it is already there), "
+        "database prisma migrate resolve --applied <that name> since it is already there), "
         f"or revert the manual change: {reverted}"
     )
 
