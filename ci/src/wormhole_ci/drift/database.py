@@ -103,25 +103,11 @@ def database_drift(
     result.checked.append(f"{service.path}/{MIGRATIONS_DIR}: {len(on_disk)} migrations")
     schemas = _managed_schemas(service_dir, url)
     say(f"database: reading {url.display} read-only")
-    try:
-        with read_only_connection(url) as conn:
-            rows = _history(conn)
-            live = read_schema(conn, schemas)
-            live_version = _version(conn)
-    except psycopg.OperationalError as exc:
-        result.error = (
-            f"{url.display}: cannot connect ({_reason(exc, url)}); check that this host is "
-            f"reachable from here, that {var} holds the direct (not pooled) URL of the "
-            f"{environment} database and that its role may log in"
-        )
+    live_read = _read_live(url, schemas, var, environment)
+    if isinstance(live_read, str):
+        result.error = live_read
         return result
-    except psycopg.Error as exc:
-        result.error = (
-            f"{url.display}: cannot read the migration history or the catalog "
-            f"({_reason(exc, url)}); the role in {var} needs read access to "
-            "_prisma_migrations and the schema"
-        )
-        return result
+    rows, live, live_version = live_read
 
     applied = _history_items(
         result,
@@ -138,6 +124,9 @@ def database_drift(
     except (ProvisionError, MigrateError) as exc:
         result.error = f"schema not compared: {exc}"
         return result
+    except psycopg.Error as exc:
+        result.error = f"schema not compared: the throwaway PostgreSQL failed: {exc}"
+        return result
     differences = compare(expected, live)
     result.checked.append(
         f"schema ({', '.join(schemas)}): {live.tables} live tables compared with the "
@@ -147,6 +136,37 @@ def database_drift(
     result.items.extend(_schema_item(d) for d in differences)
     say(f"database: {len(result.items)} difference(s)")
     return result
+
+
+def _read_live(
+    url: DatabaseUrl, schemas: tuple[str, ...], var: str, environment: str
+) -> tuple[list[_Row] | None, Schema, str] | str:
+    """The history, schema and server version of the live database, or why they could not
+    be read."""
+    try:
+        with read_only_connection(url) as conn:
+            rows = _history(conn)
+            live = read_schema(conn, schemas)
+            live_version = _version(conn)
+    except psycopg.errors.QueryCanceled:
+        return (
+            f"{url.display}: reading the migration history and catalog took longer than "
+            "60 s and was cancelled; retry when the database is less busy"
+        )
+    except psycopg.OperationalError as exc:
+        return (
+            f"{url.display}: cannot connect ({_reason(exc, url)}); check that this host is "
+            f"reachable from here, that {var} holds the direct (not pooled) URL of the "
+            f"{environment} database and that its role may log in"
+        )
+    except psycopg.Error as exc:
+        return (
+            f"{url.display}: cannot read the migration history or the catalog "
+            f"({_reason(exc, url)}); the role in {var} needs read access to "
+            "_prisma_migrations and the schema"
+        )
+
+    return rows, live, live_version
 
 
 @contextmanager
