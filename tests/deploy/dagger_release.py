@@ -127,6 +127,9 @@ def dagger_release(
                 coolify_token=dag.set_secret("coolify-token", secrets["coolify_token"]),
                 database_url=dag.set_secret("database-url", secrets["database_url"]),
                 registry_password=dag.set_secret("registry-password", secrets["registry_password"]),
+                hasura_admin_secret=dag.set_secret("hasura-admin", secrets["hasura_admin_secret"])
+                if "hasura_admin_secret" in secrets
+                else None,
                 allow_unavailable_scanners=True,
             )
             return await result.id()

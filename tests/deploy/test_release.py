@@ -19,7 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from tests.conftest import PgDatabase, copy_example, git, new_password
 from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.dagger_release import DaggerRelease, comparable, dagger_release
+from tests.hasura.hasura_server import EMPTY, HasuraServer, run_hasura
 from tests.images.engine import NODE_BASE, PYTHON_BASE, Engine
 from tests.images.registry_server import (
     Platform,
@@ -40,6 +41,8 @@ from tests.images.registry_server import (
     push_image,
     registry_or_skip,
 )
+from wormhole_ci.hasura.diff import diff_metadata
+from wormhole_ci.hasura.metadata import repo_metadata
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
 
@@ -47,6 +50,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 TOKEN = "coolify-release-T0KEN-9f8e7d"
 USER = "release-bot"
 PASSWORD = "registry-Pa55-for-release"
+ADMIN = "hasura-Adm1n-for-release"
 PORTS = {"api": 3000, "web": 3000, "runner": 8080}
 MIGRATIONS = ["20260101000000_init", "20260201000000_workflow_runs"]
 SECURITY_FIXTURES = Path(__file__).parent.parent / "security" / "fixtures"
@@ -59,9 +63,12 @@ class Stage:
     registry: RegistryServer
     coolify: CoolifyServer
     database: PgDatabase
+    hasura: HasuraServer
     ports: dict[str, int]
     wrong_sha_for: dict[str, str]
     """service → the tag whose container reports a wrong BUILD_SHA (a broken build)."""
+    at_replace: list[tuple[list[str], int]] = field(default_factory=list[tuple[list[str], int]])
+    """At each Hasura replace of the first release: (applied migrations, Coolify changes)."""
 
     def env(self) -> dict[str, str]:
         return {
@@ -69,10 +76,11 @@ class Stage:
             "TEST_COOLIFY_TOKEN": TOKEN,
             "TEST_DATABASE_URL": self.database.raw,
             "TEST_REGISTRY_PASSWORD": PASSWORD,
+            "TEST_HASURA_ADMIN_SECRET": ADMIN,
         }
 
     def secrets(self) -> tuple[str, ...]:
-        return (TOKEN, PASSWORD, self.database.password, self.database.raw)
+        return (TOKEN, PASSWORD, ADMIN, self.database.password, self.database.raw)
 
     def release(self, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
         out = self.repo.parent / "release.json"
@@ -88,9 +96,14 @@ class Stage:
             capture_output=True, text=True, timeout=1500, env=self.env(), check=False,
         )  # fmt: skip
         text = out.read_text() if out.exists() else "{}"
+        artifacts = [
+            p.read_text(errors="replace") for p in (self.repo.parent / "work").rglob("*.json")
+        ]
         for secret in self.secrets():
-            for where in (done.stdout, done.stderr, text):
+            for where in (done.stdout, done.stderr, text, *artifacts):
                 assert secret not in where
+        # the admin secret travels only in its header, never in a request body
+        assert all(ADMIN not in json.dumps(r.body) for r in self.hasura.requests)
         return done, json.loads(text)
 
     def commit(self, message: str) -> str:
@@ -127,7 +140,9 @@ class Stage:
         return sum(1 for r in self.coolify.requests if r.method in ("PATCH", "POST"))
 
 
-def manifest_for(coolify: CoolifyServer, registry: RegistryServer, ports: dict[str, int]) -> str:
+def manifest_for(
+    coolify: CoolifyServer, registry: RegistryServer, ports: dict[str, int], hasura: HasuraServer
+) -> str:
     services = "".join(
         f'\n[environments.staging.services.{s}]\napplication = "app-{s}"\n'
         f'health_url = "http://127.0.0.1:{ports[s]}/healthz"\n'
@@ -140,7 +155,9 @@ def manifest_for(coolify: CoolifyServer, registry: RegistryServer, ports: dict[s
         f'registry_username = "{USER}"\n'
         'secrets = { coolify_token = "TEST_COOLIFY_TOKEN", database_url = "TEST_DATABASE_URL", '
         'registry_password = "TEST_REGISTRY_PASSWORD" }\n'
-        "deploy_timeout = 120\nverify_timeout = 30\n" + services
+        "deploy_timeout = 120\nverify_timeout = 30\n"
+        f'hasura = {{ url = "{hasura.url}", admin_secret = "TEST_HASURA_ADMIN_SECRET" }}\n'
+        + services
     )
 
 
@@ -171,18 +188,22 @@ def stage(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Stage]:
     work = tmp_path_factory.mktemp("release")
-    with run_coolify({TOKEN: ("read", "write", "deploy", "read:sensitive")}) as coolify:
+    with (
+        run_coolify({TOKEN: ("read", "write", "deploy", "read:sensitive")}) as coolify,
+        run_hasura(database.url.conninfo(), ADMIN) as hasura,
+    ):
         ports = {s: free_port() for s in PORTS}
         repo = copy_example(work)
         manifest = repo / "wormhole-ci.toml"
         text = manifest.read_text()
         manifest.write_text(
-            text[: text.index("\n# Where releases go")] + manifest_for(coolify, registry, ports)
+            text[: text.index("\n# Where releases go")]
+            + manifest_for(coolify, registry, ports, hasura)
         )
         git(repo, "init", "-q")
         git(repo, "add", ".")
         git(repo, "commit", "-qm", "example")
-        stage = Stage(repo, engine, registry, coolify, database, ports, {})
+        stage = Stage(repo, engine, registry, coolify, database, hasura, ports, {})
         for service in PORTS:
             coolify.add_app(f"app-{service}", f"wormhole-{service}", image_tag="none")
 
@@ -218,6 +239,7 @@ def isolated(stage: Stage) -> Iterator[None]:
         git(stage.repo, "clean", "-qfd")
         stage.coolify.scripts.clear()
         stage.wrong_sha_for.clear()
+        stage.hasura.on_export = stage.hasura.on_replace = None
 
 
 @dataclass(frozen=True)
@@ -233,7 +255,11 @@ def released(stage: Stage) -> Released:
     run, its migrations are applied and its tags are in the registry. The gates that need
     a previous release to stop at (or roll back to) ask for this."""
     sha = git(stage.repo, "rev-parse", "HEAD")
+    stage.hasura.on_replace = lambda _body: stage.at_replace.append(
+        (stage.applied(), stage.coolify_changes())
+    )
     done, record = stage.release()
+    stage.hasura.on_replace = None
     assert done.returncode == 0, "the release the later gates need failed:\n" + done.stderr[-3000:]
     return Released(sha, done, record)
 
@@ -271,6 +297,7 @@ def dagger_run(
                 "coolify_token": TOKEN,
                 "database_url": stage.database.raw,
                 "registry_password": PASSWORD,
+                "hasura_admin_secret": ADMIN,
             },
             out=out,
             env=stage.env(),
@@ -297,6 +324,12 @@ def reset_schema(stage: Stage) -> None:
     with psycopg.connect(stage.database.url.conninfo(), autocommit=True) as conn:
         conn.execute("DROP SCHEMA public CASCADE")
         conn.execute("CREATE SCHEMA public")
+
+
+def reset_hasura(stage: Stage, metadata: dict[str, object] | None = None) -> None:
+    """The engine as the first release found it (or holding `metadata`, at version 1)."""
+    stage.hasura.metadata = json.loads(json.dumps(metadata or EMPTY))
+    stage.hasura.resource_version = 1
 
 
 def reset_tags(stage: Stage, tag: str) -> None:
@@ -329,6 +362,8 @@ def test_1_dry_run_touches_nothing(stage: Stage) -> None:
     requests_before = len(stage.coolify.requests)
     registry_before = stage.registry.requests_seen()
     applied_before, work_before = stage.applied(), work_dir_listing(stage)
+    replaced_before = len(stage.hasura.calls("replace_metadata"))
+    would = diff_metadata(stage.hasura.metadata, repo_metadata(stage.repo / "hasura", stage.repo))
     done, _ = stage.release("--dry-run")
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -336,6 +371,10 @@ def test_1_dry_run_touches_nothing(stage: Stage) -> None:
     assert f"{stage.registry.address}/wormhole-api:{sha[:7]}" in out
     assert f"on 127.0.0.1:{stage.database.url.port}/{stage.database.url.dbname}" in out
     assert "api -> application app-api" in out and stage.coolify.url in out
+    # the Hasura line names the engine and what would change (read, never written)
+    changes = "; ".join(f"{c.action} {c.object}" for c in would) or "no change"
+    assert f"6. hasura   metadata to {stage.hasura.url}: {changes}" in out
+    assert len(stage.hasura.calls("replace_metadata")) == replaced_before
     assert len(stage.coolify.requests) == requests_before  # not even a read
     assert stage.registry.requests_seen() == registry_before
     assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, False)
@@ -350,8 +389,13 @@ def test_2_release_end_to_end(stage: Stage, released: Released) -> None:
     assert record["sha"] == sha and record["environment"] == "staging"
     assert record["outcome"] == "released" and record["stopped_at"] is None
     assert [(s["name"], s["status"]) for s in record["steps"]] == [
-        (n, "passed") for n in ("check", "build", "scan", "publish", "migrate", "deploy")
+        (n, "passed") for n in ("check", "build", "scan", "publish", "migrate", "hasura", "deploy")
     ]
+    # the metadata went in after the migrations and before anything was deployed
+    assert stage.at_replace == [(MIGRATIONS, 0)]
+    assert record["hasura"]["outcome"] == "applied" and record["hasura"]["restored"] is False
+    assert stage.hasura.metadata == repo_metadata(stage.repo / "hasura", stage.repo)
+    assert stage.hasura.inconsistent_objects == []
     assert all(s["seconds"] > 0 for s in record["steps"])
     assert [image["service"] for image in record["images"]] == list(PORTS)
     for image in record["images"]:
@@ -382,6 +426,7 @@ def test_2b_dagger_release_matches_the_native_one(
     the same starting point (empty database, applications on their first tag)."""
     reset_schema(stage)
     reset_tags(stage, "none")
+    reset_hasura(stage)
     dagger = dagger_run(stage, dagger_registry, engine_server, released.sha, tmp_path / "out")
     assert_parity(stage, released.record, dagger, dagger_registry)
     # the migrate job really ran (on the host, as the container would) and its backup is kept
@@ -406,7 +451,7 @@ def change_and_release(
 def assert_stopped(record: dict[str, Any], step: str) -> None:
     assert record["outcome"] == "stopped" and record["stopped_at"] == step
     names = [s["name"] for s in record["steps"]]
-    assert names == ["check", "build", "scan", "publish", "migrate", "deploy"]
+    assert names == ["check", "build", "scan", "publish", "migrate", "hasura", "deploy"]
     statuses = {s["name"]: s["status"] for s in record["steps"]}
     assert statuses[step] == "failed"
     assert all(statuses[n] == "passed" for n in names[: names.index(step)])
@@ -631,7 +676,7 @@ def test_10_busy_coolify_refuses_in_both_runtimes(
         assert record["outcome"] == "refused" and record["stopped_at"] is None
         assert "a Coolify deployment is in progress for app-web" in record["refused"]
         assert "release refused" in done.stderr and "Nothing was done" in done.stderr
-        assert [s["status"] for s in record["steps"]] == ["skipped"] * 6
+        assert [s["status"] for s in record["steps"]] == ["skipped"] * 7
         assert "== check" not in done.stderr
         dagger = dagger_run(stage, dagger_registry, engine_server, sha, tmp_path / "out")
         assert_parity(stage, record, dagger, dagger_registry)
@@ -641,3 +686,79 @@ def test_10_busy_coolify_refuses_in_both_runtimes(
         assert stage.registry.requests_seen() == registry_before
     finally:
         stage.coolify.deployments.pop(running)
+
+
+def test_11_hasura_gate_restores_the_live_metadata(stage: Stage, released: Released) -> None:
+    """A metadata change that references a column dropped by hand from the live database
+    (the check passes: the migrations still have it): the engine refuses it, the exported
+    metadata is put back, and nothing is deployed."""
+    exported = json.loads(json.dumps(stage.hasura.metadata))
+    version = stage.hasura.resource_version
+
+    def auditor_reads_errors(repo: Path) -> None:
+        tables = repo / "hasura" / "metadata" / "databases" / "default" / "tables"
+        runs = tables / "public_workflow_runs.yaml"
+        runs.write_text(
+            runs.read_text()
+            + "  - role: auditor\n    permission:\n      columns: [id, status, error]\n"
+            + "      filter: {}\n"
+        )
+
+    with psycopg.connect(stage.database.url.conninfo(), autocommit=True) as conn:
+        conn.execute('ALTER TABLE "workflow_runs" DROP COLUMN "error"')
+    try:
+        sha, done, record, coolify_before, applied_before = change_and_release(
+            stage, auditor_reads_errors, "auditors read errors"
+        )
+    finally:
+        with psycopg.connect(stage.database.url.conninfo(), autocommit=True) as conn:
+            conn.execute('ALTER TABLE "workflow_runs" ADD COLUMN "error" TEXT')
+    assert_stopped(record, "hasura")
+    assert record["migrations"]["outcome"] == "up-to-date"
+    hasura = record["hasura"]
+    assert hasura["outcome"] == "failed" and hasura["restored"] is True
+    assert any("error" in str(obj) for obj in hasura["inconsistent"])
+    assert "restored" in done.stderr and "error" in record["steps"][5]["detail"]
+    # the live metadata is the exported one again (one more version: the restore)
+    assert stage.hasura.metadata == exported and stage.hasura.resource_version == version + 1
+    assert stage.coolify_changes() == coolify_before  # nothing deployed
+    assert stage.applied() == applied_before
+    assert {s: healthz(stage, s) for s in PORTS} == dict.fromkeys(PORTS, released.sha)
+    assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, True)  # published before the gate
+
+
+def test_12_a_console_edit_during_the_release_is_refused_in_dagger(
+    stage: Stage,
+    released: Released,
+    dagger_registry: RegistryServer,
+    engine_server: FakeEngine,
+    tmp_path: Path,
+) -> None:
+    """Someone edits the metadata in the console between the export and the replace: the
+    replace is refused (resource_version moved), the edit is kept, nothing is deployed; the
+    Dagger runtime runs the same step."""
+    console = json.loads(json.dumps(stage.hasura.metadata))
+    console["allowlist"] = [{"collection": "added-in-the-console", "scope": {"global": True}}]
+    stage.hasura.on_export = lambda: stage.hasura.edit_live(console)
+    coolify_before, applied_before = stage.coolify_changes(), stage.applied()
+    # a metadata change to apply (valid this time), so that a replace is attempted at all
+    runs = stage.repo / "hasura" / "metadata" / "databases" / "default" / "tables"
+    runs = runs / "public_workflow_runs.yaml"
+    runs.write_text(
+        runs.read_text()
+        + "  - role: auditor\n    permission:\n      columns: [id, status]\n      filter: {}\n"
+    )
+    sha = stage.commit("auditors read statuses")
+    try:
+        run = dagger_run(stage, dagger_registry, engine_server, sha, tmp_path / "out")
+        record = run.record
+        assert record["outcome"] == "stopped" and record["stopped_at"] == "hasura"
+        assert record["hasura"]["outcome"] == "refused"
+        assert record["hasura"]["restored"] is False
+        assert "console" in record["steps"][5]["detail"]
+        assert run.files["status"] == "stopped\n"
+        assert stage.hasura.metadata == console  # not overwritten
+        assert stage.coolify_changes() == coolify_before and stage.applied() == applied_before
+    finally:
+        git(stage.repo, "reset", "-q", "--hard", "HEAD~1")
+        reset_hasura(stage, repo_metadata(stage.repo / "hasura", stage.repo))
