@@ -32,10 +32,14 @@ check: setup
 # The image tests' Docker engine and base-image tools, from Debian (no image registry is
 # reachable, so base images are made with debootstrap). Only as root with apt-get; a quick
 # dpkg query when they are already there. Elsewhere the tests skip with the reason.
+# The operations tests' real components come from Debian too: Prometheus (promtool),
+# Alertmanager (amtool), the Pushgateway, the PostgreSQL and Redis exporters, Redis.
 ENGINE_PACKAGES := docker.io docker-registry debootstrap buildah
+OPS_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway \
+  prometheus-postgres-exporter prometheus-redis-exporter redis-server
 engine-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  missing=$$(for p in $(ENGINE_PACKAGES); do \
+	  missing=$$(for p in $(ENGINE_PACKAGES) $(OPS_PACKAGES); do \
 	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
 	  if [ -n "$$missing" ]; then \
 	    export DEBIAN_FRONTEND=noninteractive; \
