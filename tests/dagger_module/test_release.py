@@ -195,8 +195,10 @@ def test_release_runs_every_step_in_order(
     record = json.loads(files["release.json"])
     assert files["status"] == "released\n", record["steps"][3]
     assert record["outcome"] == "released" and record["sha"] == SHA
+    # (this environment has no Hasura engine: that step is skipped, saying why)
     assert [(s["name"], s["status"]) for s in record["steps"]] == [
-        (n, "passed") for n in ("check", "build", "scan", "publish", "migrate", "deploy")
+        (n, "skipped" if n == "hasura" else "passed")
+        for n in ("check", "build", "scan", "publish", "migrate", "hasura", "deploy")
     ]
     assert [i["service"] for i in record["images"]] == ["api", "web", "runner"]
     assert all("@sha256:" in i["reference"] and i["action"] == "pushed" for i in record["images"])
@@ -237,7 +239,7 @@ def test_a_red_check_stops_the_release_before_anything_else(
     assert record["steps"][0]["detail"].startswith(
         "check failed for 1 of 4 services: runner (lint)"
     )
-    assert [s["status"] for s in record["steps"]][1:] == ["skipped"] * 5
+    assert [s["status"] for s in record["steps"]][1:] == ["skipped"] * 6
     names = {step[1] for _, step in engine.leaves}
     assert "publish" not in names  # nothing pushed
     assert not any(n == "dockerBuild" for c, _ in engine.leaves for _, n, _ in c)
@@ -267,7 +269,7 @@ def test_a_failed_deploy_after_migrate_keeps_the_backup_and_the_record(
     record = json.loads(files["release.json"])
     assert files["status"] == "stopped\n"
     assert record["stopped_at"] == "deploy"
-    assert [s["status"] for s in record["steps"]] == ["passed"] * 5 + ["failed"]
+    assert [s["status"] for s in record["steps"]] == ["passed"] * 5 + ["skipped", "failed"]
     assert record["migrations"]["backup"] == backup
     assert files["migrate/status"] == "applied\n"
     assert "migrate/migrate.log" in files
@@ -290,6 +292,28 @@ def test_busy_coolify_refuses_before_anything(
     record = json.loads(files["release.json"])
     assert files["status"] == "refused\n"
     assert "in progress for app-api" in record["refused"]
-    assert [s["status"] for s in record["steps"]] == ["skipped"] * 6
+    assert [s["status"] for s in record["steps"]] == ["skipped"] * 7
     assert not any(n == "withExec" for c, _ in engine.leaves for _, n, _ in c)
     assert not [r for r in coolify.requests if r.method in ("PATCH", "POST")]
+
+
+def test_an_environment_with_hasura_needs_the_admin_secret_before_anything(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+) -> None:
+    staged(example, coolify, registry, health)
+    manifest = example / "wormhole-ci.toml"
+    manifest.write_text(
+        manifest.read_text()
+        + '\n[environments.staging.hasura]\nurl = "http://127.0.0.1:9"\nadmin_secret = "H"\n'
+    )
+    with pytest.raises(WormholeCiError) as info:
+        release(example, allow_unavailable_scanners=True)
+    assert "[environments.staging.hasura] is set: pass --hasura-admin-secret=env:H" in str(
+        info.value
+    )
+    assert coolify.requests == []  # refused before even the busy check
+    assert not [s for _, s in engine.leaves if s[1] in ("exitCode", "stdout", "publish")]

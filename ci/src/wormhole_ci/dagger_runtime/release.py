@@ -16,7 +16,7 @@ from wormhole_ci.dagger_runtime.migrate import migrate_job
 from wormhole_ci.dagger_runtime.scan import scan_verdict
 from wormhole_ci.dagger_runtime.source import DaggerSource
 from wormhole_ci.deploy.coolify import Coolify
-from wormhole_ci.errors import ImageError, MigrateError
+from wormhole_ci.errors import ImageError, MigrateError, SecretError
 from wormhole_ci.hasura.environment import HasuraRun, hasura_run
 from wormhole_ci.images.spec import ImageSpec, Revision, check_sha, image_specs, local_name
 from wormhole_ci.jsonish import as_dict, as_list
@@ -65,6 +65,11 @@ async def run_release(
         m: Manifest,
     ) -> tuple[Manifest, Environment, list[ImageSpec], Plan, HasuraRun | None]:
         env = m.environment(environment)
+        if env.hasura is not None and not admin:
+            raise SecretError(
+                f"release {env.name}: [environments.{env.name}.hasura] is set: pass "
+                f"--hasura-admin-secret=env:{env.hasura.admin_secret}"
+            )
         return m, env, list(image_specs(m)), build_plan(m), hasura_run(m, env, admin)
 
     # The planner's inputs live in a temporary export: plan everything up front (the
