@@ -132,9 +132,23 @@ def test_a_clean_environment_then_one_drift_in_each_area(
     assert [a["area"] for a in report["areas"]] == ["database", "hasura", "coolify"]  # type: ignore[union-attr]
     replaced = len(hasura.calls("replace_metadata"))
 
-    # a column added by hand, a permission removed in the console, an app on another tag
+    # a column added by hand, a migration applied by hand that the repository lacks, an
+    # applied migration edited afterwards, a new one not applied yet, a permission removed
+    # in the console, an application on another tag
     with psycopg.connect(database, autocommit=True) as conn:
         conn.execute('ALTER TABLE "users" ADD COLUMN "nickname" TEXT')
+        conn.execute(
+            "INSERT INTO _prisma_migrations (id, checksum, finished_at, migration_name,"
+            " applied_steps_count) VALUES (%s, %s, now(), '20260115000000_hotfix', 1)",
+            (str(uuid.uuid4()), "0" * 64),
+        )
+    migrations = repo / "api" / "prisma" / "migrations"
+    init = migrations / "20260101000000_init" / "migration.sql"
+    init.write_text(init.read_text() + "\n-- edited after it was applied\n")
+    (migrations / "20260301000000_pending").mkdir()
+    (migrations / "20260301000000_pending" / "migration.sql").write_text(
+        'ALTER TABLE "tenants" ADD COLUMN "plan" TEXT;\n'
+    )
     live = json.loads(json.dumps(hasura.metadata))
     users = next(t for t in live["sources"][0]["tables"] if t["table"]["name"] == "users")
     del users["update_permissions"]
@@ -144,9 +158,15 @@ def test_a_clean_environment_then_one_drift_in_each_area(
     code, report = drift(repo, capsys, database)
     assert code == 1 and report["outcome"] == "drift"
     found = items(report)
-    assert ("database", "schema-drift") in {(a, k) for a, k, _, _ in found}
-    (column,) = [i for i in found if i[1] == "schema-drift"]
-    assert column[2] == "public.users.nickname"
+    by_kind = {kind: (subject, fix) for _, kind, subject, fix in found}
+    assert by_kind["schema-drift"][0] == "public.users.nickname"
+    assert by_kind["unknown-migration"][0] == "20260115000000_hotfix"
+    assert by_kind["edited-migration"][0] == "20260101000000_init"
+    assert by_kind["pending-migration"] == (
+        "20260301000000_pending",
+        "wormhole-ci migrate --source . --service api --database-url env:STAGING_DATABASE_URL",
+    )
+    assert all(fix for _, _, _, fix in found)  # each item names its fix
     assert (
         "hasura",
         "metadata-changed",
@@ -160,7 +180,7 @@ def test_a_clean_environment_then_one_drift_in_each_area(
         f"web (application {APPS['web']})",
         f"wormhole-ci deploy --environment staging --tag {TAG}",
     ) in found
-    assert len(found) == 3
+    assert len(found) == 6, found
     # read-only: nothing was replaced in Hasura, nothing changed in Coolify
     assert len(hasura.calls("replace_metadata")) == replaced
     assert {r.method for r in coolify.requests} == {"GET"}
