@@ -356,6 +356,11 @@ def _parse_observability(
     table = _table(path, where, raw)
     _reject_unknown(path, f"{where}.", table, _OBSERVABILITY_KEYS)
     url = table.get("pushgateway_url")
+    if isinstance(url, str) and "@" in url:  # never echoed: it may hold a password
+        raise ManifestError(
+            f"{path}: {where}.pushgateway_url must not carry credentials; name the variable "
+            "holding them with pushgateway_auth"
+        )
     if not isinstance(url, str) or not _URL_RE.match(url):
         raise ManifestError(
             f"{path}: {where}.pushgateway_url is required: the http(s) base URL of the "
