@@ -84,6 +84,10 @@ class Gateway:
         """Delete every group (the admin API, enabled for the tests)."""
         response = httpx.put(f"{self.url}/api/v1/admin/wipe", auth=self.auth, timeout=5)
         assert response.status_code == 202, response.text
+        deadline = time.monotonic() + 5  # 202: the gateway wipes asynchronously
+        while self.samples():
+            assert time.monotonic() < deadline, "the gateway was not wiped within 5 s"
+            time.sleep(0.02)
 
 
 @contextmanager

@@ -103,8 +103,8 @@ class _RunCollector:
 
 @dataclass(frozen=True)
 class Pushgateway:
-    """One environment's Pushgateway: `push` sends runs' signals, `None`-free and quiet on
-    success, one warning line on failure."""
+    """One environment's Pushgateway: `push` sends runs' signals, quietly on success, with
+    one warning line on failure."""
 
     url: str
     auth: str | None = field(default=None, repr=False)
@@ -123,7 +123,8 @@ class Pushgateway:
             for signal in signals:
                 previous = counts.get((str(signal.command), signal.environment), 0.0)
                 registry = CollectorRegistry(auto_describe=True)
-                registry.register(_RunCollector(signal, previous + (not signal.success)))
+                failures = previous if signal.success else previous + 1
+                registry.register(_RunCollector(signal, failures))
                 push_to_gateway(
                     self.url,
                     job=JOB,
