@@ -66,9 +66,8 @@ async def migrate_job(
         .with_workdir(SOURCE_ROOT)
         .with_exec(list(argv), expect=ReturnType.ANY)
     )
-    result = await job_result(ctr, "migrate.json")
+    result, outcome = await job_outcome(ctr, "migrate.json")
     if env is not None:
-        outcome = (await result.file("status").contents()).strip()
         auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
         gateway = pushgateway_with(env, auth, _warn, "no --pushgateway-auth was given")
         ok = outcome in ("applied", "up-to-date")
@@ -85,6 +84,12 @@ def _warn(line: str) -> None:  # shown by `dagger call`; the push never names it
 async def job_result(ctr: dagger.Container, result_file: str) -> dagger.Directory:
     """A job container's OUT_PATH, whatever its exit code, plus `status` (the outcome its
     result file names, else failed) and its output as `<job>.log`: nothing it wrote is lost."""
+    directory, _ = await job_outcome(ctr, result_file)
+    return directory
+
+
+async def job_outcome(ctr: dagger.Container, result_file: str) -> tuple[dagger.Directory, str]:
+    """`job_result` and the outcome its `status` file holds."""
     code = await ctr.exit_code()
     output = (await ctr.stdout()) + (await ctr.stderr())
     out = ctr.directory(OUT_PATH)
@@ -94,4 +99,4 @@ async def job_result(ctr: dagger.Container, result_file: str) -> dagger.Director
         text = ""
     outcome = outcome_of(text, code)
     log = result_file.rsplit(".", 1)[0] + ".log"
-    return out.with_new_file(log, output).with_new_file("status", outcome + "\n")
+    return out.with_new_file(log, output).with_new_file("status", outcome + "\n"), outcome
