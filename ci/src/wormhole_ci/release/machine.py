@@ -73,8 +73,10 @@ class ReleaseMachine:
         """The release, then its signals pushed (best-effort: never changes the record)."""
         started = time.monotonic()
         record = await self._run(record)
-        signals = release_signals(record, self._deployed, time.monotonic() - started)
-        await anyio.to_thread.run_sync(lambda: push_signals(self.pushgateway, signals, self.say))
+        if self.pushgateway is not None:
+            signals = release_signals(record, self._deployed, time.monotonic() - started)
+            gateway = self.pushgateway
+            await anyio.to_thread.run_sync(lambda: push_signals(gateway, signals, self.say))
         return record
 
     async def _run(self, record: ReleaseRecord) -> ReleaseRecord:
