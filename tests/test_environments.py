@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from wormhole_ci.errors import ManifestError
-from wormhole_ci.manifest import load_manifest
+from wormhole_ci.manifest import ObservabilityTarget, load_manifest
 
 
 def test_the_examples_staging_and_production(example: Path) -> None:
@@ -187,6 +187,70 @@ def test_bad_hasura_tables_name_the_field_and_the_fix(
 ) -> None:
     (tmp_path / "api").mkdir()
     (tmp_path / "wormhole-ci.toml").write_text(BASE + HASURA.replace(*change))
+    with pytest.raises(ManifestError, match=message) as info:
+        load_manifest(tmp_path)
+    assert "hunter2" not in str(info.value)  # a secret written literally is never echoed
+
+
+OBSERVABILITY = (
+    "\n[environments.staging.observability]\n"
+    'pushgateway_url = "http://127.0.0.1:9091/"\n'
+    'pushgateway_auth = "STAGING_PUSHGATEWAY_AUTH"\n'
+)
+
+
+def test_observability_of_an_environment(tmp_path: Path) -> None:
+    (tmp_path / "api").mkdir()
+    (tmp_path / "wormhole-ci.toml").write_text(BASE + OBSERVABILITY)
+    assert load_manifest(tmp_path).environment("staging").observability == ObservabilityTarget(
+        "http://127.0.0.1:9091", "STAGING_PUSHGATEWAY_AUTH"
+    )
+    anonymous = OBSERVABILITY.replace('pushgateway_auth = "STAGING_PUSHGATEWAY_AUTH"\n', "")
+    (tmp_path / "wormhole-ci.toml").write_text(BASE + anonymous)
+    assert load_manifest(tmp_path).environment("staging").observability == ObservabilityTarget(
+        "http://127.0.0.1:9091"
+    )
+    (tmp_path / "wormhole-ci.toml").write_text(BASE)
+    assert load_manifest(tmp_path).environment("staging").observability is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ('pushgateway_url = "http://127.0.0.1:9091/"', ""),
+            r"environments\.staging\.observability\.pushgateway_url is required",
+        ),
+        (
+            ('pushgateway_url = "http://127.0.0.1:9091/"', 'pushgateway_url = "127.0.0.1:9091"'),
+            r"pushgateway_url is required: the http\(s\) base URL of the environment's "
+            r"Prometheus Pushgateway",
+        ),
+        (
+            (
+                'pushgateway_url = "http://127.0.0.1:9091/"',
+                'pushgateway_url = "http://ci:hunter2@127.0.0.1:9091"',
+            ),
+            r"pushgateway_url must not carry credentials; name the variable holding them with "
+            r"pushgateway_auth",
+        ),
+        (
+            ('"STAGING_PUSHGATEWAY_AUTH"', '"ci:hunter2"'),
+            r"pushgateway_auth must name the environment variable holding user:password or a "
+            r"bearer token .*STAGING_PUSHGATEWAY_AUTH",
+        ),
+        (
+            ('"STAGING_PUSHGATEWAY_AUTH"', '"S"\njob = "ci"'),
+            r"unknown key environments\.staging\.observability\.job; allowed here: "
+            r"pushgateway_auth, pushgateway_url",
+        ),
+    ],
+)
+def test_bad_observability_tables_name_the_field_and_the_fix(
+    tmp_path: Path, change: tuple[str, str], message: str
+) -> None:
+    (tmp_path / "api").mkdir()
+    (tmp_path / "wormhole-ci.toml").write_text(BASE + OBSERVABILITY.replace(*change))
     with pytest.raises(ManifestError, match=message) as info:
         load_manifest(tmp_path)
     assert "hunter2" not in str(info.value)  # a secret written literally is never echoed

@@ -271,13 +271,14 @@ def test_release_secrets_reach_dagger_as_env_references() -> None:
     secret_args = {
         a.split("=", 1)[0]: a.split("=", 1)[1]
         for a in argv
-        if re.match(r"--([\w-]*-(password|token|secret)|database-url)=", a)
+        if re.match(r"--([\w-]*-(password|token|secret|auth)|database-url)=", a)
     }
     assert set(secret_args) == {
         "--registry-password",
         "--coolify-token",
         "--database-url",
         "--hasura-admin-secret",
+        "--pushgateway-auth",
     }
     for flag, value in secret_args.items():
         m = re.fullmatch(r"env:([A-Z][A-Z0-9_]*)", value)
@@ -489,7 +490,7 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
     fake.write_text(
         '#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\n'
         'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$DATABASE_URL" '
-        '"$HASURA_ADMIN_SECRET" > "$ENV_FILE"\n'
+        '"$HASURA_ADMIN_SECRET" "$PUSHGATEWAY_AUTH" > "$ENV_FILE"\n'
     )
     fake.chmod(0o755)
     s, _ = release_command()
@@ -498,6 +499,7 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
         "COOLIFY_TOKEN": "coolify-value-2",
         "DATABASE_URL": "postgresql://u:db-value-3@127.0.0.1:5432/wormhole",
         "HASURA_ADMIN_SECRET": "hasura-value-4",
+        "PUSHGATEWAY_AUTH": "ci:gateway-value-5",
     }
     done, _, _ = run_step(
         s["run"],
@@ -524,6 +526,7 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
         "--coolify-token=env:COOLIFY_TOKEN",
         "--database-url=env:DATABASE_URL",
         "--hasura-admin-secret=env:HASURA_ADMIN_SECRET",
+        "--pushgateway-auth=env:PUSHGATEWAY_AUTH",
         "export",
         "--path=release",
     ]
@@ -599,7 +602,15 @@ def test_rollback_deploys_a_published_commit_with_references() -> None:
     assert "--coolify-token=env:COOLIFY_TOKEN" in argv
     assert not any(a.startswith("--database-url") for a in argv)  # the database is not touched
     assert argv[-2:] == ["export", "--path=deploy"]
-    assert set(s["env"]) == {"ENVIRONMENT", "SHA", "REGISTRY_PASSWORD", "COOLIFY_TOKEN"}
+    assert "--pushgateway-auth=env:PUSHGATEWAY_AUTH" in argv
+    assert set(s["env"]) == {
+        "ENVIRONMENT",
+        "SHA",
+        "REGISTRY_PASSWORD",
+        "COOLIFY_TOKEN",
+        "PUSHGATEWAY_AUTH",
+    }
+    assert s["env"]["PUSHGATEWAY_AUTH"] == "${{ secrets.PUSHGATEWAY_AUTH }}"
 
 
 @pytest.mark.parametrize(
@@ -689,7 +700,7 @@ def test_drift_command_line() -> None:
     secret_args = {
         a.split("=", 1)[0]: a.split("=", 1)[1]
         for a in argv
-        if re.match(r"--([\w-]*-(password|token|secret)|database-url)=", a)
+        if re.match(r"--([\w-]*-(password|token|secret|auth)|database-url)=", a)
     }
     assert secret_args == {
         "--database-url": "env:DATABASE_URL",

@@ -12,6 +12,7 @@ from tests.dagger_module.conftest import call
 from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, decode_id, readable
 from tests.dagger_module.test_functions import view
 from tests.dagger_module.test_release import written_files
+from tests.observability.gateway import run_pushgateway
 from wormhole_ci.containers import (
     MIGRATE_TOOLCHAIN,
     MODULE_SOURCE,
@@ -108,3 +109,48 @@ def test_a_job_that_wrote_no_result_is_failed(engine: FakeEngine, example: Path)
 def test_a_tag_that_is_not_a_sha_is_refused(engine: FakeEngine, example: Path) -> None:
     with pytest.raises(WormholeCiError, match="expected a commit SHA"):
         run_migrate(example, tag="main")
+
+
+def test_migrate_with_an_environment_pushes_its_outcome_from_the_module(
+    engine: FakeEngine, example: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The job container never pushes (its argv has no --environment); the module does, after
+    it, with the outcome the job's result names and the credential as a Dagger secret."""
+    manifest = example / "wormhole-ci.toml"
+    engine.on_exec(lambda argv: argv[1:2] == ["migrate"], ExecOutcome(1, "", "migrate blocked"))
+    engine.file_contents = lambda chain: json.dumps({"outcome": "blocked", "pending": ["x"]})
+
+    def migrate(**kwargs: object) -> dict[str, str]:
+        async def run() -> str:
+            module = WormholeCi(source=dag.host().directory(str(example)))
+            out = await module.migrate(
+                database_url=dag.set_secret("database-url", URL),
+                tag=SHA,
+                environment="staging",
+                **kwargs,  # type: ignore[arg-type]
+            )
+            return await out.id()
+
+        return written_files(call(run))
+
+    with run_pushgateway(tmp_path) as gateway:
+        manifest.write_text(
+            manifest.read_text()
+            + f'\n[environments.staging.observability]\npushgateway_url = "{gateway.url}"\n'
+            'pushgateway_auth = "STAGING_PUSHGATEWAY_AUTH"\n'
+        )
+        # the manifest names a credential that was not passed: the push is skipped, saying so
+        assert migrate()["status"] == "blocked\n"
+        assert gateway.samples() == []
+        assert "--pushgateway-auth was given" in capsys.readouterr().err
+        assert migrate(pushgateway_auth=dag.set_secret("gw", "ci:gw-Pa55word"))["status"] == (
+            "blocked\n"
+        )
+        labels, value = gateway.value("wormhole_ci_last_run_success", "migrate", "staging")
+        assert (labels["outcome"], labels["sha"], value) == ("blocked", SHA[:7], 0.0)
+        assert gateway.value("wormhole_ci_failures_total", "migrate", "staging")[1] == 1.0
+        exposition = gateway.exposition()
+    assert "S3cret-db-pw" not in exposition and "gw-Pa55word" not in exposition
+    assert "gw-Pa55word" not in capsys.readouterr().err
+    argvs = [view(chain).execs[-1][1] for chain, step in engine.leaves if step[1] == "exitCode"]
+    assert argvs and all("--environment" not in argv for argv in argvs)

@@ -209,6 +209,8 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
         "lock_timeout",
         "allow_destructive",
         "no_backup",
+        "environment",
+        "pushgateway_auth",
     }
     assert migrate["database_url"]["optional"] is False
     assert [a["name"] for s, a in migrate["database_url"]["type"] if s == "withObject"] == [
@@ -229,8 +231,13 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
         "registry_password",
         "registry_username",
         "no_rollback",
+        "pushgateway_auth",
     }
     assert fns["deploy"]["args"]["registry_password"]["optional"] is True
+    for name in ("deploy", "migrate", "release"):
+        auth = fns[name]["args"]["pushgateway_auth"]
+        assert auth["optional"] is True, name
+        assert [a["name"] for s, a in auth["type"] if s == "withObject"] == ["Secret"], name
     for name in ("deploy", "migrate", "release"):
         steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
         assert steps == [("typeDef", None), ("withObject", "Directory")], name

@@ -20,6 +20,7 @@ from tests.dagger_module.test_images import pushes_to, write_archive
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.healthz import Health, run_health
 from tests.images.registry_server import Platform, RegistryServer, make_image, push_image
+from tests.observability.gateway import run_pushgateway
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.main import WormholeCi
 
@@ -317,3 +318,27 @@ def test_an_environment_with_hasura_needs_the_admin_secret_before_anything(
     )
     assert coolify.requests == []  # refused before even the busy check
     assert not [s for _, s in engine.leaves if s[1] in ("exitCode", "stdout", "publish")]
+
+
+def test_a_deploy_pushes_its_outcome_from_the_module(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+    tmp_path: Path,
+) -> None:
+    staged(example, coolify, registry, health)
+    publish_images(registry, DEPLOYED)
+    coolify.refuse_deploys()
+    with run_pushgateway(tmp_path) as gateway:
+        manifest = example / "wormhole-ci.toml"
+        manifest.write_text(
+            manifest.read_text()
+            + f'\n[environments.staging.observability]\npushgateway_url = "{gateway.url}"\n'
+        )
+        assert deploy(example, DEPLOYED)["status"] == "refused\n"
+        labels, value = gateway.value("wormhole_ci_last_run_success", "deploy", "staging")
+        assert (labels["outcome"], labels["sha"], value) == ("refused", DEPLOYED[:7], 0.0)
+        assert gateway.value("wormhole_ci_failures_total", "deploy", "staging")[1] == 1.0
+        assert TOKEN not in gateway.exposition() and PASSWORD not in gateway.exposition()

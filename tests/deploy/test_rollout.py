@@ -26,7 +26,7 @@ from wormhole_ci.deploy.rollout import (
     deploy_environment,
 )
 from wormhole_ci.errors import CoolifyError
-from wormhole_ci.manifest import DeployTarget, Environment
+from wormhole_ci.manifest import DeployTarget, Environment, ObservabilityTarget
 
 TOKEN = "coolify-T0KEN-never-printed"
 SHA = "4f3c2b1a0918273645546372819a0b1c2d3e4f50"
@@ -411,6 +411,8 @@ def cli_deploy(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
+    *,
+    observability: ObservabilityTarget | None = None,
 ) -> tuple[int, str, dict[str, object]]:
     """`wormhole-ci deploy` with the manifest, git and the registry check stubbed out."""
     import wormhole_ci.deploy.published
@@ -421,7 +423,12 @@ def cli_deploy(
     from wormhole_ci.cli import main
     from wormhole_ci.images.spec import Revision
 
-    env = replace(environment(coolify, health), verify_timeout=3.0, deploy_timeout=10.0)
+    env = replace(
+        environment(coolify, health),
+        verify_timeout=3.0,
+        deploy_timeout=10.0,
+        observability=observability,
+    )
     manifest = _Manifest(env, tmp_path)
 
     def load(source: object) -> _Manifest:

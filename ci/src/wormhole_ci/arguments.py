@@ -336,6 +336,13 @@ def _migrate_commands(migrate: argparse.ArgumentParser, restore: argparse.Argume
         default=None,
         help="the commit being released, for the backup's name (default: git HEAD)",
     )
+    migrate.add_argument(
+        "--environment",
+        default=None,
+        metavar="NAME",
+        help="the [environments.NAME] this database belongs to: the run's outcome is pushed to "
+        "its Pushgateway ([observability]); it does not choose the database",
+    )
     migrate.add_argument("--output", type=Path, metavar="FILE", help="write the result as JSON")
     migrate.add_argument("--cache-dir", type=Path, metavar="DIR")
     restore.add_argument(

@@ -7,6 +7,7 @@ import contextlib
 import datetime as dt
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -71,11 +72,19 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.migrate.dburl import DatabaseUrl
     from wormhole_ci.migrate.job import MigrateFailed, database_service, run_migrate
     from wormhole_ci.migrate.native import prepare_migrate
+    from wormhole_ci.observability.push import (
+        Command,
+        RunSignal,
+        environment_pushgateway,
+        push_signals,
+    )
     from wormhole_ci.secretref import redact, resolve_secret
     from wormhole_ci.toolchains import default_cache_dir
 
     manifest = load_manifest(args.source)
     spec = database_service(manifest, args.service)
+    # Only a migrate told its environment pushes metrics: a bare URL names no environment.
+    env = manifest.environment(args.environment) if args.environment else None
     url = DatabaseUrl.parse(resolve_secret(args.database_url, "--database-url").reveal())
     if args.no_backup and args.backup_dir:
         raise WormholeCiError("migrate: --no-backup and --backup-dir contradict each other")
@@ -101,15 +110,28 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
     def say(line: str) -> None:
         err.print(redact(line, *url.secrets), markup=False)
 
+    gateway = environment_pushgateway(env, os.environ, say) if env else None
+    started = time.monotonic()
+
+    def pushed(outcome: str) -> None:  # best-effort: a warning at most
+        if env is None:
+            return
+        ok = outcome in ("applied", "up-to-date")
+        seconds = round(time.monotonic() - started, 2)
+        signal = RunSignal(Command.MIGRATE, env.name, outcome, ok, (sha or "")[:7], seconds)
+        push_signals(gateway, [signal], say)
+
     try:
         result = run_migrate(url, options, say)
     except MigrateFailed as exc:
         _write_result(args.output, exc.result.to_json(), err)
+        pushed(exc.result.outcome)
         err.print(
             f"[bold red]migrate {exc.result.outcome}:[/] {escape(redact(str(exc), *url.secrets))}"
         )
         return EXIT_FAILED
     _write_result(args.output, result.to_json(), err)
+    pushed(result.outcome)
     if result.outcome == "up-to-date":
         print(f"{url.display}: nothing to migrate ({len(result.pending)} pending)")
     else:
@@ -148,10 +170,22 @@ def _write_result(path: Path | None, text: str, err: Console) -> None:
 def _deploy(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.deploy.coolify import Coolify
     from wormhole_ci.deploy.published import check_published
-    from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, deploy_environment
+    from wormhole_ci.deploy.rollout import (
+        VERIFIED,
+        DeployFailed,
+        DeployOptions,
+        DeployResult,
+        deploy_environment,
+    )
     from wormhole_ci.images.gitinfo import revision
     from wormhole_ci.images.spec import image_specs
     from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.observability.push import (
+        Command,
+        RunSignal,
+        environment_pushgateway,
+        push_signals,
+    )
     from wormhole_ci.secretref import redact, resolve_secret
 
     manifest = load_manifest(args.source)
@@ -176,17 +210,26 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
     def say(line: str) -> None:
         err.print(redact(line, token), markup=False)
 
+    gateway = environment_pushgateway(env, os.environ, say)
+
+    def pushed(result: DeployResult) -> None:  # best-effort: a warning at most
+        ok = result.outcome == VERIFIED
+        signal = RunSignal(Command.DEPLOY, env.name, result.outcome, ok, rev.short, result.seconds)
+        push_signals(gateway, [signal], say)
+
     coolify = Coolify(env.coolify_url, token.reveal(), poll_interval=args.poll_interval)
     try:
         result = deploy_environment(env, coolify, options, say)
     except DeployFailed as exc:
         # The details first; the last line is the outcome result.json and the exit code carry.
         _write_result(args.output, exc.result.to_json(), err)
+        pushed(exc.result)
         # (result.json also carries the outcome's `reason`; the lines above already say it)
         err.print(redact(str(exc), token), markup=False)
         err.print(f"[bold red]deploy {exc.result.outcome}:[/] {env.name} {rev.short}")
         return EXIT_FAILED
     _write_result(args.output, result.to_json(), err)
+    pushed(result)
     services = ", ".join(s.service for s in result.services)
     print(f"deploy {result.outcome}: {env.name}: {rev.short} deployed and verified ({services})")
     return 0

@@ -80,6 +80,13 @@ HasuraAdminSecret: TypeAlias = Annotated[
     dagger.Secret | None,
     Doc("The environment's Hasura admin secret (required when it has [environments.NAME.hasura])"),
 ]
+PushgatewayAuth: TypeAlias = Annotated[
+    dagger.Secret | None,
+    Doc(
+        "user:password or bearer token of the environment's Pushgateway (when its "
+        "[observability] names pushgateway_auth; without it nothing is pushed)"
+    ),
+]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
 ]
@@ -276,6 +283,14 @@ class WormholeCi:
             bool, Doc("Apply drops, renames, type changes and NOT NULL additions")
         ] = False,
         no_backup: Annotated[bool, Doc("Skip the pg_dump backup (not recommended)")] = False,
+        environment: Annotated[
+            str,
+            Doc(
+                "The [environments.NAME] this database belongs to: the outcome is pushed to "
+                "its Pushgateway ([observability]); it does not choose the database"
+            ),
+        ] = "",
+        pushgateway_auth: PushgatewayAuth = None,
     ) -> dagger.Directory:
         """Apply pending Prisma migrations exactly once: advisory lock, squawk and the
         destructive-change gate, pg_dump backup, `prisma migrate deploy`, clean `migrate
@@ -289,6 +304,8 @@ class WormholeCi:
             lock_timeout=lock_timeout,
             allow_destructive=allow_destructive,
             no_backup=no_backup,
+            environment=environment,
+            pushgateway_auth=pushgateway_auth,
         )
 
     @cached(SIDE_EFFECTS)
@@ -307,6 +324,7 @@ class WormholeCi:
             str, Doc("Registry user (default: the environment's registry_username)")
         ] = "",
         no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
+        pushgateway_auth: PushgatewayAuth = None,
     ) -> dagger.Directory:
         """Deploy an already published commit (also how to roll back to an earlier one): refuse
         unless the registry holds its images, then set each Coolify application's image tag,
@@ -320,6 +338,7 @@ class WormholeCi:
             registry_password=registry_password,
             registry_username=registry_username,
             rollback=not no_rollback,
+            pushgateway_auth=pushgateway_auth,
         )
 
     @cached(SIDE_EFFECTS)
@@ -407,6 +426,7 @@ class WormholeCi:
         ] = False,
         allow_destructive: Annotated[bool, Doc("Let destructive migrations apply")] = False,
         no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
+        pushgateway_auth: PushgatewayAuth = None,
     ) -> dagger.Directory:
         """check → build → scan → publish → migrate → hasura → deploy → verify, stopping at
         the first red gate (nothing starts while Coolify deploys these applications). Returns, whether
@@ -424,6 +444,7 @@ class WormholeCi:
             allow_unavailable_scanners=allow_unavailable_scanners,
             allow_destructive=allow_destructive,
             rollback=not no_rollback,
+            pushgateway_auth=pushgateway_auth,
         )
 
     def _source(self) -> DaggerSource:

@@ -88,6 +88,17 @@ class HasuraTarget:
 
 
 @dataclass(frozen=True)
+class ObservabilityTarget:
+    """`[environments.<name>.observability]`: where the pipeline pushes its own signals."""
+
+    pushgateway_url: str
+    """The Prometheus Pushgateway's base URL (metrics go to `<url>/metrics/job/wormhole-ci/...`)."""
+    pushgateway_auth: str | None = None
+    """The environment variable holding `user:password` (HTTP basic auth) or a bearer token
+    (no `:`); None: the gateway takes anonymous pushes. Never the credential itself."""
+
+
+@dataclass(frozen=True)
 class Environment:
     """`[environments.<name>]`: where a release of the monorepo goes."""
 
@@ -102,6 +113,8 @@ class Environment:
     verify_timeout: float = 300.0
     hasura: HasuraTarget | None = None
     """None: the environment runs no Hasura engine (the release skips the hasura step)."""
+    observability: ObservabilityTarget | None = None
+    """None: release, migrate and deploy push no metrics for this environment."""
 
 
 SECRET_ROLES = ("coolify_token", "database_url", "registry_password")
@@ -152,7 +165,9 @@ _ENVIRONMENT_KEYS = {
     "deploy_timeout",
     "verify_timeout",
     "hasura",
+    "observability",
 }
+_OBSERVABILITY_KEYS = {"pushgateway_url", "pushgateway_auth"}
 _HASURA_KEYS = {"url", "admin_secret", "application"}
 _TARGET_KEYS = {"application", "tag", "health_url"}
 _URL_RE = re.compile(r"^https?://[^\s/@]+(/\S*)?$")
@@ -296,6 +311,7 @@ def _parse_environment(path: Path, name: str, raw: object, services: set[str]) -
         secrets=secrets,
         targets=tuple(targets),
         hasura=_parse_hasura(path, where, name, table.get("hasura")),
+        observability=_parse_observability(path, where, name, table.get("observability")),
         **timeouts,
     )
 
@@ -328,6 +344,39 @@ def _parse_hasura(path: Path, where: str, env_name: str, raw: object) -> HasuraT
         url=url.rstrip("/"),
         admin_secret=var,
         application=application if isinstance(application, str) else None,
+    )
+
+
+def _parse_observability(
+    path: Path, where: str, env_name: str, raw: object
+) -> ObservabilityTarget | None:
+    if raw is None:
+        return None
+    where = f"{where}.observability"
+    table = _table(path, where, raw)
+    _reject_unknown(path, f"{where}.", table, _OBSERVABILITY_KEYS)
+    url = table.get("pushgateway_url")
+    if isinstance(url, str) and "@" in url:  # never echoed: it may hold a password
+        raise ManifestError(
+            f"{path}: {where}.pushgateway_url must not carry credentials; name the variable "
+            "holding them with pushgateway_auth"
+        )
+    if not isinstance(url, str) or not _URL_RE.match(url):
+        raise ManifestError(
+            f"{path}: {where}.pushgateway_url is required: the http(s) base URL of the "
+            f"environment's Prometheus Pushgateway, e.g. http://pushgateway.example:9091 "
+            f"(got {url!r})"
+        )
+    var = table.get("pushgateway_auth")
+    if var is not None and (not isinstance(var, str) or not _ENV_RE.match(var)):
+        raise ManifestError(
+            f"{path}: {where}.pushgateway_auth must name the environment variable holding "
+            f'user:password or a bearer token (e.g. pushgateway_auth = "{env_name.upper()}_'
+            'PUSHGATEWAY_AUTH"); secrets never go in the manifest'
+        )
+    return ObservabilityTarget(
+        pushgateway_url=url.rstrip("/"),
+        pushgateway_auth=var if isinstance(var, str) else None,
     )
 
 

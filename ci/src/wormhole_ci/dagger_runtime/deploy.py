@@ -12,9 +12,16 @@ from dagger import dag
 from wormhole_ci.dagger_runtime.source import DaggerSource
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.published import check_published
-from wormhole_ci.deploy.rollout import DeployFailed, DeployOptions, DeployResult, deploy_environment
+from wormhole_ci.deploy.rollout import (
+    VERIFIED,
+    DeployFailed,
+    DeployOptions,
+    DeployResult,
+    deploy_environment,
+)
 from wormhole_ci.images.spec import Revision, check_sha, image_specs
 from wormhole_ci.manifest import Environment
+from wormhole_ci.observability.push import Command, RunSignal, push_signals, pushgateway_with
 from wormhole_ci.secretref import redact
 
 
@@ -27,9 +34,11 @@ async def deploy_commit(
     registry_password: dagger.Secret | None,
     registry_username: str,
     rollback: bool,
+    pushgateway_auth: dagger.Secret | None = None,
 ) -> dagger.Directory:
     """Refuse unless the registry holds the commit's images, then roll it out; deploy.json
-    and `status` whether or not the deploy succeeded."""
+    and `status` whether or not the deploy succeeded (and its outcome pushed to the
+    environment's Pushgateway, when it has one)."""
     rev = Revision(check_sha(tag))
     env, specs = await source.planned(lambda m: (m.environment(environment), image_specs(m)))
     user = registry_username or env.registry_username
@@ -41,6 +50,11 @@ async def deploy_commit(
         result = await _deploy_env(env, rev, coolify_token, rollback=rollback)
     except DeployFailed as exc:
         result = exc.result
+    auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
+    gateway = pushgateway_with(env, auth, _warn, "no --pushgateway-auth was given")
+    ok = result.outcome == VERIFIED
+    signal = RunSignal(Command.DEPLOY, env.name, result.outcome, ok, rev.short, result.seconds)
+    await anyio.to_thread.run_sync(lambda: push_signals(gateway, [signal], _warn))
     text = redact(result.to_json(), await coolify_token.plaintext())
     return (
         dag.directory()
@@ -63,3 +77,7 @@ async def _deploy_env(
         print(redact(line, plaintext), file=sys.stderr, flush=True)
 
     return await anyio.to_thread.run_sync(lambda: deploy_environment(env, coolify, options, say))
+
+
+def _warn(line: str) -> None:  # shown by `dagger call`; the push never names its credential
+    print(line, file=sys.stderr, flush=True)

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import secrets
+import sys
+import time
 
+import anyio
 import dagger
 from dagger import ReturnType, dag
 
@@ -20,6 +23,7 @@ from wormhole_ci.containers import (
 from wormhole_ci.dagger_runtime.source import DaggerSource, tooled
 from wormhole_ci.images.spec import check_sha
 from wormhole_ci.jsonish import outcome_of
+from wormhole_ci.observability.push import Command, RunSignal, push_signals, pushgateway_with
 
 
 async def migrate_job(
@@ -31,8 +35,14 @@ async def migrate_job(
     lock_timeout: int = 600,
     allow_destructive: bool = False,
     no_backup: bool = False,
+    environment: str = "",
+    pushgateway_auth: dagger.Secret | None = None,
 ) -> dagger.Directory:
-    """Run the migration job once (never from the engine's cache); its result directory."""
+    """Run the migration job once (never from the engine's cache); its result directory.
+    With `environment`, its outcome is pushed to that environment's Pushgateway from the
+    module (the job container itself never pushes: inside a release, the release does)."""
+    env = await source.planned(lambda m: m.environment(environment)) if environment else None
+    started = time.monotonic()
     argv = migrate_argv(
         service=service or None,
         tag=check_sha(tag) if tag else None,
@@ -56,12 +66,30 @@ async def migrate_job(
         .with_workdir(SOURCE_ROOT)
         .with_exec(list(argv), expect=ReturnType.ANY)
     )
-    return await job_result(ctr, "migrate.json")
+    result, outcome = await job_outcome(ctr, "migrate.json")
+    if env is not None:
+        auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
+        gateway = pushgateway_with(env, auth, _warn, "no --pushgateway-auth was given")
+        ok = outcome in ("applied", "up-to-date")
+        seconds = round(time.monotonic() - started, 2)
+        signal = RunSignal(Command.MIGRATE, env.name, outcome, ok, tag[:7], seconds)
+        await anyio.to_thread.run_sync(lambda: push_signals(gateway, [signal], _warn))
+    return result
+
+
+def _warn(line: str) -> None:  # shown by `dagger call`; the push never names its credential
+    print(line, file=sys.stderr, flush=True)
 
 
 async def job_result(ctr: dagger.Container, result_file: str) -> dagger.Directory:
     """A job container's OUT_PATH, whatever its exit code, plus `status` (the outcome its
     result file names, else failed) and its output as `<job>.log`: nothing it wrote is lost."""
+    directory, _ = await job_outcome(ctr, result_file)
+    return directory
+
+
+async def job_outcome(ctr: dagger.Container, result_file: str) -> tuple[dagger.Directory, str]:
+    """`job_result` and the outcome its `status` file holds."""
     code = await ctr.exit_code()
     output = (await ctr.stdout()) + (await ctr.stderr())
     out = ctr.directory(OUT_PATH)
@@ -71,4 +99,4 @@ async def job_result(ctr: dagger.Container, result_file: str) -> dagger.Director
         text = ""
     outcome = outcome_of(text, code)
     log = result_file.rsplit(".", 1)[0] + ".log"
-    return out.with_new_file(log, output).with_new_file("status", outcome + "\n")
+    return out.with_new_file(log, output).with_new_file("status", outcome + "\n"), outcome

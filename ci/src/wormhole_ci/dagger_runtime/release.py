@@ -22,6 +22,7 @@ from wormhole_ci.images.spec import ImageSpec, Revision, check_sha, image_specs,
 from wormhole_ci.jsonish import as_dict, as_list
 from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.observability.push import pushgateway_with
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
 from wormhole_ci.release.record import (
@@ -51,15 +52,18 @@ async def run_release(
     allow_unavailable_scanners: bool,
     allow_destructive: bool,
     rollback: bool,
+    pushgateway_auth: dagger.Secret | None = None,
 ) -> dagger.Directory:
     """Run the release machine with these steps; release.json, `status` and migrate/,
-    whatever happened."""
+    whatever happened (the outcome pushed to the environment's Pushgateway, if it has one)."""
     rev = Revision(check_sha(tag))
     token = await coolify_token.plaintext()
     password = await registry_password.plaintext() if registry_password else None
     url = await database_url.plaintext()
     admin = await hasura_admin_secret.plaintext() if hasura_admin_secret else None
-    hidden = tuple(v for v in (token, password, url, admin) if v) + DatabaseUrl.parse(url).secrets
+    gateway_auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
+    values = (token, password, url, admin, gateway_auth)
+    hidden = tuple(v for v in values if v) + DatabaseUrl.parse(url).secrets
 
     def plan_release(
         m: Manifest,
@@ -101,6 +105,7 @@ async def run_release(
         save=lambda _record: None,  # the record is returned below, whatever happened
         hidden=hidden,
         hasura=hasura,
+        pushgateway=pushgateway_with(env, gateway_auth, say, "no --pushgateway-auth was given"),
     )
     record = await machine.run(ReleaseRecord(sha=rev.sha, environment=env.name, started=utc_now()))
     return steps.out.with_new_file(

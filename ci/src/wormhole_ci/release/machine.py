@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import anyio.to_thread
@@ -16,6 +16,7 @@ from wormhole_ci.errors import CoolifyError, WormholeCiError
 from wormhole_ci.hasura.apply import HasuraApplyFailed
 from wormhole_ci.hasura.environment import HasuraRun, apply_environment
 from wormhole_ci.manifest import Environment
+from wormhole_ci.observability.push import Command, Pushgateway, RunSignal, push_signals
 from wormhole_ci.release.record import STEPS, ReleaseOutcome, ReleaseRecord
 from wormhole_ci.secretref import redact
 
@@ -63,8 +64,22 @@ class ReleaseMachine:
     """Secret values, redacted from every detail."""
     hasura: HasuraRun | None = None
     """The environment's Hasura engine; None when it has none (the step is skipped)."""
+    pushgateway: Pushgateway | None = None
+    """Where the run's outcome is pushed at the end ([observability]); None: nowhere."""
+    _deployed: str = field(default="", init=False)
+    """How the deploy step ended (its rollout's outcome), once it ran."""
 
     async def run(self, record: ReleaseRecord) -> ReleaseRecord:
+        """The release, then its signals pushed (best-effort: never changes the record)."""
+        started = time.monotonic()
+        record = await self._run(record)
+        if self.pushgateway is not None:
+            signals = release_signals(record, self._deployed, time.monotonic() - started)
+            gateway = self.pushgateway
+            await anyio.to_thread.run_sync(lambda: push_signals(gateway, signals, self.say))
+        return record
+
+    async def _run(self, record: ReleaseRecord) -> ReleaseRecord:
         refused = await self._busy()
         if refused:
             record.outcome, record.refused = ReleaseOutcome.REFUSED, redact(refused, *self.hidden)
@@ -157,10 +172,52 @@ class ReleaseMachine:
                 lambda: deploy_environment(self.env, self.coolify, options, say)
             )
         except DeployFailed as exc:
-            record.deployments = exc.result.services
+            record.deployments, self._deployed = exc.result.services, exc.result.outcome
             # The step's detail starts with how the deploy ended (rolled-back, refused, …).
             raise DeployFailed(f"deploy {exc.result.outcome}: {exc}", exc.result) from None
-        record.deployments = result.services
+        record.deployments, self._deployed = result.services, result.outcome
         return f"{result.outcome}: " + ", ".join(
             f"{s.service} {s.deployment}" for s in result.services
         )
+
+
+def release_signals(record: ReleaseRecord, deployed: str, seconds: float) -> list[RunSignal]:
+    """What a release pushes: its own run, and the migrate and deploy steps it ran as runs of
+    those commands (the same groups `wormhole-ci migrate|deploy` push to), so repeated
+    migration or deploy failures show whichever way they ran."""
+    short = record.sha[:7]
+    signals = [
+        RunSignal(
+            Command.RELEASE,
+            record.environment,
+            str(record.outcome),
+            record.outcome is ReleaseOutcome.RELEASED,
+            short,
+            round(seconds, 2),
+        )
+    ]
+    migrate, deploy = record.step("migrate"), record.step("deploy")
+    if migrate.status in ("passed", "failed"):
+        outcome = record.migrations.get("outcome")
+        signals.append(
+            RunSignal(
+                Command.MIGRATE,
+                record.environment,
+                outcome if isinstance(outcome, str) and outcome else migrate.status,
+                migrate.status == "passed",
+                short,
+                migrate.seconds,
+            )
+        )
+    if deploy.status in ("passed", "failed"):
+        signals.append(
+            RunSignal(
+                Command.DEPLOY,
+                record.environment,
+                deployed or deploy.status,
+                deploy.status == "passed",
+                short,
+                deploy.seconds,
+            )
+        )
+    return signals

@@ -30,6 +30,7 @@ from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.job import MigrateFailed, MigrateResult, database_service, run_migrate
 from wormhole_ci.migrate.native import prepare_migrate
+from wormhole_ci.observability.push import pushgateway_with
 from wormhole_ci.plan import build_plan
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
 from wormhole_ci.release.record import (
@@ -55,9 +56,13 @@ class ReleaseSecrets:
     database_url: Secret
     registry_password: Secret | None
     hasura_admin_secret: Secret | None = None
+    pushgateway_auth: Secret | None = None
+    """The Pushgateway's credential ([observability] pushgateway_auth), when it names one."""
 
     def values(self) -> tuple[str, ...]:
         out = [self.coolify_token.reveal(), self.database_url.reveal()]
+        if self.pushgateway_auth:
+            out.append(self.pushgateway_auth.reveal())
         if self.registry_password:
             out.append(self.registry_password.reveal())
         if self.hasura_admin_secret:
@@ -102,6 +107,7 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
         return Secret(f"env:{var}", source[var])
 
     DatabaseUrl.parse(source[env.secrets["database_url"]])  # a malformed URL fails here, unprinted
+    gateway_var = env.observability.pushgateway_auth if env.observability else None
     return ReleaseSecrets(
         coolify_token=secret("coolify_token"),
         database_url=secret("database_url"),
@@ -112,6 +118,10 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
             f"env:{env.hasura.admin_secret}", source[env.hasura.admin_secret]
         )
         if env.hasura is not None
+        else None,
+        # optional: without it the release runs and only the push is skipped (with a warning)
+        pushgateway_auth=Secret(f"env:{gateway_var}", source[gateway_var])
+        if gateway_var and source.get(gateway_var)
         else None,
     )
 
@@ -325,6 +335,12 @@ def run_native_release(
             manifest,
             env,
             secrets.hasura_admin_secret.reveal() if secrets.hasura_admin_secret else None,
+        ),
+        pushgateway=pushgateway_with(
+            env,
+            secrets.pushgateway_auth.reveal() if secrets.pushgateway_auth else None,
+            said,
+            "it is not set",
         ),
     )
     record = ReleaseRecord(sha=options.revision.sha, environment=env.name, started=utc_now())

@@ -1,0 +1,1 @@
+"""The pipeline's own signals: what release, migrate and deploy report to Prometheus."""
