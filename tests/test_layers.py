@@ -16,7 +16,17 @@ SRC = Path(wormhole_ci.__file__).parent
 MODEL = ("manifest", "plan", "results", "errors", "secretref", "jsonish", "paths", "waivers")
 """The top-level model modules (DESIGN.md §2): plain data and its parsing."""
 CAPABILITIES = frozenset(
-    {"check", "security", "images", "migrate", "deploy", "hasura", "release", "drift"}
+    {
+        "check",
+        "security",
+        "images",
+        "migrate",
+        "deploy",
+        "hasura",
+        "release",
+        "drift",
+        "observability",
+    }
 )
 RUNTIME = "wormhole_ci.dagger_runtime"
 """The Dagger executors (DESIGN.md §2): with main.py, the only importers of dagger."""
