@@ -17,8 +17,6 @@ import yaml
 
 from tests.observability.conftest import OBSERVABILITY, debian_tool
 
-pytestmark = pytest.mark.ops
-
 CONFIG = OBSERVABILITY / "alertmanager" / "alertmanager.yml"
 
 # severity, team → the receivers, in the order Alertmanager notifies them
@@ -41,6 +39,7 @@ ROUTES = [
 ]
 
 
+@pytest.mark.ops
 def test_amtool_check_config(amtool: Path) -> None:
     done = subprocess.run(
         [amtool, "check-config", CONFIG], capture_output=True, text=True, timeout=60, check=False
@@ -49,6 +48,7 @@ def test_amtool_check_config(amtool: Path) -> None:
     assert "SUCCESS" in done.stdout
 
 
+@pytest.mark.ops
 @pytest.mark.parametrize(("severity", "team", "receivers"), ROUTES)
 def test_route(amtool: Path, severity: str, team: str, receivers: list[str]) -> None:
     labels = ["alertname=Test", "environment=production", "service=api"]
@@ -164,6 +164,7 @@ def _alert(name: str, severity: str, environment: str, service: str) -> dict[str
     return {"labels": labels, "annotations": {"summary": name}}
 
 
+@pytest.mark.ops
 def test_inhibition(alertmanager: str) -> None:
     """critical silences the warning of the same alert and environment only; TargetDown
     silences its own service's other alerts in its environment only."""
