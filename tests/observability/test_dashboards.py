@@ -92,3 +92,25 @@ def test_queries_name_only_declared_metrics() -> None:
     used = {n for exprs in _queries().values() for e in exprs for n in metric_names(e)}
     undeclared = sorted(n for n in used if not declared(n, inventory))
     assert not undeclared, f"not in deploy/observability/metrics.txt: {undeclared}"
+
+
+def _datasource_uids(node: object) -> Iterator[str]:
+    if isinstance(node, dict):
+        items = cast("dict[str, object]", node)
+        source = items.get("datasource")
+        if isinstance(source, dict):
+            yield str(cast("dict[str, object]", source).get("uid"))
+        for value in items.values():
+            yield from _datasource_uids(value)
+    elif isinstance(node, list):
+        for item in cast("list[object]", node):
+            yield from _datasource_uids(item)
+
+
+def test_panels_use_the_provisioned_prometheus() -> None:
+    provisioned = yaml.safe_load((GRAFANA / "provisioning" / "datasources.yml").read_text())
+    (source,) = provisioned["datasources"]
+    assert source["type"] == "prometheus"
+    assert source["url"] == "http://prometheus:9090"
+    for path in DASHBOARDS:
+        assert set(_datasource_uids(json.loads(path.read_text()))) == {source["uid"]}, path.name
