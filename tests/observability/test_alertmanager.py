@@ -189,3 +189,19 @@ def test_inhibition(alertmanager: str) -> None:
         ("PostgresConnectionsNearMax", "critical", "production"): True,
         ("PostgresConnectionsNearMax", "critical", "staging"): False,
     }
+    # grouped by alertname, environment and service, per receiver of the route
+    with urllib.request.urlopen(f"{alertmanager}/api/v2/alerts/groups", timeout=5) as response:
+        groups = json.load(response)
+    found = {
+        (g["receiver"]["name"], tuple(sorted(g["labels"].items())), len(g["alerts"]))
+        for g in groups
+    }
+    api = (("alertname", "ApiHighErrorRate"), ("environment", "production"), ("service", "api"))
+    assert ("pagerduty", api, 1) in found  # the critical one
+    assert ("slack-platform", api, 2) in found  # both severities share the group
+    postgres = (
+        ("alertname", "PostgresConnectionsNearMax"),
+        ("environment", "staging"),
+        ("service", "postgres"),
+    )
+    assert ("pagerduty", postgres, 1) in found

@@ -136,3 +136,22 @@ def test_pipeline_metrics_are_declared_and_alerted_on() -> None:
         assert metric_names(alert.expr) <= pushed, alert.name
         assert f'job="{JOB}"' in alert.expr, alert.name
     assert LABELS == ("command", "environment")
+
+
+@pytest.mark.parametrize("runbook", sorted(RUNBOOKS.glob("*.md")), ids=lambda p: p.stem)
+def test_runbook_starts_from_drift_and_has_steps(runbook: Path) -> None:
+    """Each runbook's first diagnosis is this tool's read-only drift report, before any
+    step that changes something (docs/drift.md)."""
+    text = runbook.read_text()
+    assert text.startswith("# Runbook: ")
+    drift = text.find("wormhole-ci drift --environment")
+    assert drift != -1, "no `wormhole-ci drift --environment <env>` diagnosis"
+    first_change = min(
+        (
+            i
+            for i in (text.find(c) for c in ("wormhole-ci deploy --", "wormhole-ci restore"))
+            if i != -1
+        ),
+        default=len(text),
+    )
+    assert drift < first_change, "drift must come before the first rollback or restore"
