@@ -10,7 +10,7 @@ export UV_PYTHON := $(shell command -v $(PYTHON))
 # uv from PATH when it is the pinned version, else installed with pip into .tools/
 UV := $(shell uv --version 2>/dev/null | grep -q " $(UV_VERSION)" && command -v uv || echo .tools/uv/bin/uv)
 
-.PHONY: setup engine-deps check test test-fast lint bench clean
+.PHONY: setup engine-deps check test test-fast lint bench dashboards clean
 
 .tools/uv/bin/uv:
 	$(PYTHON) -m venv .tools/uv
@@ -58,6 +58,10 @@ lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pyright
+
+# The Grafana dashboards are generated (deploy/observability/README.md); commit the JSON.
+dashboards: setup
+	$(VENV)/bin/python deploy/observability/grafana/generate.py
 
 bench: setup engine-deps
 	$(VENV)/bin/python bench/check.py

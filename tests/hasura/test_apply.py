@@ -21,7 +21,7 @@ from wormhole_ci.errors import (
     HasuraMetadataError,
     ManifestError,
 )
-from wormhole_ci.hasura.apply import HasuraApplyFailed, apply_metadata
+from wormhole_ci.hasura.apply import RUNBOOK, HasuraApplyFailed, apply_metadata
 from wormhole_ci.hasura.client import HasuraClient
 from wormhole_ci.hasura.diff import Change, diff_metadata
 from wormhole_ci.hasura.loader import load_yaml
@@ -218,6 +218,7 @@ def test_inconsistent_after_the_replace_is_restored(
     assert caught.value.result.restored
     assert caught.value.inconsistent[0].name == "table users in source default"
     assert "table users in source default: gone" in str(caught.value)
+    assert RUNBOOK in str(caught.value)
     assert engine.metadata == EMPTY
     assert engine.resource_version == 3  # the apply, then the restore
 
@@ -235,6 +236,7 @@ def test_unchanged_but_inconsistent_live_metadata_fails_without_writing(
     assert caught.value.result.outcome == "failed"
     assert not caught.value.result.restored
     assert engine.calls("replace_metadata") == []
+    assert RUNBOOK in str(caught.value)
 
 
 @pytest.mark.postgres
@@ -247,6 +249,7 @@ def test_a_failed_replace_is_not_retried_and_is_restored(
     assert caught.value.result.outcome == "failed"
     assert caught.value.result.restored
     assert len(engine.calls("replace_metadata")) == 2  # the failed one, then the restore
+    assert RUNBOOK not in str(caught.value)  # not about inconsistency
     assert engine.metadata == EMPTY
 
 

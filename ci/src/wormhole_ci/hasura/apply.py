@@ -11,6 +11,9 @@ from wormhole_ci.errors import HasuraApiError, HasuraConflictError, Inconsistent
 from wormhole_ci.hasura.client import Exported, HasuraClient
 from wormhole_ci.hasura.diff import Change, diff_metadata
 
+RUNBOOK = "docs/runbooks/hasura-inconsistent-metadata.md"
+"""Where an apply that failed on inconsistent metadata sends the reader."""
+
 
 @dataclass
 class ApplyResult:
@@ -84,7 +87,8 @@ def apply_metadata(
             result.outcome = "failed"
             result.detail = (
                 "the live metadata equals the repository's but the engine reports it "
-                f"inconsistent:{_lines(inconsistent)}\nfix the database or the metadata, then re-run"
+                f"inconsistent:{_lines(inconsistent)}\nfix the database or the metadata, then re-run; "
+                f"see {RUNBOOK}"
             )
             raise HasuraApplyFailed(f"hasura {url}: {result.detail}", result=result)
         say(f"hasura {url}: unchanged and consistent")
@@ -155,7 +159,8 @@ def _restore(  # noqa: PLR0917 (a private helper of apply_metadata)
     now = f" (resource_version is now {result.after_version})" if result.after_version else ""
     raise HasuraApplyFailed(
         f"hasura {url}: apply failed ({cause}){objects}\nthe live metadata was restored to "
-        f"version {before}{now}; fix the metadata or the database, then re-run",
+        f"version {before}{now}; fix the metadata or the database, then re-run"
+        + (f"; see {RUNBOOK}" if inconsistent else ""),
         result=result,
     )
 

@@ -1,1 +1,2 @@
-"""The pipeline's own signals: what release, migrate and deploy report to Prometheus."""
+"""The pipeline's own signals: what release, migrate and deploy push to Prometheus, and the
+metric names the alert rules share."""
