@@ -101,8 +101,12 @@ def environment(service: Mapping[str, Any]) -> dict[str, str | None]:
 
 # ---------------------------------------------------------------- literal secrets
 
-_SECRET_NAME = re.compile(r"(PASSWORD|PASSWD|_PASS\b|SECRET|TOKEN|API_KEY|ROUTING_KEY|_AUTH\b|WEBHOOK)")
-_ASSIGNMENT = re.compile(r"^\s*(?:#\s*)?-?\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*[:=]\s*(?P<value>.*?)\s*$")
+_SECRET_NAME = re.compile(
+    r"(PASSWORD|PASSWD|_PASS\b|SECRET|TOKEN|API_KEY|ROUTING_KEY|_AUTH\b|WEBHOOK)"
+)
+_ASSIGNMENT = re.compile(
+    r"^\s*(?:#\s*)?-?\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*[:=]\s*(?P<value>.*?)\s*$"
+)
 _URL_CREDENTIALS = re.compile(r"[a-z][a-z0-9+.-]*://[^/\s:@]*:(?P<password>[^@\s/]+)@")
 _TOKEN_SHAPES = re.compile(
     r"gh[pousr]_[A-Za-z0-9]{20,}|xox[abprs]-[A-Za-z0-9-]{10,}|AKIA[0-9A-Z]{16}"

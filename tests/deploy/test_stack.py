@@ -49,7 +49,9 @@ MONITORING = frozenset(
     {"prometheus", "alertmanager", "pushgateway", "postgres-exporter", "redis-exporter", "loki"}
 )
 LOG_SHIPPERS = frozenset({"vector", "promtail"})
-STATEFUL = frozenset({"postgres", "mongo", "redis", "prometheus", "alertmanager", "loki", "grafana"})
+STATEFUL = frozenset(
+    {"postgres", "mongo", "redis", "prometheus", "alertmanager", "loki", "grafana"}
+)
 HOST_PATHS = frozenset({"/proc", "/sys", "/", "/var/run/docker.sock"})
 """Absolute bind sources allowed: node-exporter's view of the host, the log shipper's Docker API."""
 LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -94,6 +96,12 @@ def stack_text() -> str:
 
 
 @cache
+def stack_doc() -> dict[str, Any]:
+    """The stack as written (not interpolated); read once, never modified by a test."""
+    return load_yaml(STACK)
+
+
+@cache
 def env_file(name: str) -> Path:
     return STACK_DIR / f"{name}.env.example"
 
@@ -116,7 +124,9 @@ def rendered_text(environment_name: str) -> str:
         if not entry.commented
     }
     values |= {
-        name: magic_value(name, environment_name) for name in variables(stack_text()) if MAGIC.match(name)
+        name: magic_value(name, environment_name)
+        for name in variables(stack_text())
+        if MAGIC.match(name)
     }
     return interpolate(stack_text(), values)
 
@@ -135,7 +145,7 @@ def services(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
 def routes() -> set[str]:
     """The SERVICE_URL_<NAME> each `SERVICE_URL_<NAME>_<port>` declaration makes Coolify define."""
     names: set[str] = set()
-    for service in services(load_yaml(STACK)).values():
+    for service in services(stack_doc()).values():
         for key in environment(service):
             match = re.fullmatch(r"(SERVICE_(?:URL|FQDN)_[A-Z0-9-]+?)(?:_\d+)?", key)
             if match:
@@ -145,7 +155,7 @@ def routes() -> set[str]:
 
 def secret_variables() -> set[str]:
     """The variables the stack's file-mounted secrets come from (`secrets.<name>.environment`)."""
-    return {s["environment"] for s in load_yaml(STACK).get("secrets", {}).values()}
+    return {s["environment"] for s in stack_doc().get("secrets", {}).values()}
 
 
 # ---------------------------------------------------------------- validation
@@ -190,7 +200,7 @@ def test_the_validator_rejects_what_compose_would(tmp_path: Path) -> None:
 @pytest.mark.parametrize("environment_name", ENVIRONMENTS)
 def test_the_stack_renders_with_every_required_variable_set(environment_name: str) -> None:
     document = rendered(environment_name)  # a required variable left unset raises
-    assert APPLICATIONS | DATA | MONITORING <= set(services(document))
+    assert set(services(document)) >= APPLICATIONS | DATA | MONITORING
     assert LOG_SHIPPERS & set(services(document)), "a log shipper (vector or promtail) to Loki"
 
 
@@ -265,7 +275,7 @@ def test_nothing_is_published_beyond_loopback(source: str) -> None:
 
 
 def test_coolify_owns_the_names_and_there_is_one_container_per_service() -> None:
-    document = load_yaml(STACK)
+    document = stack_doc()
     assert "name" not in document, "Coolify names the project after the resource UUID"
     for name, service in services(document).items():
         assert "container_name" not in service, name
@@ -277,7 +287,7 @@ def test_coolify_owns_the_names_and_there_is_one_container_per_service() -> None
 
 
 def test_named_volumes_are_declared_used_and_hold_every_state() -> None:
-    document = load_yaml(STACK)
+    document = stack_doc()
     declared = set(document.get("volumes") or {})
     used: dict[str, set[str]] = {}
     for name, service in services(document).items():
@@ -287,11 +297,11 @@ def test_named_volumes_are_declared_used_and_hold_every_state() -> None:
                 used.setdefault(source, set()).add(name)
     assert set(used) == declared
     with_state = {service for services_ in used.values() for service in services_}
-    assert STATEFUL <= with_state, sorted(STATEFUL - with_state)
+    assert with_state >= STATEFUL, sorted(STATEFUL - with_state)
 
 
 def test_dependencies_exist_and_wait_for_health() -> None:
-    all_services = services(load_yaml(STACK))
+    all_services = services(stack_doc())
     for name, service in all_services.items():
         for target, condition in (service.get("depends_on") or {}).items():
             assert target in all_services, f"{name} depends on unknown {target}"
@@ -300,25 +310,31 @@ def test_dependencies_exist_and_wait_for_health() -> None:
 
 
 def test_file_mounted_secrets_are_declared_and_come_from_the_environment() -> None:
-    document = load_yaml(STACK)
+    document = stack_doc()
     declared = document.get("secrets") or {}
     for name, service in services(document).items():
         for secret in service.get("secrets") or []:
-            assert str(secret) in declared, f"{name} uses undeclared secret {secret}"
+            source = secret["source"] if isinstance(secret, dict) else str(secret)
+            assert source in declared, f"{name} uses undeclared secret {source}"
     assert all(set(spec) == {"environment"} for spec in declared.values()), declared
+    # where deploy/observability/alertmanager/alertmanager.yml's *_file settings read them
+    targets = {s["target"] for s in services(document)["alertmanager"]["secrets"]}
+    assert targets == {f"/etc/alertmanager/secrets/{name}" for name in declared}
 
 
 # ---------------------------------------------------------------- images
 
 
 def test_hasura_runs_the_engine_the_tool_validates_against() -> None:
-    assert services(load_yaml(STACK))["hasura"]["image"] == HASURA_ENGINE_IMAGE
+    assert services(stack_doc())["hasura"]["image"] == HASURA_ENGINE_IMAGE
 
 
 def test_application_images_are_the_ones_wormhole_ci_publishes() -> None:
     specs = image_specs(load_manifest(EXAMPLE))
-    stack = services(load_yaml(STACK))
-    expected = {spec.service: f"${{REGISTRY:?}}/{spec.repository}:${{IMAGE_TAG:?}}" for spec in specs}
+    stack = services(stack_doc())
+    expected = {
+        spec.service: f"${{REGISTRY:?}}/{spec.repository}:${{IMAGE_TAG:?}}" for spec in specs
+    }
     assert {name: stack[name]["image"] for name in expected} == expected
     assert stack["workers"]["image"] == expected["runner"]
     assert stack["workers"]["command"][:3] == ["python", "-m", "runner.main"]
@@ -327,7 +343,7 @@ def test_application_images_are_the_ones_wormhole_ci_publishes() -> None:
 
 
 def test_other_images_are_pinned_and_the_databases_match_local_development() -> None:
-    stack = services(load_yaml(STACK))
+    stack = services(stack_doc())
     for name, service in stack.items():
         image = str(service["image"])
         if not image.startswith("${REGISTRY"):
@@ -437,7 +453,7 @@ def test_env_example_lists_exactly_what_the_service_reads(app: str) -> None:
 @pytest.mark.parametrize("app", sorted(STACK_SERVICES))
 def test_the_stack_gives_each_service_only_documented_variables(app: str) -> None:
     documented = env_entries(EXAMPLE / app / ".env.example")
-    stack = services(load_yaml(STACK))
+    stack = services(stack_doc())
     for name in STACK_SERVICES[app]:
         given = {k for k in environment(stack[name]) if not MAGIC.match(k)}
         assert sorted(given - set(documented)) == [], f"stack service {name}"
@@ -453,7 +469,7 @@ def test_the_stack_gives_each_service_only_documented_variables(app: str) -> Non
 
 @cache
 def _stand_ins() -> dict[str, str]:
-    return {name: "x" for name in variables(stack_text())}
+    return dict.fromkeys(variables(stack_text()), "x")
 
 
 def env_examples() -> list[Path]:
@@ -479,7 +495,8 @@ def test_local_urls_reach_the_local_compose() -> None:
         for name, s in local.items()
     }
     host_ports = {
-        name: {int(str(p).rsplit(":", 2)[1]) for p in s.get("ports") or []} for name, s in local.items()
+        name: {int(str(p).rsplit(":", 2)[1]) for p in s.get("ports") or []}
+        for name, s in local.items()
     }
     schemes = {"postgresql": "postgres", "redis": "redis", "mongodb": "mongo"}
     checked = 0
@@ -516,7 +533,7 @@ def observability_or_skip() -> None:
 
 def test_bind_mounts_are_repository_files_or_allowed_host_paths() -> None:
     problems: list[str] = []
-    for name, service in services(load_yaml(STACK)).items():
+    for name, service in services(stack_doc()).items():
         for volume in service.get("volumes") or []:
             source = str(volume).split(":", 1)[0]
             if source.startswith("/"):
@@ -524,9 +541,13 @@ def test_bind_mounts_are_repository_files_or_allowed_host_paths() -> None:
                     problems.append(f"{name}: host path {source}")
             elif source.startswith("."):
                 # relative to the repository root: how Coolify resolves them (Base Directory "/")
-                if not source.startswith("./deploy/observability/"):
-                    problems.append(f"{name}: {source} outside deploy/observability/")
-                elif OBSERVABILITY.is_dir() and not (ROOT / source).exists():
+                if not source.startswith(("./deploy/observability/", "./deploy/coolify/")):
+                    problems.append(
+                        f"{name}: {source} outside deploy/observability/, deploy/coolify/"
+                    )
+                elif not (ROOT / source).exists() and (
+                    OBSERVABILITY.is_dir() or source.startswith("./deploy/coolify/")
+                ):
                     problems.append(f"{name}: {source} does not exist")
     assert not problems, problems
 
@@ -534,7 +555,7 @@ def test_bind_mounts_are_repository_files_or_allowed_host_paths() -> None:
 def test_prometheus_scrapes_services_of_the_stack() -> None:
     observability_or_skip()
     config = load_yaml(OBSERVABILITY / "prometheus" / "prometheus.yml")
-    stack = set(services(load_yaml(STACK)))
+    stack = set(services(stack_doc()))
     targets = [
         target
         for job in config.get("scrape_configs") or []
