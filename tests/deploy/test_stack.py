@@ -391,6 +391,14 @@ def test_environments_set_the_same_variables_to_separate_data() -> None:
 
 
 @pytest.mark.parametrize("environment_name", ENVIRONMENTS)
+def test_each_environment_pulls_from_the_registry_its_release_publishes_to(
+    environment_name: str,
+) -> None:
+    registry = load_manifest(EXAMPLE).environment(environment_name).registry
+    assert env_entries(env_file(environment_name))["REGISTRY"].value == registry
+
+
+@pytest.mark.parametrize("environment_name", ENVIRONMENTS)
 def test_memory_settings_fit_inside_their_limits(environment_name: str) -> None:
     entries = {e.name: e.value for e in env_entries(env_file(environment_name)).values()}
     assert memory_bytes(entries["REDIS_MAXMEMORY"]) < memory_bytes(entries["REDIS_MEMORY"])
