@@ -10,6 +10,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { Queue } from "bullmq";
+import type { KeepJobs } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "./log.js";
 import type { WorkflowDefinition, WorkflowStep } from "./workflows.js";
@@ -17,8 +18,8 @@ import type { WorkflowDefinition, WorkflowStep } from "./workflows.js";
 export const QUEUE_NAME = "workflow-runs";
 export const JOB_NAME = "run";
 /** Completed jobs are only bookkeeping; failed ones are kept for a week to be looked at. */
-export const REMOVE_ON_COMPLETE = { age: 3600, count: 1000 };
-export const REMOVE_ON_FAIL = { age: 7 * 24 * 3600 };
+export const REMOVE_ON_COMPLETE: KeepJobs = { age: 3600, count: 1000 };
+export const REMOVE_ON_FAIL: KeepJobs = { age: 7 * 24 * 3600 };
 export const DEFAULT_REDIS_URL = "redis://localhost:6379/0";
 
 export interface RunJobData {
@@ -43,7 +44,7 @@ export interface JobSink {
   add(
     name: string,
     data: RunJobData,
-    opts: { jobId: string; attempts: number; removeOnComplete: object; removeOnFail: object },
+    opts: { jobId: string; attempts: number; removeOnComplete: KeepJobs; removeOnFail: KeepJobs },
   ): Promise<{ id?: string | undefined }>;
 }
 

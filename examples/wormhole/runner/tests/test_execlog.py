@@ -24,7 +24,7 @@ NOW = datetime(2026, 12, 1, 18, 30, tzinfo=UTC)
 
 @pytest.fixture
 def db() -> Any:
-    client: Any = mongomock.MongoClient(tz_aware=True)
+    client: Any = mongomock.MongoClient(tz_aware=True)  # pyright: ignore[reportUnknownVariableType]
     return client["wormhole_logs"]
 
 
@@ -47,14 +47,15 @@ def test_the_create_indexes_specification_is_exact() -> None:
 
 
 def test_start_up_creates_the_ttl_indexes_idempotently(db: Any) -> None:
-    assert ensure_ttl_indexes(db) == {EXECUTION_LOGS: ["created_at_ttl"], AUDIT_LOGS: ["created_at_ttl"]}  # fmt: skip
+    created = {EXECUTION_LOGS: ["created_at_ttl"], AUDIT_LOGS: ["created_at_ttl"]}
+    assert ensure_ttl_indexes(db) == created
     # a restart creates them again with the same options: a no-op, not an error
     assert MongoExecutionLog(db).ensure_indexes() == ensure_ttl_indexes(db)
     for collection, seconds in ((EXECUTION_LOGS, 2592000), (AUDIT_LOGS, 7776000)):
         info = db[collection].index_information()
         assert sorted(info) == ["_id_", "created_at_ttl"]
         ttl = info["created_at_ttl"]
-        assert ttl["key"] == [("created_at", 1)]
+        assert list(ttl["key"]) == [("created_at", 1)]
         assert ttl["expireAfterSeconds"] == seconds
 
 

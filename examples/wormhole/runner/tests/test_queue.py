@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from runner.jsonvalue import JSONObject
+from runner.jsonvalue import JSONObject, JSONValue
 from runner.metrics import RunnerMetrics
 from runner.queue import (
     QUEUE_NAME,
@@ -77,7 +77,10 @@ def test_a_failed_run_fails_the_queue_job() -> None:
     assert failed == 1
 
 
-@pytest.mark.parametrize("data", [{"run_id": "r"}, "garbage", {"run_id": "r", "steps": [{}]}])
+UNDECODABLE: list[JSONValue] = [{"run_id": "r"}, "garbage", {"run_id": "r", "steps": [{}]}]
+
+
+@pytest.mark.parametrize("data", UNDECODABLE)
 def test_an_undecodable_job_fails_without_running(
     data: object, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -85,7 +88,9 @@ def test_an_undecodable_job_fails_without_running(
     with pytest.raises(RunFailedError, match="invalid job"):
         asyncio.run(process_queue_job(make_processor(metrics), FakeQueueJob("j", data)))
     assert "invalid job j" in caplog.text
-    started = metrics.registry.get_sample_value("wormhole_runner_runs_total", {"outcome": "started"})
+    started = metrics.registry.get_sample_value(
+        "wormhole_runner_runs_total", {"outcome": "started"}
+    )
     assert started == 0
 
 

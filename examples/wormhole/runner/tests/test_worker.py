@@ -18,6 +18,7 @@ from runner.steps import (
 from runner.worker import Job, JobFormatError, RunProcessor
 
 NO_SLEEP = StepContext(sleep=lambda _seconds: None)
+DELAY: JSONObject = {"id": "s", "type": "delay"}
 
 
 @dataclass
@@ -86,7 +87,11 @@ def processor(
 def test_steps_run_in_order_each_on_the_previous_output() -> None:
     metrics = RunnerMetrics(process_metrics=False)
     executions = FakeExecutionLog()
-    job = run_job(set_step("a", "x", 1), StepDefinition("wait", "delay", {}), set_step("b", "y", 2))
+    job = run_job(
+        set_step("a", "x", 1),
+        StepDefinition("wait", "delay", {"seconds": 0}),
+        set_step("b", "y", 2),
+    )
     result = processor(metrics, executions).process(job)
     assert result.ok
     assert result.output == {"n": 1, "x": 1, "y": 2}
@@ -103,7 +108,8 @@ def test_steps_run_in_order_each_on_the_previous_output() -> None:
 
 def test_a_failed_step_stops_the_run() -> None:
     metrics = RunnerMetrics(process_metrics=False)
-    job = run_job(set_step("a", "x", 1), StepDefinition("bad", "delay", {"seconds": -1}), set_step("b", "y", 2))  # fmt: skip
+    bad = StepDefinition("bad", "delay", {"seconds": -1})
+    job = run_job(set_step("a", "x", 1), bad, set_step("b", "y", 2))
     result = processor(metrics).process(job)
     assert result.to_dict() == {
         "job_id": "run-1",
@@ -219,11 +225,13 @@ def test_failed_runs_log_a_warning_with_the_error(caplog: pytest.LogCaptureFixtu
     assert failed["level"] == "WARNING"
     assert failed["message"] == "run failed"
     assert failed["run_id"] == "run-1"
-    assert failed["error"] == "step 's': step 's' is invalid: seconds must be a number from 0 to 300"
+    assert (
+        failed["error"] == "step 's': step 's' is invalid: seconds must be a number from 0 to 300"
+    )
 
 
 def test_job_from_data() -> None:
-    data = {
+    data: JSONObject = {
         "run_id": "r1",
         "tenant_id": "t1",
         "workflow_id": "w1",
@@ -247,14 +255,14 @@ def test_job_from_data() -> None:
     ("data", "error"),
     [
         ("not an object", "invalid job data"),
-        ({"steps": [{"id": "s", "type": "delay"}]}, "job run_id must be a non-empty string"),
+        ({"steps": [DELAY]}, "job run_id must be a non-empty string"),
         ({"run_id": "r", "steps": []}, "job steps must be a non-empty list"),
-        ({"run_id": "r", "steps": [{"id": f"s{i}", "type": "delay"} for i in range(101)]}, "more than 100 steps"),  # fmt: skip
-        ({"run_id": "r", "steps": [{"id": "s", "type": "delay"}], "input": []}, "job input must be an object"),  # fmt: skip
-        ({"run_id": "r", "tenant_id": "", "steps": [{"id": "s", "type": "delay"}]}, "job tenant_id"),  # fmt: skip
+        ({"run_id": "r", "steps": [{"id": f"s{i}", "type": "delay"} for i in range(101)]}, "100"),
+        ({"run_id": "r", "steps": [DELAY], "input": []}, "job input must be an object"),
+        ({"run_id": "r", "tenant_id": "", "steps": [DELAY]}, "job tenant_id"),
     ],
 )
-def test_job_from_data_rejects_bad_jobs(data: object, error: str) -> None:
+def test_job_from_data_rejects_bad_jobs(data: JSONValue, error: str) -> None:
     with pytest.raises(JobFormatError, match=error):
         Job.from_data("j", data)
 

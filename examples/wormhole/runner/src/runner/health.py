@@ -36,7 +36,11 @@ class HealthHandler(BaseHTTPRequestHandler):
         if path == "/healthz":
             version = self.server.version if isinstance(self.server, HealthServer) else "dev"
             self._send_json(HTTPStatus.OK, {"status": "ok", "version": version})
-        elif path == "/metrics" and isinstance(self.server, HealthServer) and self.server.metrics is not None:
+        elif (
+            path == "/metrics"
+            and isinstance(self.server, HealthServer)
+            and self.server.metrics is not None
+        ):
             self._send(HTTPStatus.OK, CONTENT_TYPE, self.server.metrics.render())
         else:
             self._send_json(HTTPStatus.NOT_FOUND, {"error": "not found"})

@@ -33,9 +33,9 @@ Outcome = Literal["started", "succeeded", "failed"]
 OUTCOMES: Final = ("started", "succeeded", "failed")
 CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
 
-TRIGGER_DELAY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.5, 10.0, 15.0, 30.0, 60.0)  # fmt: skip
+TRIGGER_DELAY_BUCKETS: Final = (0.1, 0.25, 0.5, 1, 2, 3, 4, 5, 6, 7.5, 10, 15, 30, 60)
 """Seconds; dense around the 5 s trigger-to-start SLA, with 5.0 itself a bucket bound."""
-RUN_DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)  # fmt: skip
+RUN_DURATION_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
 """Seconds; a run's steps can wait up to 300 s each (``delay``), so the tail goes to 10 min."""
 
 

@@ -11,7 +11,9 @@ A job whose data cannot be decoded fails the same way.
 
 Redis being unreachable does not stop the process: the consumer logs a warning and tries
 again every ``retry_delay`` seconds (``/healthz`` keeps answering; the queue alerts say why
-nothing runs). BullMQ itself retries lost connections while running.
+nothing runs). It pings Redis itself before it starts a BullMQ worker, because BullMQ's own
+connection retries for minutes (20 attempts, backoff up to 20 s) before it reports anything;
+once running, BullMQ retries lost connections itself.
 """
 
 from __future__ import annotations
@@ -22,9 +24,14 @@ import logging
 import threading
 from typing import Any, Final, Protocol
 
-from bullmq import Worker  # pyright: ignore[reportMissingTypeStubs]
+import bullmq  # pyright: ignore[reportMissingTypeStubs]
+from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 
 from runner.jsonvalue import JSONObject
+from runner.steps import StepValidationError
 from runner.worker import Job, JobFormatError, RunProcessor
 
 logger = logging.getLogger(__name__)
@@ -35,6 +42,7 @@ DRAIN_DELAY_SECONDS: Final = 1
 """How long an idle worker blocks on Redis; bounds how long a shutdown waits for it."""
 RUN_RETRY_DELAY_MS: Final = 2000
 """BullMQ's wait before it retries after a lost connection (its default is 15 s)."""
+PROBE_TIMEOUT_SECONDS: Final = 2.0
 
 
 class RunFailedError(Exception):
@@ -69,7 +77,7 @@ async def process_queue_job(processor: RunProcessor, job: QueueJob) -> JSONObjec
     """
     try:
         run_job = job_from_queue(job)
-    except (JobFormatError, ValueError) as err:
+    except (JobFormatError, StepValidationError, ValueError) as err:
         logger.error("invalid job %s: %s", job.id, err, extra={"job_id": job.id})
         raise RunFailedError(f"invalid job: {err}") from err
     result = await asyncio.to_thread(processor.process, run_job)
@@ -132,6 +140,12 @@ class QueueConsumer:
         self._stop = asyncio.Event()
         self._ready.set()
         while not self._stop.is_set():
+            problem = await self._probe()
+            if problem is not None:
+                self._unavailable(problem)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self._retry_delay)
+                continue
             worker = self._worker()
             running = asyncio.ensure_future(worker.run())
             stopping = asyncio.ensure_future(self._stop.wait())
@@ -142,24 +156,45 @@ class QueueConsumer:
                     await running
                 return
             stopping.cancel()
-            error = running.exception()
-            logger.warning(
-                "queue %s on %s unavailable: %s; retrying in %.0fs",
-                self._queue,
-                _redact(self._redis_url),
-                error or "worker stopped",
-                self._retry_delay,
-            )
+            self._unavailable(str(running.exception() or "worker stopped"))
             with contextlib.suppress(Exception):
                 await worker.close(force=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self._retry_delay)
 
+    async def _probe(self) -> str | None:
+        """``None`` when Redis answers a PING within ``PROBE_TIMEOUT_SECONDS``, else why not."""
+        client = Redis.from_url(  # pyright: ignore[reportUnknownMemberType] - **kwargs untyped
+            self._redis_url,
+            socket_connect_timeout=PROBE_TIMEOUT_SECONDS,
+            socket_timeout=PROBE_TIMEOUT_SECONDS,
+            retry=Retry(NoBackoff(), 0),
+        )
+        try:
+            await client.ping()  # pyright: ignore[reportUnknownMemberType]
+        except (RedisError, OSError) as err:
+            return str(err) or type(err).__name__
+        finally:
+            await client.aclose()
+        return None
+
+    def _unavailable(self, problem: str) -> None:
+        logger.warning(
+            "queue %s on %s unavailable: %s; retrying in %.0fs",
+            self._queue,
+            _redact(self._redis_url),
+            problem,
+            self._retry_delay,
+        )
+
     def _worker(self) -> Any:
         async def processor(job: Any, token: str) -> JSONObject:
             return await process_queue_job(self._processor, job)
 
-        worker = Worker(
+        # bullmq's own annotations are loose (a Future-returning processor, a partial options
+        # TypedDict); its documented API is used as is, untyped.
+        worker_class: Any = bullmq.Worker
+        worker = worker_class(
             self._queue,
             processor,
             {

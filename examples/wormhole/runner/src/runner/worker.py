@@ -250,7 +250,10 @@ class RunProcessor:
             write()
         except Exception as err:
             logger.warning(
-                "execution log write failed (%s): %s", what, err, extra={**fields, "error": str(err)}
+                "execution log write failed (%s): %s",
+                what,
+                err,
+                extra={**fields, "error": str(err)},
             )
 
     def _now(self) -> datetime:
