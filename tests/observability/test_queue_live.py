@@ -22,7 +22,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,14 +148,16 @@ class Service:
             self.process.send_signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as err:
             self.process.kill()
             self.process.wait()
-            raise AssertionError(f"{self.name} did not stop on SIGTERM:\n{self.log.read_text()}")
+            raise AssertionError(
+                f"{self.name} did not stop on SIGTERM:\n{self.log.read_text()}"
+            ) from err
 
 
 @contextlib.contextmanager
-def started(name: str, argv: list[str], cwd: Path, env: dict[str, str], port: int) -> Iterator[Service]:  # fmt: skip
+def started(name: str, argv: list[str], cwd: Path, env: dict[str, str], port: int) -> Generator[Service]:  # fmt: skip
     log = cwd.parent / f"{name}.log"
     with log.open("w") as stderr:
         process = subprocess.Popen(
@@ -172,7 +174,7 @@ def started(name: str, argv: list[str], cwd: Path, env: dict[str, str], port: in
 
 
 @contextlib.contextmanager
-def redis(binary: str, workdir: Path) -> Iterator[str]:
+def redis(binary: str, workdir: Path) -> Generator[str]:
     port = free_port()
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -267,7 +269,9 @@ def test_a_run_flows_from_the_api_through_redis_to_the_runner(tmp_path: Path) ->
                     return text if (done, failed) == (1.0, 1.0) else None
 
                 runner_metrics = wait_until("both runs on the runner", runner_done)
-                assert sample(runner_metrics, "wormhole_runner_runs_total", 'outcome="started"') == 2
+                assert (
+                    sample(runner_metrics, "wormhole_runner_runs_total", 'outcome="started"') == 2
+                )
                 assert sample(runner_metrics, "wormhole_runner_trigger_delay_seconds_count") == 2
                 assert sample(runner_metrics, "wormhole_runner_run_duration_seconds_count") == 2
                 assert "process_cpu_seconds_total" in runner_metrics
