@@ -1,7 +1,8 @@
 import type { AddressInfo } from "node:net";
 import { createLogger, parseLogLevel } from "./log.js";
 import { ApiMetrics } from "./metrics.js";
-import { openRunQueue, parseRedisUrl, redact } from "./queue.js";
+import { parseRedisUrl, redact } from "./queue.js";
+import { openRunQueue } from "./redis-queue.js";
 import { buildVersion, parsePort, startServer } from "./server.js";
 
 const logger = createLogger({ version: buildVersion(), level: parseLogLevel(process.env.LOG_LEVEL) });

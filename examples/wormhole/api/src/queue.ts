@@ -7,12 +7,12 @@
  * `{ run_id, tenant_id, workflow_id, steps, input }` with the steps in execution order.
  * Runs are not retried by the queue (`attempts: 1`): a step may have had effects (an HTTP
  * call) before it failed, so a new run is a decision for the tenant, not for the queue.
+ *
+ * Only types come from bullmq here: the connection lives in redis-queue.ts, so the tests
+ * (and anything else using these functions) load neither BullMQ nor ioredis.
  */
 import { randomUUID } from "node:crypto";
-import { Queue } from "bullmq";
 import type { KeepJobs } from "bullmq";
-import { Redis } from "ioredis";
-import type { Logger } from "./log.js";
 import type { WorkflowDefinition, WorkflowStep } from "./workflows.js";
 
 export const QUEUE_NAME = "workflow-runs";
@@ -147,41 +147,4 @@ export function parseRedisUrl(value: string | undefined): string {
 /** `url` without its password, for messages. */
 export function redact(url: string): string {
   return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*):[^@/]*@/i, "$1:***@");
-}
-
-export interface RunQueue {
-  readonly queue: Queue;
-  close(): Promise<void>;
-}
-
-/**
- * The BullMQ queue on REDIS_URL, with its own ioredis client (BullMQ 6 no longer bundles
- * ioredis, and from an ES module it can only use a client it is given). Connection errors
- * are logged, never thrown: /healthz does not depend on Redis, and the queue reconnects.
- */
-export function openRunQueue(redisUrl: string, logger: Logger): RunQueue {
-  const connection = new Redis(redisUrl, {
-    // An HTTP request waiting for Redis fails after one reconnection attempt instead of
-    // hanging (BullMQ's default for a producer is to retry forever).
-    maxRetriesPerRequest: 1,
-    connectTimeout: 2000,
-  });
-  let lastError = "";
-  const onError = (err: Error): void => {
-    // ioredis reports every failed reconnection; one line per distinct error is enough
-    if (err.message === lastError) return;
-    lastError = err.message;
-    logger.warning(`queue ${QUEUE_NAME} on ${redact(redisUrl)}: ${err.message}`, { queue: QUEUE_NAME });
-  };
-  connection.on("error", onError);
-  connection.on("ready", () => (lastError = ""));
-  const queue = new Queue(QUEUE_NAME, { connection });
-  queue.on("error", onError);
-  return {
-    queue,
-    async close() {
-      await queue.close();
-      connection.disconnect();
-    },
-  };
 }

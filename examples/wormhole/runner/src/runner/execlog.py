@@ -21,11 +21,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
-from pymongo import ASCENDING, IndexModel, MongoClient
-from pymongo.collection import Collection
-from pymongo.database import Database
+if TYPE_CHECKING:
+    # pymongo is imported when MongoDB is used: it costs ~1 s at every start otherwise
+    from pymongo import IndexModel
+    from pymongo.collection import Collection
+    from pymongo.database import Database
 
 EXECUTION_LOGS: Final = "execution_logs"
 AUDIT_LOGS: Final = "audit_logs"
@@ -89,6 +91,8 @@ class DiscardExecutionLog:
 
 def ttl_index_models() -> dict[str, IndexModel]:
     """The TTL index of each collection (``IndexModel.document`` is the createIndexes spec)."""
+    from pymongo import ASCENDING, IndexModel
+
     return {
         collection: IndexModel(
             [(TTL_FIELD, ASCENDING)], name=TTL_INDEX_NAME, expireAfterSeconds=seconds
@@ -114,6 +118,8 @@ class MongoExecutionLog:
     @classmethod
     def from_url(cls, url: str) -> MongoExecutionLog:
         """Connects lazily: nothing is sent before the first index creation or write."""
+        from pymongo import MongoClient
+
         client: MongoClient[Document] = MongoClient(
             url, serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS, tz_aware=True
         )

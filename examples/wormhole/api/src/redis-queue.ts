@@ -1,0 +1,42 @@
+/** The `workflow-runs` BullMQ queue on Redis (the process's one connection to it). */
+import { Queue } from "bullmq";
+import { Redis } from "ioredis";
+import type { Logger } from "./log.js";
+import { QUEUE_NAME, redact } from "./queue.js";
+
+export interface RunQueue {
+  readonly queue: Queue;
+  close(): Promise<void>;
+}
+
+/**
+ * The BullMQ queue on REDIS_URL, with its own ioredis client (BullMQ 6 no longer bundles
+ * ioredis, and from an ES module it can only use a client it is given). Connection errors
+ * are logged, never thrown: /healthz does not depend on Redis, and the queue reconnects.
+ */
+export function openRunQueue(redisUrl: string, logger: Logger): RunQueue {
+  const connection = new Redis(redisUrl, {
+    // An HTTP request waiting for Redis fails after one reconnection attempt instead of
+    // hanging (BullMQ's default for a producer is to retry forever).
+    maxRetriesPerRequest: 1,
+    connectTimeout: 2000,
+  });
+  let lastError = "";
+  const onError = (err: Error): void => {
+    // ioredis reports every failed reconnection; one line per distinct error is enough
+    if (err.message === lastError) return;
+    lastError = err.message;
+    logger.warning(`queue ${QUEUE_NAME} on ${redact(redisUrl)}: ${err.message}`, { queue: QUEUE_NAME });
+  };
+  connection.on("error", onError);
+  connection.on("ready", () => (lastError = ""));
+  const queue = new Queue(QUEUE_NAME, { connection });
+  queue.on("error", onError);
+  return {
+    queue,
+    async close() {
+      await queue.close();
+      connection.disconnect();
+    },
+  };
+}
