@@ -10,8 +10,8 @@ const port = parsePort(process.env.PORT);
 const redisUrl = parseRedisUrl(process.env.REDIS_URL);
 // Redis is connected in the background: /healthz answers without it.
 const runQueue = openRunQueue(redisUrl, logger);
-const metrics = new ApiMetrics({ queues: [runQueue.queue], logger });
-const server = await startServer(port, undefined, { metrics, runs: runQueue.queue, logger });
+const metrics = new ApiMetrics({ queues: [runQueue.stats], logger });
+const server = await startServer(port, undefined, { metrics, runs: runQueue.runs, logger });
 const { port: boundPort } = server.address() as AddressInfo;
 logger.info(`wormhole-api ${buildVersion()} listening on :${boundPort}`, {
   port: boundPort,

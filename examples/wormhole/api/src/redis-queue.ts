@@ -2,10 +2,15 @@
 import { Queue } from "bullmq";
 import { Redis } from "ioredis";
 import type { Logger } from "./log.js";
+import type { JobSink, QueueStatsSource } from "./queue.js";
 import { QUEUE_NAME, redact } from "./queue.js";
 
 export interface RunQueue {
   readonly queue: Queue;
+  /** Enqueues on `queue`; fails at once while Redis is not connected. */
+  readonly runs: JobSink;
+  /** Reads `queue`; fails at once while Redis is not connected. */
+  readonly stats: QueueStatsSource;
   close(): Promise<void>;
 }
 
@@ -32,8 +37,32 @@ export function openRunQueue(redisUrl: string, logger: Logger): RunQueue {
   connection.on("ready", () => (lastError = ""));
   const queue = new Queue(QUEUE_NAME, { connection });
   queue.on("error", onError);
+  // BullMQ waits for the connection without a limit; a request must not. Nothing is handed to
+  // BullMQ while Redis is away, so a run refused with 503 is never enqueued later.
+  const connected = async (): Promise<void> => {
+    if (connection.status !== "ready") {
+      throw new Error(`Redis at ${redact(redisUrl)} is not connected (${connection.status})`);
+    }
+  };
   return {
     queue,
+    runs: {
+      add: async (name, data, opts) => {
+        await connected();
+        return queue.add(name, data, opts);
+      },
+    },
+    stats: {
+      name: queue.name,
+      getJobCounts: async (...types) => {
+        await connected();
+        return queue.getJobCounts(...types);
+      },
+      getJobs: async (types, start, end, asc) => {
+        await connected();
+        return queue.getJobs(types, start, end, asc);
+      },
+    },
     async close() {
       await queue.close();
       connection.disconnect();

@@ -47,6 +47,17 @@ export interface AppDeps {
   logger?: Logger;
 }
 
+/** A trigger waits at most this long for Redis before it answers 503. */
+export const ENQUEUE_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer from the queue within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 /** Largest accepted request body (a workflow definition of 100 steps fits easily). */
 export const MAX_BODY_BYTES = 256 * 1024;
 const RUNS_ROUTE = /^\/workflows\/([0-9A-Za-z_-]{1,64})\/runs$/;
@@ -118,12 +129,10 @@ async function triggerRun(
     return [503, { error: "queue_unavailable" }];
   }
   try {
-    const runId = await enqueueRun(runs, {
-      workflowId,
-      tenantId,
-      definition: result.definition,
-      input,
-    });
+    const runId = await withTimeout(
+      enqueueRun(runs, { workflowId, tenantId, definition: result.definition, input }),
+      ENQUEUE_TIMEOUT_MS,
+    );
     logger.info("run enqueued", { tenant_id: tenantId, run_id: runId, workflow_id: workflowId });
     return [202, { run_id: runId, status: "queued" }];
   } catch (err) {
