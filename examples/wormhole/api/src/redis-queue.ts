@@ -5,6 +5,9 @@ import type { Logger } from "./log.js";
 import type { JobSink, QueueStatsSource } from "./queue.js";
 import { QUEUE_NAME, redact } from "./queue.js";
 
+/** How long a request waits for a connection attempt that is under way. */
+export const CONNECT_GRACE_MS = 1000;
+
 export interface RunQueue {
   readonly queue: Queue;
   /** Enqueues on `queue`; fails at once while Redis is not connected. */
@@ -40,6 +43,20 @@ export function openRunQueue(redisUrl: string, logger: Logger): RunQueue {
   // BullMQ waits for the connection without a limit; a request must not. Nothing is handed to
   // BullMQ while Redis is away, so a run refused with 503 is never enqueued later.
   const connected = async (): Promise<void> => {
+    if (connection.status === "connecting" || connection.status === "connect") {
+      // the first connection (or a reconnection) is under way: give it a moment
+      await new Promise<void>((resolve) => {
+        const ready = (): void => {
+          clearTimeout(timer);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          connection.off("ready", ready);
+          resolve();
+        }, CONNECT_GRACE_MS);
+        connection.once("ready", ready);
+      });
+    }
     if (connection.status !== "ready") {
       throw new Error(`Redis at ${redact(redisUrl)} is not connected (${connection.status})`);
     }
