@@ -80,10 +80,7 @@ INTERNAL: dict[str, dict[str, str]] = {
     "api": {"CHECKPOINT_DISABLE": "prisma.config.ts sets it for the Prisma CLI (no update check)"},
 }
 """Variables the source touches that are not settings of the service."""
-PENDING: dict[str, dict[str, str]] = {
-    "api": {"REDIS_URL": "issue 15 item 1: the api enqueues workflow jobs with BullMQ"},
-    "runner": {"MONGO_URL": "issue 15 item 1: execution logs go to MongoDB"},
-}
+PENDING: dict[str, dict[str, str]] = {}
 """Set by the stack and documented before the source reads them; an entry must go once it does."""
 
 

@@ -9,6 +9,7 @@ def test_defaults_when_environment_is_empty() -> None:
         host="0.0.0.0",  # noqa: S104
         port=8080,
         redis_url="redis://localhost:6379/0",
+        mongo_url="",
         concurrency=4,
         build_sha="dev",
         log_level="INFO",
@@ -21,6 +22,7 @@ def test_reads_every_variable() -> None:
             "HOST": "127.0.0.1",
             "PORT": "9000",
             "REDIS_URL": "rediss://cache.internal:6380/2",
+            "MONGO_URL": "mongodb://logs.internal:27017/wormhole_logs",
             "RUNNER_CONCURRENCY": "8",
             "BUILD_SHA": "3f2c1ab",
             "LOG_LEVEL": "debug",
@@ -29,6 +31,7 @@ def test_reads_every_variable() -> None:
     assert settings.host == "127.0.0.1"
     assert settings.port == 9000
     assert settings.redis_url == "rediss://cache.internal:6380/2"
+    assert settings.mongo_url == "mongodb://logs.internal:27017/wormhole_logs"
     assert settings.concurrency == 8
     assert settings.build_sha == "3f2c1ab"
     assert settings.log_level == "DEBUG"
@@ -59,9 +62,18 @@ def test_reads_os_environ_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"RUNNER_CONCURRENCY": "2.5"}, "RUNNER_CONCURRENCY must be an integer"),
         ({"REDIS_URL": "http://localhost:6379"}, "REDIS_URL must use"),
         ({"REDIS_URL": "redis:///0"}, "REDIS_URL must name a host"),
+        ({"MONGO_URL": "postgresql://localhost/x"}, "MONGO_URL must use mongodb://"),
+        ({"MONGO_URL": "mongodb://localhost:27017"}, "MONGO_URL must name a database"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
     ],
 )
 def test_rejects_bad_values(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Settings.from_env(env)
+
+
+def test_a_bad_mongo_url_is_reported_without_its_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({"MONGO_URL": "mongodb://app:hunter2@db.internal:27017"})
+    assert "hunter2" not in str(info.value)
+    assert "mongodb://app:***@db.internal:27017" in str(info.value)

@@ -1,6 +1,7 @@
 import io
 import json
 import logging
+import re
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -8,7 +9,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from runner.config import Settings
-from runner.logs import HANDLER_NAME, configure_logging, json_formatter
+from runner.logs import HANDLER_NAME, PLATFORM_FIELDS, configure_logging, json_formatter, rfc3339
 
 
 def make_record(level: int, message: str, *args: object, **extra: object) -> logging.LogRecord:
@@ -24,20 +25,38 @@ def test_formatter_writes_one_json_object_with_the_platform_fields() -> None:
     line = json_formatter("3f2c1ab").format(record)
     assert "\n" not in line
     entry = json.loads(line)
+    assert list(entry) == [*PLATFORM_FIELDS, "logger", "version", "step"]
     assert entry == {
-        "timestamp": entry["timestamp"],
+        "time": entry["time"],
         "level": "WARNING",
-        "logger": "runner.test",
-        "message": "step s1 slow",
         "service": "runner",
-        "version": "3f2c1ab",
-        "run_id": "r-1",
         "tenant_id": "t-1",
+        "run_id": "r-1",
+        "message": "step s1 slow",
+        "logger": "runner.test",
+        "version": "3f2c1ab",
         "step": "s1",
     }
-    timestamp = datetime.fromisoformat(entry["timestamp"])
-    assert timestamp.utcoffset() == timedelta(0)
-    assert timestamp.timestamp() == pytest.approx(record.created, abs=1e-3)
+    # RFC 3339, UTC, milliseconds
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", entry["time"])
+    moment = datetime.fromisoformat(entry["time"])
+    assert moment.utcoffset() == timedelta(0)
+    assert moment.timestamp() == pytest.approx(record.created, abs=1e-3)
+
+
+def test_absent_ids_and_message_are_null() -> None:
+    entry = json.loads(json_formatter("dev").format(make_record(logging.INFO, "")))
+    assert {key: entry[key] for key in ("tenant_id", "run_id", "message")} == {
+        "tenant_id": None,
+        "run_id": None,
+        "message": None,
+    }
+    assert entry["service"] == "runner"
+
+
+def test_rfc3339_is_utc_with_milliseconds() -> None:
+    assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
+    assert rfc3339(1_796_148_600.5) == "2026-12-01T18:10:00.500Z"
 
 
 def test_formatter_includes_the_exception() -> None:
@@ -86,7 +105,7 @@ def test_configure_logging_sends_json_lines_at_the_configured_level(
         ("ERROR", "also shown"),
     ]
     assert entries[0]["run_id"] == "r-9"
-    assert "run_id" not in entries[1]
+    assert entries[1]["run_id"] is None
     assert {(e["service"], e["version"], e["logger"]) for e in entries} == {
         ("runner", "abc", "runner.somewhere")
     }

@@ -38,7 +38,14 @@ def get_health(port: int, deadline: float) -> dict[str, str]:
             time.sleep(0.05)
 
 
-def test_service_serves_health_and_exits_cleanly_on_sigterm() -> None:
+def get_text(port: int, path: str) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
+        assert response.status == 200
+        text: str = response.read().decode()
+        return text
+
+
+def test_service_serves_health_and_metrics_without_redis_and_exits_cleanly_on_sigterm() -> None:
     port = free_port()
     env = {
         **os.environ,
@@ -46,6 +53,9 @@ def test_service_serves_health_and_exits_cleanly_on_sigterm() -> None:
         "PORT": str(port),
         "BUILD_SHA": "test-sha-42",
         "RUNNER_CONCURRENCY": "2",
+        # nothing listens there: the runner must still serve /healthz and /metrics
+        "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "MONGO_URL": "",
     }
     process = subprocess.Popen(
         [sys.executable, "-m", "runner.main"],
@@ -59,6 +69,7 @@ def test_service_serves_health_and_exits_cleanly_on_sigterm() -> None:
             "status": "ok",
             "version": "test-sha-42",
         }
+        assert 'wormhole_runner_runs_total{outcome="started"} 0.0' in get_text(port, "/metrics")
         process.send_signal(signal.SIGTERM)
         _, stderr = process.communicate(timeout=15)
     finally:
@@ -67,11 +78,11 @@ def test_service_serves_health_and_exits_cleanly_on_sigterm() -> None:
             process.communicate()
     assert process.returncode == 0, stderr
     entries = json_lines(stderr)
-    assert [entry["message"] for entry in entries] == [
-        "runner started",
-        "received SIGTERM, shutting down",
-        "runner stopped",
-    ]
+    messages = [entry["message"] for entry in entries]
+    assert messages[0] == "runner started"
+    assert messages[-2:] == ["received SIGTERM, shutting down", "runner stopped"]
+    # the unreachable queue is reported, not fatal
+    assert all("unavailable" in m for m in messages[1:-2]), messages
     startup = entries[0]
     assert (
         startup.items()
@@ -79,14 +90,18 @@ def test_service_serves_health_and_exits_cleanly_on_sigterm() -> None:
             "level": "INFO",
             "logger": "runner",
             "service": "runner",
+            "tenant_id": None,
+            "run_id": None,
             "version": "test-sha-42",
             "host": "127.0.0.1",
             "port": port,
             "concurrency": 2,
+            "queue": "workflow-runs",
+            "execution_log": "disabled",
             "step_types": ["delay", "http", "transform"],
         }.items()
     )
-    assert startup["timestamp"].endswith("+00:00")
+    assert startup["time"].endswith("Z")
 
 
 def test_invalid_configuration_exits_2() -> None:

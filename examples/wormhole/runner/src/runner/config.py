@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 DEFAULT_HOST = "0.0.0.0"  # noqa: S104 - the service runs in a container and must be reachable
 DEFAULT_PORT = 8080
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+DEFAULT_MONGO_URL = ""
 DEFAULT_CONCURRENCY = 4
 DEFAULT_BUILD_SHA = "dev"
 DEFAULT_LOG_LEVEL = "INFO"
@@ -25,6 +26,8 @@ class Settings:
     host: str = DEFAULT_HOST
     port: int = DEFAULT_PORT
     redis_url: str = DEFAULT_REDIS_URL
+    mongo_url: str = DEFAULT_MONGO_URL
+    """Where execution and audit logs go; empty: they are not stored (logged only)."""
     concurrency: int = DEFAULT_CONCURRENCY
     build_sha: str = DEFAULT_BUILD_SHA
     log_level: str = DEFAULT_LOG_LEVEL
@@ -40,6 +43,7 @@ class Settings:
             host=_get(source, "HOST") or DEFAULT_HOST,
             port=_int(source, "PORT", DEFAULT_PORT, minimum=0, maximum=65535),
             redis_url=_redis_url(_get(source, "REDIS_URL") or DEFAULT_REDIS_URL),
+            mongo_url=_mongo_url(_get(source, "MONGO_URL")),
             concurrency=_int(
                 source, "RUNNER_CONCURRENCY", DEFAULT_CONCURRENCY, minimum=1, maximum=256
             ),
@@ -77,6 +81,26 @@ def _redis_url(url: str) -> str:
     if parts.scheme != "unix" and not parts.hostname:
         raise ConfigError(f"REDIS_URL must name a host, got {url!r}")
     return url
+
+
+def _mongo_url(url: str) -> str:
+    if not url:
+        return DEFAULT_MONGO_URL
+    parts = urlsplit(url)
+    if parts.scheme not in {"mongodb", "mongodb+srv"}:
+        raise ConfigError(f"MONGO_URL must use mongodb:// or mongodb+srv://, got {_redact(url)!r}")
+    if not parts.path.strip("/"):
+        raise ConfigError(f"MONGO_URL must name a database, got {_redact(url)!r}")
+    return url
+
+
+def _redact(url: str) -> str:
+    """``url`` without its password, for error messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
 
 
 def _log_level(level: str) -> str:

@@ -1,9 +1,11 @@
 """Entry point: ``python -m runner.main``.
 
-Configures JSON logging on stderr (see :mod:`runner.logs`), starts the health server and the
-worker pool, then waits for SIGTERM or SIGINT, on which it stops accepting health requests,
-lets running jobs finish (up to ``SHUTDOWN_TIMEOUT`` seconds) and exits 0. Exits 2 when the
-configuration is invalid and 1 when the port cannot be bound.
+Configures JSON logging on stderr (see :mod:`runner.logs`), starts the HTTP server
+(``/healthz``, ``/metrics``), creates the MongoDB TTL indexes of the execution and audit logs
+when ``MONGO_URL`` is set (in the background: an unreachable MongoDB is logged, not fatal) and
+starts the BullMQ worker on ``REDIS_URL``, then waits for SIGTERM or SIGINT, on which it stops
+taking jobs, lets running ones finish (up to ``SHUTDOWN_TIMEOUT`` seconds) and exits 0. Exits 2
+when the configuration is invalid and 1 when the port cannot be bound.
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from types import FrameType
 
 from runner import __version__
 from runner.config import ConfigError, Settings, build_sha_from_env
+from runner.execlog import DiscardExecutionLog, ExecutionLog, MongoExecutionLog
 from runner.health import make_server
 from runner.logs import configure_logging
+from runner.metrics import RunnerMetrics
+from runner.queue import QUEUE_NAME, QueueConsumer
 from runner.steps import default_registry
-from runner.worker import InMemoryQueue, Worker
+from runner.worker import RunProcessor
 
 logger = logging.getLogger("runner")
 
@@ -40,8 +45,9 @@ def main() -> int:
         logger.info("received %s, shutting down", signal.Signals(signum).name)
         stop.set()
 
+    metrics = RunnerMetrics()
     try:
-        server = make_server(settings.host, settings.port, settings.build_sha)
+        server = make_server(settings.host, settings.port, settings.build_sha, metrics)
     except OSError as err:
         logger.error(
             "cannot listen on %s:%d: %s",
@@ -53,7 +59,12 @@ def main() -> int:
         return 1
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     registry = default_registry()
-    worker = Worker(InMemoryQueue(), registry, concurrency=settings.concurrency)
+    executions = execution_log(settings.mongo_url)
+    consumer = QueueConsumer(
+        RunProcessor(registry, metrics, executions=executions),
+        settings.redis_url,
+        concurrency=settings.concurrency,
+    )
     server_thread = threading.Thread(target=server.serve_forever, name="health", daemon=True)
     # Logged before the health server answers, so "started" always precedes anything a
     # client can trigger (a SIGTERM right after the first /healthz, say).
@@ -64,23 +75,44 @@ def main() -> int:
             "host": settings.host,
             "port": server.port,
             "concurrency": settings.concurrency,
+            "queue": QUEUE_NAME,
+            "execution_log": "mongodb" if settings.mongo_url else "disabled",
             "step_types": list(registry.names()),
             "log_level": settings.log_level,
         },
     )
     try:
         server_thread.start()
-        worker.start()
+        if isinstance(executions, MongoExecutionLog):
+            threading.Thread(
+                target=ensure_indexes, args=(executions,), name="mongo-indexes", daemon=True
+            ).start()
+        consumer.start()
         stop.wait()
     finally:
         server.shutdown()
         server.server_close()
-        if not worker.stop(timeout=SHUTDOWN_TIMEOUT):
-            logger.warning("workers still busy after %.0fs; exiting anyway", SHUTDOWN_TIMEOUT)
+        if not consumer.stop(timeout=SHUTDOWN_TIMEOUT):
+            logger.warning("runs still busy after %.0fs; exiting anyway", SHUTDOWN_TIMEOUT)
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     logger.info("runner stopped")
     return 0
+
+
+def execution_log(mongo_url: str) -> ExecutionLog:
+    """MongoDB when ``MONGO_URL`` is set; else runs are only in the JSON log lines."""
+    return MongoExecutionLog.from_url(mongo_url) if mongo_url else DiscardExecutionLog()
+
+
+def ensure_indexes(executions: MongoExecutionLog) -> None:
+    """Create the TTL indexes; a failure is logged (retention is then not enforced: alert)."""
+    try:
+        created = executions.ensure_indexes()
+    except Exception as err:
+        logger.error("cannot create the MongoDB TTL indexes: %s", err, extra={"error": str(err)})
+        return
+    logger.info("MongoDB TTL indexes ready", extra={"indexes": created})
 
 
 def run() -> None:
