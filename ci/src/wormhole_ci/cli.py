@@ -73,9 +73,8 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.migrate.job import MigrateFailed, database_service, run_migrate
     from wormhole_ci.migrate.native import prepare_migrate
     from wormhole_ci.observability.push import (
-        Command,
-        RunSignal,
         environment_pushgateway,
+        migrate_signal,
         push_signals,
     )
     from wormhole_ci.secretref import redact, resolve_secret
@@ -114,12 +113,9 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
     started = time.monotonic()
 
     def pushed(outcome: str) -> None:  # best-effort: a warning at most
-        if env is None:
-            return
-        ok = outcome in ("applied", "up-to-date")
-        seconds = round(time.monotonic() - started, 2)
-        signal = RunSignal(Command.MIGRATE, env.name, outcome, ok, (sha or "")[:7], seconds)
-        push_signals(gateway, [signal], say)
+        if env is not None:
+            signal = migrate_signal(env.name, outcome, sha or "", time.monotonic() - started)
+            push_signals(gateway, [signal], say)
 
     try:
         result = run_migrate(url, options, say)
@@ -171,7 +167,6 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.deploy.coolify import Coolify
     from wormhole_ci.deploy.published import check_published
     from wormhole_ci.deploy.rollout import (
-        VERIFIED,
         DeployFailed,
         DeployOptions,
         DeployResult,
@@ -180,12 +175,7 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.images.gitinfo import revision
     from wormhole_ci.images.spec import image_specs
     from wormhole_ci.manifest import load_manifest
-    from wormhole_ci.observability.push import (
-        Command,
-        RunSignal,
-        environment_pushgateway,
-        push_signals,
-    )
+    from wormhole_ci.observability.push import deploy_signal, environment_pushgateway, push_signals
     from wormhole_ci.secretref import redact, resolve_secret
 
     manifest = load_manifest(args.source)
@@ -213,8 +203,7 @@ def _deploy(args: argparse.Namespace, err: Console) -> int:
     gateway = environment_pushgateway(env, os.environ, say)
 
     def pushed(result: DeployResult) -> None:  # best-effort: a warning at most
-        ok = result.outcome == VERIFIED
-        signal = RunSignal(Command.DEPLOY, env.name, result.outcome, ok, rev.short, result.seconds)
+        signal = deploy_signal(env.name, result.outcome, rev.short, result.seconds)
         push_signals(gateway, [signal], say)
 
     coolify = Coolify(env.coolify_url, token.reveal(), poll_interval=args.poll_interval)

@@ -9,11 +9,10 @@ import anyio
 import dagger
 from dagger import dag
 
-from wormhole_ci.dagger_runtime.source import DaggerSource
+from wormhole_ci.dagger_runtime.source import DaggerSource, shown
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.deploy.published import check_published
 from wormhole_ci.deploy.rollout import (
-    VERIFIED,
     DeployFailed,
     DeployOptions,
     DeployResult,
@@ -21,7 +20,7 @@ from wormhole_ci.deploy.rollout import (
 )
 from wormhole_ci.images.spec import Revision, check_sha, image_specs
 from wormhole_ci.manifest import Environment
-from wormhole_ci.observability.push import Command, RunSignal, push_signals, pushgateway_with
+from wormhole_ci.observability.push import deploy_signal, push_signals, pushgateway_with
 from wormhole_ci.secretref import redact
 
 
@@ -51,10 +50,9 @@ async def deploy_commit(
     except DeployFailed as exc:
         result = exc.result
     auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
-    gateway = pushgateway_with(env, auth, _warn, "no --pushgateway-auth was given")
-    ok = result.outcome == VERIFIED
-    signal = RunSignal(Command.DEPLOY, env.name, result.outcome, ok, rev.short, result.seconds)
-    await anyio.to_thread.run_sync(lambda: push_signals(gateway, [signal], _warn))
+    gateway = pushgateway_with(env, auth, shown, "no --pushgateway-auth was given")
+    signal = deploy_signal(env.name, result.outcome, rev.short, result.seconds)
+    await anyio.to_thread.run_sync(lambda: push_signals(gateway, [signal], shown))
     text = redact(result.to_json(), await coolify_token.plaintext())
     return (
         dag.directory()
@@ -77,7 +75,3 @@ async def _deploy_env(
         print(redact(line, plaintext), file=sys.stderr, flush=True)
 
     return await anyio.to_thread.run_sync(lambda: deploy_environment(env, coolify, options, say))
-
-
-def _warn(line: str) -> None:  # shown by `dagger call`; the push never names its credential
-    print(line, file=sys.stderr, flush=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import secrets
-import sys
 import time
 
 import anyio
@@ -20,10 +19,10 @@ from wormhole_ci.containers import (
     SOURCE_ROOT,
     migrate_argv,
 )
-from wormhole_ci.dagger_runtime.source import DaggerSource, tooled
+from wormhole_ci.dagger_runtime.source import DaggerSource, shown, tooled
 from wormhole_ci.images.spec import check_sha
 from wormhole_ci.jsonish import outcome_of
-from wormhole_ci.observability.push import Command, RunSignal, push_signals, pushgateway_with
+from wormhole_ci.observability.push import migrate_signal, push_signals, pushgateway_with
 
 
 async def migrate_job(
@@ -69,16 +68,10 @@ async def migrate_job(
     result, outcome = await job_outcome(ctr, "migrate.json")
     if env is not None:
         auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
-        gateway = pushgateway_with(env, auth, _warn, "no --pushgateway-auth was given")
-        ok = outcome in ("applied", "up-to-date")
-        seconds = round(time.monotonic() - started, 2)
-        signal = RunSignal(Command.MIGRATE, env.name, outcome, ok, tag[:7], seconds)
-        await anyio.to_thread.run_sync(lambda: push_signals(gateway, [signal], _warn))
+        gateway = pushgateway_with(env, auth, shown, "no --pushgateway-auth was given")
+        signal = migrate_signal(env.name, outcome, tag, time.monotonic() - started)
+        await anyio.to_thread.run_sync(lambda: push_signals(gateway, [signal], shown))
     return result
-
-
-def _warn(line: str) -> None:  # shown by `dagger call`; the push never names its credential
-    print(line, file=sys.stderr, flush=True)
 
 
 async def job_result(ctr: dagger.Container, result_file: str) -> dagger.Directory:

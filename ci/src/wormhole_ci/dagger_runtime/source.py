@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,6 +87,12 @@ class DaggerSource:
     ) -> list[dagger.Container]:
         """One container per platform (just the engine's own when none is asked for)."""
         return [self.image(spec, args, p) for p in platforms] or [self.image(spec, args, None)]
+
+
+def shown(line: str) -> None:
+    """A progress or warning line `dagger call` shows (the module's stderr); callers pass
+    lines that name no secret."""
+    print(line, file=sys.stderr, flush=True)
 
 
 def tooled(

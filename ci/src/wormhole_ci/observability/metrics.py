@@ -26,8 +26,9 @@ class PipelineMetric:
     """One series family pushed after each run of a command."""
 
     name: str
-    type: Literal["gauge"]
-    """Always a gauge: the Pushgateway keeps the last pushed value, not a stream."""
+    type: Literal["gauge", "counter"]
+    """The last run's values are gauges; the failure count is pushed as a counter (read back
+    and incremented), so `increase()` treats a gateway restart as a reset."""
     help: str
 
 
@@ -43,7 +44,7 @@ PIPELINE_METRICS = (
     ),
     PipelineMetric(
         "wormhole_ci_failures_total",
-        "gauge",
+        "counter",
         # Pushed on every run (successes too, unchanged), so the series exists before the
         # first failure and "two failures within 6 h" is max - min over the window.
         "Failed runs so far: the value read back from the Pushgateway, plus one on failure.",

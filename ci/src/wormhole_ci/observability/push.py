@@ -36,14 +36,17 @@ from prometheus_client.exposition import default_handler
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from wormhole_ci.deploy.rollout import VERIFIED
 from wormhole_ci.manifest import Environment
+from wormhole_ci.observability.metrics import JOB, PIPELINE_METRICS
 from wormhole_ci.secretref import redact
 
 Say = Callable[[str], None]
-JOB = "wormhole-ci"
 TIMEOUT = 5.0
 """Seconds for each call to the gateway: a slow gateway delays a run by a bounded time."""
-FAILURES = "wormhole_ci_failures_total"
+# The names are the ones the alert rules query (observability/metrics.py), declared once.
+_STAMP, _SUCCESS, _DURATION, _FAILURES = PIPELINE_METRICS
+FAILURES = _FAILURES.name
 
 
 class Command(StrEnum):
@@ -75,6 +78,22 @@ class RunSignal:
         return {"command": str(self.command), "environment": self.environment}
 
 
+MIGRATED = ("applied", "up-to-date")
+"""The migrate outcomes that count as a successful run."""
+
+
+def migrate_signal(environment: str, outcome: str, sha: str, seconds: float) -> RunSignal:
+    """A migrate run (CLI or Dagger job): successful when something or nothing was pending."""
+    return RunSignal(
+        Command.MIGRATE, environment, outcome, outcome in MIGRATED, sha[:7], round(seconds, 2)
+    )
+
+
+def deploy_signal(environment: str, outcome: str, sha: str, seconds: float) -> RunSignal:
+    """A deploy run (CLI or Dagger): successful only when every service verified."""
+    return RunSignal(Command.DEPLOY, environment, outcome, outcome == VERIFIED, sha[:7], seconds)
+
+
 class _RunCollector:
     """The four metric families of one run (a collector of a registry of its own)."""
 
@@ -85,18 +104,12 @@ class _RunCollector:
         s = self.signal
         labels = ("outcome", "sha")
         values = (s.outcome, s.sha[:7])
-        gauges = (
-            ("wormhole_ci_last_run_timestamp_seconds", "When the last run ended.", s.finished),
-            ("wormhole_ci_last_run_success", "1 if the last run succeeded, else 0.", s.success),
-            ("wormhole_ci_last_run_duration_seconds", "How long the last run took.", s.seconds),
-        )
-        for name, doc, value in gauges:
-            family = GaugeMetricFamily(name, doc, labels=labels)
+        gauges = ((_STAMP, s.finished), (_SUCCESS, s.success), (_DURATION, s.seconds))
+        for metric, value in gauges:
+            family = GaugeMetricFamily(metric.name, metric.help, labels=labels)
             family.add_metric(values, float(value))
             yield family
-        counter = CounterMetricFamily(
-            FAILURES.removesuffix("_total"), "Failed runs of this command on this environment."
-        )
+        counter = CounterMetricFamily(FAILURES.removesuffix("_total"), _FAILURES.help)
         counter.add_metric((), self.failures)
         yield counter
 
