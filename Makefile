@@ -48,8 +48,11 @@ engine-deps:
 	  fi; \
 	fi
 
+# Two workers (pytest-xdist): each test module goes to one worker, the Docker tests to one
+# worker (tests/conftest.py). `pytest` alone still runs everything in one process.
+TEST_WORKERS ?= 2
 test: setup engine-deps
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest --numprocesses=$(TEST_WORKERS)
 
 test-fast: setup
 	$(VENV)/bin/pytest -m "not slow"

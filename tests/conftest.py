@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from xdist.remote import Producer
+from xdist.scheduler import LoadScopeScheduling
+from xdist.scheduler.protocol import Scheduling
 
 from tests.dagger_module.fake_engine import FakeEngine
 from tests.images.engine import Engine, EngineUnavailable, docker_engine, ensure_base_images
@@ -140,11 +143,26 @@ def database_url(make_database: Callable[[], PgDatabase]) -> PgDatabase:
     return make_database()
 
 
+DOCKER_MODULES = frozenset(
+    {
+        "tests/deploy/test_release.py",
+        "tests/images/test_buildah.py",
+        "tests/images/test_images_run.py",
+        "tests/images/test_native_images.py",
+    }
+)
+"""The modules with tests that use the Docker engine: one group under pytest-xdist (below)."""
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """`docker` and `registry` marks from the fixtures a test uses (directly or through other
     fixtures), so no test that needs them can be left unmarked: this module's `engine` (the
     Docker engine, not tests/dagger_module's stand-in of the same name) means `docker`; a
-    fixture named `*registry` (each runs the loopback docker-registry) means `registry`."""
+    fixture named `*registry` (each runs the loopback docker-registry) means `registry`.
+
+    A Docker test outside DOCKER_MODULES is an error: parallel workers would each start a
+    dockerd on the one data root (see pytest_xdist_make_scheduler). Those modules run first,
+    since together they are the longest group."""
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
@@ -155,8 +173,33 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             func = definitions[-1].func
             if (func.__module__, func.__name__) == (__name__, "engine"):
                 item.add_marker(pytest.mark.docker)
+                if _module(item.nodeid) not in DOCKER_MODULES:
+                    raise pytest.UsageError(
+                        f"{item.nodeid} uses the Docker engine: add "
+                        f"{_module(item.nodeid)} to DOCKER_MODULES in tests/conftest.py"
+                    )
             if name.endswith("registry"):
                 item.add_marker(pytest.mark.registry)
+    items.sort(key=lambda item: _module(item.nodeid) not in DOCKER_MODULES)  # stable
+
+
+def _module(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling:
+    """`make test` runs two pytest-xdist workers. Each test module goes to one worker (its
+    module fixtures are made once), and all DOCKER_MODULES to the same one: one dockerd owns
+    the engine's data root (tests/images/engine.py), so a second worker's daemon would wait
+    for the first worker's whole session to end. (xdist's own `loadgroup` marks do not work
+    with pytest 9, whose node ids no longer follow `_nodeid`.)"""
+
+    class ModulesDockerTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = _module(nodeid)
+            return "docker" if module in DOCKER_MODULES else module
+
+    return ModulesDockerTogether(config, log)
 
 
 @pytest.fixture(scope="session")

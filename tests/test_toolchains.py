@@ -5,12 +5,21 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from wormhole_ci.errors import ProvisionError
-from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION, Provisioner, host_fingerprint
+from wormhole_ci.toolchains import (
+    PNPM_VERSION,
+    UV_VERSION,
+    HostTools,
+    Provisioner,
+    host_fingerprint,
+    provisioning,
+)
 
 
 def bare_path(tmp_path: Path, *programs: str) -> str:
@@ -28,11 +37,20 @@ def bare_path(tmp_path: Path, *programs: str) -> str:
 def test_pnpm_and_uv_are_provisioned_into_the_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Two runs sharing the cache at once (two checks, parallel test workers): each tool is
+    installed once, under its lock; the other run waits and uses it."""
     monkeypatch.setenv("PATH", bare_path(tmp_path, "node", "npm", "sh"))
-    provisioner = Provisioner(tmp_path / "cache")
-    tools = provisioner.provision(
-        [("pnpm", PNPM_VERSION), ("uv", UV_VERSION)], {"pnpm": ["api"], "uv": ["runner"]}
-    )
+    provisioners = [Provisioner(tmp_path / "cache") for _ in range(2)]
+
+    def provision(provisioner: Provisioner) -> HostTools:
+        return provisioner.provision(
+            [("pnpm", PNPM_VERSION), ("uv", UV_VERSION)], {"pnpm": ["api"], "uv": ["runner"]}
+        )
+
+    with ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(provision, provisioners))
+    tools = both[0]
+    assert both[1].executables == tools.executables
     pnpm = tools.executables["pnpm"][0]
     uv = tools.executables["uv"][0]
     assert pnpm.startswith(str(tmp_path / "cache" / "tools"))
@@ -49,7 +67,7 @@ def test_pnpm_and_uv_are_provisioned_into_the_cache(
         ).stdout.split()[1]
         == UV_VERSION
     )
-    assert provisioner.messages == [
+    assert sorted(provisioners[0].messages + provisioners[1].messages) == [
         f"provisioning pnpm {PNPM_VERSION} into {tmp_path / 'cache' / 'tools' / f'pnpm-{PNPM_VERSION}'}",
         f"provisioning uv {UV_VERSION} into {tmp_path / 'cache' / 'tools' / f'uv-{UV_VERSION}'}",
     ]
@@ -60,6 +78,21 @@ def test_pnpm_and_uv_are_provisioned_into_the_cache(
         == tools.executables
     )
     assert again.messages == []
+
+
+def test_a_provisioning_held_too_long_is_an_error_naming_the_lock(tmp_path: Path) -> None:
+    target = tmp_path / "tools" / "semgrep-abc"
+    with provisioning(target, "semgrep"):
+        started = time.monotonic()
+        with pytest.raises(ProvisionError) as err, provisioning(target, "semgrep", timeout=0.3):
+            pass
+    assert time.monotonic() - started < 5
+    assert str(err.value) == (
+        f"semgrep: another wormhole-ci run has been installing it into {target} for over 0.3 s "
+        f"({target.parent / 'semgrep-abc.lock'} is locked); wait for it, or stop it and retry"
+    )
+    with provisioning(target, "semgrep", timeout=0.3):  # released: taken at once
+        pass
 
 
 def test_old_node_is_refused_with_the_fix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -630,6 +630,9 @@ def test_8_verify_gate_rolls_back(stage: Stage, released: Released) -> None:
 
     path = stage.repo / "runner" / "README.md"
     path.write_text(path.read_text() + "\nv4\n")
+    # the wrong SHA is waited out for verify_timeout: 8 s is enough for healthy containers
+    manifest = stage.repo / "wormhole-ci.toml"
+    manifest.write_text(manifest.read_text().replace("verify_timeout = 30", "verify_timeout = 8"))
     sha = stage.commit("verify gate")
     stage.wrong_sha_for["web"] = sha[:7]  # this commit's web build is "broken": a wrong SHA
     done, record = stage.release()

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+import time
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,6 +23,7 @@ UV_VERSION = "0.13.8"
 NODE_MAJOR = 20
 _PROBE_TIMEOUT = 30.0
 _INSTALL_TIMEOUT = 600.0
+_LOCK_POLL = 0.2
 
 
 def default_cache_dir() -> Path:
@@ -104,6 +108,12 @@ class Provisioner:
         binary = prefix / "node_modules" / ".bin" / "pnpm"
         if binary.exists() and _probe([str(binary), "--version"]) == version:
             return str(binary)
+        with provisioning(prefix, f"pnpm {version}"):
+            if binary.exists() and _probe([str(binary), "--version"]) == version:
+                return str(binary)  # another run installed it while we waited
+            return self._install_pnpm(version, who, prefix, binary)
+
+    def _install_pnpm(self, version: str, who: str, prefix: Path, binary: Path) -> str:
         npm = shutil.which("npm")
         if npm is None:
             raise ProvisionError(
@@ -142,8 +152,10 @@ class Provisioner:
         binary = venv / "bin" / "uv"
         if binary.exists():
             return str(binary)
-        self.messages.append(f"provisioning uv {version} into {venv}")
-        _venv_install(venv, [f"uv=={version}"], f"uv {version}", who)
+        with provisioning(venv, f"uv {version}"):
+            if not binary.exists():
+                self.messages.append(f"provisioning uv {version} into {venv}")
+                _venv_install(venv, [f"uv=={version}"], f"uv {version}", who)
         return str(binary)
 
     def python_tool(self, name: str, binary: str, who: str) -> str:
@@ -157,13 +169,42 @@ class Provisioner:
         path = venv / "bin" / binary
         if path.exists():
             return str(path)
-        self.messages.append(f"provisioning {name} (hash-locked) into {venv}")
-        _venv_install(venv, ["--require-hashes", "-r", str(requirements)], name, who)
+        with provisioning(venv, name):
+            if not path.exists():
+                self.messages.append(f"provisioning {name} (hash-locked) into {venv}")
+                _venv_install(venv, ["--require-hashes", "-r", str(requirements)], name, who)
         if not path.exists():
             raise ProvisionError(
                 f"{name}: installed from {requirements.name} but {binary} is missing in {venv}"
             )
         return str(path)
+
+
+@contextlib.contextmanager
+def provisioning(target: Path, what: str, *, timeout: float = _INSTALL_TIMEOUT) -> Generator[None]:
+    """Hold `<target>.lock` while `target` is installed: runs sharing a cache (two checks at
+    once, parallel test workers) would otherwise install into the same directory together.
+    The second waits, bounded, and then finds the tool there (callers look again)."""
+    lock = target.with_name(f"{target.name}.lock")
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with lock.open("a") as handle:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise ProvisionError(
+                        f"{what}: another wormhole-ci run has been installing it into {target} "
+                        f"for over {timeout:g} s ({lock} is locked); wait for it, or stop it "
+                        "and retry"
+                    ) from None
+                time.sleep(_LOCK_POLL)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def host_fingerprint() -> str:
