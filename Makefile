@@ -62,9 +62,9 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pyright
 
-# The Grafana dashboards are generated (deploy/observability/README.md); commit the JSON.
+# The Grafana dashboards are generated (examples/wormhole/deploy/observability/README.md); commit the JSON.
 dashboards: setup
-	$(VENV)/bin/python deploy/observability/grafana/generate.py
+	$(VENV)/bin/python examples/wormhole/deploy/observability/grafana/generate.py
 
 bench: setup engine-deps
 	$(VENV)/bin/python bench/check.py

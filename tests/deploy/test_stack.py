@@ -1,4 +1,4 @@
-"""The Coolify stack (deploy/coolify/) and the example's local compose: both validate against the
+"""The Coolify stack (examples/wormhole/deploy/coolify/) and the example's local compose: both validate against the
 compose-spec schema (check-jsonschema's vendored copy), every service of the stack is healthy,
 bounded and private, its secrets are references, its variables are documented per environment,
 and every variable an example service reads is in that service's .env.example and the other way
@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from tests.conftest import EXAMPLE, ROOT
+from tests.conftest import EXAMPLE
 from tests.deploy.stack_files import (
     MAGIC,
     UnsetVariableError,
@@ -35,12 +35,12 @@ from wormhole_ci.containers import HASURA_ENGINE_IMAGE
 from wormhole_ci.images.spec import image_specs
 from wormhole_ci.manifest import load_manifest
 
-STACK_DIR = ROOT / "deploy" / "coolify"
+STACK_DIR = EXAMPLE / "deploy" / "coolify"
 STACK = STACK_DIR / "docker-compose.yml"
 ENVIRONMENTS = ("staging", "production")
 LOCAL = EXAMPLE / "docker-compose.yml"
 LOCAL_ENV = EXAMPLE / ".env.example"
-OBSERVABILITY = ROOT / "deploy" / "observability"
+OBSERVABILITY = EXAMPLE / "deploy" / "observability"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
 APPLICATIONS = frozenset({"web", "api", "hasura", "runner", "workers"})
@@ -545,12 +545,12 @@ def test_bind_mounts_are_repository_files_or_allowed_host_paths() -> None:
                 if source not in HOST_PATHS:
                     problems.append(f"{name}: host path {source}")
             elif source.startswith("."):
-                # relative to the repository root: how Coolify resolves them (Base Directory "/")
+                # relative to the monorepo root: how Coolify resolves them (Base Directory "/")
                 if not source.startswith(("./deploy/observability/", "./deploy/coolify/")):
                     problems.append(
                         f"{name}: {source} outside deploy/observability/, deploy/coolify/"
                     )
-                elif not (ROOT / source).exists() and (
+                elif not (EXAMPLE / source).exists() and (
                     OBSERVABILITY.is_dir() or source.startswith("./deploy/coolify/")
                 ):
                     problems.append(f"{name}: {source} does not exist")

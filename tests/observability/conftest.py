@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLE
 
-OBSERVABILITY = ROOT / "deploy" / "observability"
+OBSERVABILITY = EXAMPLE / "deploy" / "observability"
 RULES = sorted((OBSERVABILITY / "prometheus" / "rules").glob("*.yml"))
 RULE_TESTS = sorted((OBSERVABILITY / "prometheus" / "tests").glob("*_test.yml"))
-RUNBOOKS = ROOT / "docs" / "runbooks"
-RUNBOOK_BASE = "https://github.com/wormhole/wormhole-ci/blob/main/docs/runbooks/"
+RUNBOOKS = EXAMPLE / "docs" / "runbooks"
+RUNBOOK_BASE = "https://github.com/wormhole/wormhole/blob/main/docs/runbooks/"
 """Where every alert's runbook_url points (deploy/observability/README.md)."""
 
 

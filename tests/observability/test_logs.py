@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import EXAMPLE
 
-OBSERVABILITY = ROOT / "deploy" / "observability"
+OBSERVABILITY = EXAMPLE / "deploy" / "observability"
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -46,6 +46,6 @@ def test_vector_ships_the_services_json_lines_with_their_labels() -> None:
 
 
 def test_the_stack_mounts_both_configurations() -> None:
-    stack = (ROOT / "deploy" / "coolify" / "docker-compose.yml").read_text()
+    stack = (EXAMPLE / "deploy" / "coolify" / "docker-compose.yml").read_text()
     assert "./deploy/observability/loki/loki.yaml:/etc/loki/loki.yaml:ro" in stack
     assert "./deploy/observability/vector/vector.yaml:/etc/vector/vector.yaml:ro" in stack

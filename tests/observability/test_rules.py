@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import ROOT
 from tests.observability.conftest import (
     OBSERVABILITY,
     RULE_TESTS,
@@ -103,9 +104,7 @@ def test_every_runbook_is_linked_by_an_alert_or_an_error_message() -> None:
     """An unlinked runbook is never found during an incident: each is an alert's
     runbook_url or named by this tool's source (its error messages)."""
     linked = {a.annotations["runbook_url"].removeprefix(RUNBOOK_BASE) for a in ALERTS}
-    source = "\n".join(
-        p.read_text() for p in (OBSERVABILITY.parents[1] / "ci" / "src").rglob("*.py")
-    )
+    source = "\n".join(p.read_text() for p in (ROOT / "ci" / "src").rglob("*.py"))
     orphans = [
         p.name
         for p in sorted(RUNBOOKS.glob("*.md"))

@@ -1,7 +1,7 @@
 """The pipeline's own metrics (pushed to a Pushgateway): names, labels and meaning.
 
-The alert rules and dashboards under deploy/observability/ query exactly these names; a
-test keeps them and deploy/observability/metrics.txt in step. Every series is pushed under
+The alert rules and dashboards under examples/wormhole/deploy/observability/ query exactly these names; a
+test keeps them and examples/wormhole/deploy/observability/metrics.txt in step. Every series is pushed under
 the Pushgateway job `wormhole-ci`, grouped by `command` and `environment`, so each
 (command, environment) pair keeps its own last values.
 """
