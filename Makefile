@@ -33,9 +33,9 @@ check: setup
 # reachable, so base images are made with debootstrap). Only as root with apt-get; a quick
 # dpkg query when they are already there. Elsewhere the tests skip with the reason.
 # The operations tests' real components come from Debian too: Prometheus (promtool),
-# Alertmanager (amtool), the Pushgateway, the PostgreSQL and Redis exporters, Redis.
+# Alertmanager (amtool), the Pushgateway, the PostgreSQL, Redis and node exporters, Redis.
 ENGINE_PACKAGES := docker.io docker-registry debootstrap buildah
-OPS_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway \
+OPS_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter \
   prometheus-postgres-exporter prometheus-redis-exporter redis-server
 engine-deps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \

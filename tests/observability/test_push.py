@@ -1,7 +1,7 @@
 """Release, migrate and deploy outcomes pushed to the real Pushgateway (Debian's
 prometheus-pushgateway on a loopback port) and read back from its /metrics, as Prometheus
 scrapes them: names, labels, values, the failure counter across runs, best-effort pushes,
-credentials and database URLs nowhere."""
+credentials and database URLs nowhere; and DeployRepeatedlyFailing firing in a real Prometheus."""
 
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
+import yaml
 
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.healthz import Health, run_health
@@ -25,7 +28,10 @@ from tests.deploy.test_rollout import (
     environment,
     serve_what_was_deployed,
 )
+from tests.observability.conftest import OBSERVABILITY, RUNBOOK_BASE, RUNBOOKS, debian_tool
 from tests.observability.gateway import Gateway, free_port, run_pushgateway
+from tests.observability.services import wait_until
+from tests.observability.stack import firing, live_prometheus_config, prometheus, query
 from tests.release.test_machine import SECRET, Steps
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.manifest import DeployTarget, Environment, ObservabilityTarget
@@ -239,6 +245,51 @@ def test_a_release_whose_deploy_fails_pushes_release_migrate_and_deploy(
         assert (labels["outcome"], labels["sha"], value) == (outcome, SHA[:7], success), command
         assert gateway.value("wormhole_ci_failures_total", command, "staging")[1] == failures
     assert DB_PASSWORD not in gateway.exposition() and TOKEN not in gateway.exposition()
+
+
+@pytest.mark.ops
+def test_repeatedly_failing_releases_fire_deploy_repeatedly_failing_in_prometheus(
+    gateway: Gateway, coolify: CoolifyServer, health: Health, tmp_path: Path
+) -> None:
+    """Debian's Prometheus scrapes the gateway with rules/delivery.yml (the live test override
+    of stack.py: 6h is 6m there); three releases whose deploy fails, each scraped before the
+    next, are a rise of 2 in wormhole_ci_failures_total: DeployRepeatedlyFailing fires."""
+    binary = debian_tool("prometheus", "prometheus")
+    rules = [OBSERVABILITY / "prometheus" / "rules" / "delivery.yml"]
+    targets = {"pushgateway": gateway.url.removeprefix("http://")}
+    config = live_prometheus_config(rules, targets, None, tmp_path / "prometheus")
+    with prometheus(binary, config, tmp_path, free_port()) as prom:
+        wait_until("the gateway scraped", lambda: query(prom.url, 'up{job="pushgateway"} == 1'))
+        coolify.refuse_deploys()
+        for failures in ("1", "2", "3"):
+            record, _ = machine_release(coolify, health, Steps(), gateway)
+            assert record.stopped_at == "deploy"
+            counted = f'wormhole_ci_failures_total{{command="release"}} == {failures}'
+            wait_until(f"{failures} failure(s) scraped", partial(query, prom.url, counted))
+            if failures == "2":
+                # one rise only: the rule's own (sped-up) expression selects nothing yet
+                assert query(prom.url, rule_expr(tmp_path, "DeployRepeatedlyFailing")) == []
+
+        def repeatedly_failing() -> list[dict[str, Any]]:
+            alerts = [a for a in firing(prom.url) if a["labels"]["alertname"] == "DeployRepeatedlyFailing"]  # fmt: skip
+            return alerts if len(alerts) == 2 else []
+
+        alerts = wait_until("DeployRepeatedlyFailing firing", repeatedly_failing)
+    assert sorted(a["labels"]["command"] for a in alerts) == ["deploy", "release"]
+    for alert in alerts:
+        labels = alert["labels"]
+        assert (labels["environment"], labels["severity"], labels["team"]) == ("staging", "critical", "platform")  # fmt: skip
+        assert alert["value"] in ("2e+00", "2")
+        runbook = alert["annotations"]["runbook_url"]
+        assert runbook == f"{RUNBOOK_BASE}failed-deploy-rollback.md"
+        assert (RUNBOOKS / runbook.removeprefix(RUNBOOK_BASE)).is_file()
+
+
+def rule_expr(tmp_path: Path, alertname: str) -> str:
+    """The expression of `alertname` as the test's Prometheus loaded it."""
+    doc = yaml.safe_load((tmp_path / "prometheus" / "rules" / "delivery.yml").read_text())
+    [expr] = [r["expr"] for g in doc["groups"] for r in g["rules"] if r.get("alert") == alertname]
+    return str(expr)
 
 
 def test_a_release_stopped_at_migrate_pushes_no_deploy(
