@@ -19,7 +19,6 @@ import pytest
 import yaml
 
 from tests.observability.conftest import OBSERVABILITY
-from tests.observability.services import free_port
 
 PROMETHEUS_YML = OBSERVABILITY / "prometheus" / "prometheus.yml"
 ALERTMANAGER_YML = OBSERVABILITY / "alertmanager" / "alertmanager.yml"
@@ -27,7 +26,8 @@ SPEEDUP = 60
 """Every duration of the rules and of Alertmanager's grouping is divided by this."""
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
 _UNIT_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000, "y": 31_536_000_000}  # fmt: skip
-_RANGE = re.compile(r"\[(\d+(?:ms|s|m|h|d|w|y)(?:\d+(?:ms|s|m|h|d|w|y))*)\]")
+# A range selector or a subquery: [5m], [1h30m], [30m:1m].
+_RANGE = re.compile(r"\[((?:\d+(?:ms|s|m|h|d|w|y))+)(?::((?:\d+(?:ms|s|m|h|d|w|y))*))?\]")
 
 
 def faster(duration: str) -> str:
@@ -35,6 +35,11 @@ def faster(duration: str) -> str:
     assert _DURATION.sub("", duration) == "", f"not a duration: {duration!r}"
     ms = sum(int(n) * _UNIT_MS[unit] for n, unit in _DURATION.findall(duration)) // SPEEDUP
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{max(ms, 1)}ms"
+
+
+def _faster_range(match: re.Match[str]) -> str:
+    step = match.group(2)
+    return f"[{faster(match.group(1))}{'' if step is None else ':' + (step and faster(step))}]"
 
 
 def live_prometheus_config(
@@ -57,7 +62,7 @@ def live_prometheus_config(
             for rule in group["rules"]:
                 if "for" in rule:
                     rule["for"] = faster(rule["for"])
-                rule["expr"] = _RANGE.sub(lambda m: f"[{faster(m.group(1))}]", rule["expr"])
+                rule["expr"] = _RANGE.sub(_faster_range, rule["expr"])
         (rules_dir / path.name).write_text(yaml.safe_dump(doc, sort_keys=False))
     config["rule_files"] = [str(rules_dir / "*.yml")]
     if alertmanager is None:
@@ -257,8 +262,3 @@ def metric_names_of(exposition: str) -> set[str]:
             if name.endswith(suffix):
                 names.add(name.removesuffix(suffix))
     return names
-
-
-def unused_port() -> int:
-    """A loopback port nothing listens on (for SMTP: mail is never delivered)."""
-    return free_port()

@@ -311,7 +311,7 @@ def monitoring_role(server: TempPostgres) -> Generator[str]:
     role, dbname, password = f"exporter_{token}", f"wormhole_{token}", secrets.token_hex(12)
     create_role_and_database(server, role, password, dbname)
     try:
-        with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        with psycopg.connect(server.conninfo(), autocommit=True, connect_timeout=10) as conn:
             conn.execute(sql.SQL("GRANT pg_monitor TO {}").format(sql.Identifier(role)))
         # lib/pq (the exporter's driver) defaults to sslmode=require; the cluster has no TLS.
         yield server.url(dbname, role, password) + "?sslmode=disable"
