@@ -119,7 +119,7 @@ def alert_problems(alerts: list[Alert]) -> list[str]:
         for key in REQUIRED_ANNOTATIONS:
             if not alert.annotations.get(key):
                 hint = (
-                    "a link to its runbook (docs/runbooks/NAME.md)"
+                    "a link to its runbook (docs/runbooks/<name>.md)"
                     if key == "runbook_url"
                     else "one line for the notification"
                 )
