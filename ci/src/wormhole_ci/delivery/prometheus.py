@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import yaml
@@ -55,26 +57,30 @@ def rules_problems(promtool: str, rules: list[Path], root: Path) -> list[str]:
 def unit_test_problems(promtool: str, tests: list[Path], root: Path) -> list[str]:
     """`promtool test rules` on each unit-test file; its rule_files are relative to the test
     file (as promtool resolves them), and each must exist."""
-    problems: list[str] = []
-    for path in tests:
-        shown = shown_path(path, root)
-        try:
-            listed = items(load_yaml(path, shown).get("rule_files"), f"{shown}: rule_files")
-        except InvalidFile as exc:
-            problems.append(str(exc))
-            continue
-        missing = [str(f) for f in listed if not (path.parent / str(f)).resolve().is_file()]
-        if missing or not listed:
-            problems.append(
-                f"{shown}: rule_files {', '.join(missing) or '(none)'} not found next to the "
-                "test; list the rule files it tests, relative to the test file "
-                "(e.g. ../rules/api.yml)"
-            )
-            continue
-        done = run([promtool, "test", "rules", shown], cwd=root)
-        if done.code != 0:
-            problems.append(
-                f"{shown}: promtool test rules failed; fix the rule or the test:"
-                + indented(done.output)
-            )
-    return problems
+    # One run per file, so a failure names its file; together they are most of the
+    # validation's time, and independent: run them side by side.
+    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
+        found = pool.map(lambda path: _unit_test(promtool, path, root), tests)
+        return [problem for problems in found for problem in problems]
+
+
+def _unit_test(promtool: str, path: Path, root: Path) -> list[str]:
+    shown = shown_path(path, root)
+    try:
+        listed = items(load_yaml(path, shown).get("rule_files"), f"{shown}: rule_files")
+    except InvalidFile as exc:
+        return [str(exc)]
+    missing = [str(f) for f in listed if not (path.parent / str(f)).resolve().is_file()]
+    if missing or not listed:
+        return [
+            f"{shown}: rule_files {', '.join(missing) or '(none)'} not found next to the "
+            "test; list the rule files it tests, relative to the test file "
+            "(e.g. ../rules/api.yml)"
+        ]
+    done = run([promtool, "test", "rules", shown], cwd=root)
+    if done.code != 0:
+        return [
+            f"{shown}: promtool test rules failed; fix the rule or the test:"
+            + indented(done.output)
+        ]
+    return []
