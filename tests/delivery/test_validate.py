@@ -90,7 +90,7 @@ def drop_runbook_url(root: Path) -> None:
     edit(f"{OBS}/prometheus/tests/api_test.yml", f"    runbook_url: {RUNBOOK_URL}\n", "\n")(root)
 
 
-DEFECTS: dict[str, tuple[Callable[[Path], None], list[str]]] = {
+DEFECTS: dict[str, tuple[Callable[[Path], object], list[str]]] = {
     "alert without runbook_url": (
         drop_runbook_url,
         [

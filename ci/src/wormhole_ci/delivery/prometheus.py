@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import yaml
@@ -60,11 +61,11 @@ def unit_test_problems(promtool: str, tests: list[Path], root: Path) -> list[str
     # One run per file, so a failure names its file; together they are most of the
     # validation's time, and independent: run them side by side.
     with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        found = pool.map(lambda path: _unit_test(promtool, path, root), tests)
+        found = pool.map(partial(_unit_test, promtool, root=root), tests)
         return [problem for problems in found for problem in problems]
 
 
-def _unit_test(promtool: str, path: Path, root: Path) -> list[str]:
+def _unit_test(promtool: str, path: Path, *, root: Path) -> list[str]:
     shown = shown_path(path, root)
     try:
         listed = items(load_yaml(path, shown).get("rule_files"), f"{shown}: rule_files")
