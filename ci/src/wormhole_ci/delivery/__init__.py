@@ -1,2 +1,1 @@
-"""Validating a monorepo's delivery configuration: alert rules, Alertmanager, dashboards,
-runbooks and the Coolify stack (the `delivery` service kind, `wormhole-ci validate-delivery`)."""
+"""The `delivery` service kind's validation: rules, alerts, dashboards, runbooks, Coolify stack."""

@@ -1,5 +1,4 @@
-"""The Grafana dashboards: every panel query parses (promtool, through a generated rules
-file) and uses only declared metrics."""
+"""The Grafana dashboards: every panel query parses (promtool) and uses declared metrics."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""PromQL as text: the metric names an expression selects, Grafana's variables replaced so
-promtool can parse a panel's query, and the metric inventory (metrics.txt)."""
+"""PromQL as text: the metrics an expression selects, Grafana's variables, metrics.txt."""
 
 from __future__ import annotations
 

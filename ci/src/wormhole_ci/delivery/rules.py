@@ -1,5 +1,4 @@
-"""The alert and recording rules and their promtool unit tests, read as data, and the
-labels and annotations every alert must carry."""
+"""Alert and recording rules and their promtool unit tests as data; the labels alerts need."""
 
 from __future__ import annotations
 

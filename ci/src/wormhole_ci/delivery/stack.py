@@ -1,5 +1,4 @@
-"""The Coolify stack: docker-compose.yml parses, every service is runnable and bounded, and
-the variables it reads are exactly those of each environment's *.env.example."""
+"""The Coolify stack: its services are runnable and bounded, its env examples complete."""
 
 from __future__ import annotations
 
