@@ -78,8 +78,9 @@ def test_clean_example_passes_every_task(example: Path, tmp_path: Path) -> None:
     results = outcomes(junit)
     assert set(results) == planned(example)
     assert set(results.values()) == {"passed"}
+    assert results[("delivery", "validate")] == "passed"  # promtool, amtool and the rest
     lines = done.stdout.splitlines()
-    for service in ("api", "web", "runner", "hasura"):
+    for service in ("api", "web", "runner", "hasura", "delivery"):
         assert any(line.startswith(f"{service} ") and "  passed  " in line for line in lines), (
             service
         )
@@ -139,6 +140,11 @@ DEFECTS: dict[str, tuple[Callable[[Path], None], set[tuple[str, str]]]] = {
         ),
         {("hasura", "validate")},
     ),
+    # validate-delivery: the stack reads WEB_MEMORY, staging's env example no longer sets it
+    "compose variable missing from an env example": (
+        replace("deploy/coolify/staging.env.example", "WEB_MEMORY=256M\n", ""),
+        {("delivery", "validate")},
+    ),
 }
 
 
@@ -151,7 +157,11 @@ RUNS = {
         "failing pytest in runner",
         "hasura permission on a missing column",
     ),
-    "web and runner lint": ("type error in web", "ruff error in runner"),
+    "web, runner lint and delivery": (
+        "type error in web",
+        "ruff error in runner",
+        "compose variable missing from an env example",
+    ),
 }
 
 
@@ -171,11 +181,13 @@ def test_each_defect_fails_exactly_its_task(example: Path, tmp_path: Path, run: 
     assert {status for key, status in results.items() if key in expected} == {"failed"}
     broken = {service for service, _ in expected}
     first = done.stderr.splitlines()[0]
-    assert first.startswith(f"check failed for {len(broken)} of 4 services: ")
+    assert first.startswith(f"check failed for {len(broken)} of 5 services: ")
     for service, task in expected:
         assert f"{service} ({task})" in first
         assert f"--- {service}/{task}, exit " in done.stderr
-    healthy = {"api", "web", "runner", "hasura"} - broken
+    if ("delivery", "validate") in expected:  # the tail shows the problem itself
+        assert "deploy/coolify/staging.env.example: WEB_MEMORY is read by" in done.stderr
+    healthy = {"api", "web", "runner", "hasura", "delivery"} - broken
     assert healthy  # each run keeps a service without a defect
     for other in healthy:
         assert any(

@@ -60,7 +60,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "unknown key": (
         unknown_key,
-        r"wormhole-ci\.toml: unknown key services\.web\.framework; allowed here: database, dockerfile, kind, path, tasks",
+        r"wormhole-ci\.toml: unknown key services\.web\.framework; allowed here: database, dockerfile, kind, path, runbooks, tasks",
     ),
     "malformed package.json": (
         bad_package_json,
@@ -108,7 +108,10 @@ def test_missing_node_is_reported_with_the_fix(example: Path, tmp_path: Path) ->
 def test_unknown_service_on_the_command_line(example: Path) -> None:
     done = cli("test", "--source", str(example), "--service", "worker")
     assert done.returncode == 2
-    assert "no service named 'worker' (known services: api, web, runner, hasura)" in done.stderr
+    assert (
+        "no service named 'worker' (known services: api, web, runner, hasura, delivery)"
+        in done.stderr
+    )
 
 
 def test_help_lists_the_commands() -> None:

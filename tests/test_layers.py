@@ -26,6 +26,7 @@ CAPABILITIES = frozenset(
         "release",
         "drift",
         "observability",
+        "delivery",
     }
 )
 RUNTIME = "wormhole_ci.dagger_runtime"

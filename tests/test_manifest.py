@@ -16,7 +16,7 @@ def write(root: Path, text: str) -> Path:
     return root
 
 
-def test_example_manifest_declares_the_four_services() -> None:
+def test_example_manifest_declares_the_five_services() -> None:
     manifest = load_manifest(EXAMPLE)
     assert manifest.project == "wormhole"
     assert [(s.name, s.kind, s.path) for s in manifest.services] == [
@@ -24,8 +24,11 @@ def test_example_manifest_declares_the_four_services() -> None:
         ("web", ServiceKind.NUXT, "web"),
         ("runner", ServiceKind.PYTHON, "runner"),
         ("hasura", ServiceKind.HASURA, "hasura"),
+        ("delivery", ServiceKind.DELIVERY, "deploy"),
     ]
     assert manifest.service("hasura").database == "api"
+    assert manifest.service("delivery").runbooks == "docs/runbooks"
+    assert manifest.service("api").runbooks is None
 
 
 def test_kind_and_path_are_inferred(tmp_path: Path) -> None:
@@ -87,7 +90,7 @@ env = { BASE_URL = "http://127.0.0.1:3000" }
         ),
         (
             "[services.api]\nkind = 'node'\nscript = 'x'\n",
-            r"unknown key services\.api\.script; allowed here: database, dockerfile, kind, path, tasks",
+            r"unknown key services\.api\.script; allowed here: database, dockerfile, kind, path, runbooks, tasks",
         ),
         (
             "[services.api]\nkind = 'node'\n[services.api.tasks.test]\ncommand = 'x'\n",
@@ -152,6 +155,67 @@ def test_uninferable_kind_asks_for_it(tmp_path: Path) -> None:
 
 def test_unknown_service_lists_the_known_ones() -> None:
     with pytest.raises(
-        ManifestError, match=r"no service named 'apii' \(known services: api, web, runner, hasura\)"
+        ManifestError,
+        match=r"no service named 'apii' \(known services: api, web, runner, hasura, delivery\)",
     ):
         load_manifest(EXAMPLE).service("apii")
+
+
+def test_delivery_service_defaults_and_inference(tmp_path: Path) -> None:
+    (tmp_path / "deploy" / "observability").mkdir(parents=True)
+    (tmp_path / "ops" / "coolify").mkdir(parents=True)
+    write(
+        tmp_path,
+        '[services.delivery]\npath = "deploy"\n'
+        '[services.ops]\nkind = "delivery"\nrunbooks = "ops/runbooks/"\n',
+    )
+    manifest = load_manifest(tmp_path)
+    assert [(s.name, s.kind, s.path, s.runbooks) for s in manifest.services] == [
+        ("delivery", ServiceKind.DELIVERY, "deploy", "docs/runbooks"),
+        ("ops", ServiceKind.DELIVERY, "ops", "ops/runbooks"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "[services.deploy]\nkind = 'delivery'\nrunbooks = '/srv/runbooks'\n",
+            r"services\.deploy\.runbooks must be a directory relative to the monorepo root "
+            r"\(default \"docs/runbooks\"\), got '/srv/runbooks'",
+        ),
+        (
+            "[services.deploy]\nkind = 'delivery'\nrunbooks = '../runbooks'\n",
+            r"services\.deploy\.runbooks must be a directory relative",
+        ),
+        (
+            "[services.deploy]\nkind = 'delivery'\nrunbooks = 3\n",
+            r"services\.deploy\.runbooks must be a directory relative .*got 3",
+        ),
+        (
+            "[services.deploy]\nkind = 'node'\nrunbooks = 'docs/runbooks'\n",
+            r"services\.deploy\.runbooks is only valid for kind 'delivery'; remove it or set "
+            r'kind = "delivery"',
+        ),
+        (
+            "[services.ops]\nkind = 'delivery'\n",
+            r"services\.ops\.path: directory 'ops' does not exist .*fix the path",
+        ),
+        (
+            "[services.deploy]\nkind = 'delivery'\nrunbook = 'docs'\n",
+            r"unknown key services\.deploy\.runbook; allowed here: .*runbooks",
+        ),
+        (
+            "[services.deploy]\nkind = 'delivery'\ndatabase = 'api'\n",
+            r"database is only valid for kind 'hasura'",
+        ),
+    ],
+)
+def test_bad_delivery_service_names_file_and_field(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    (tmp_path / "deploy").mkdir()
+    write(tmp_path, text)
+    with pytest.raises(ManifestError, match=expected) as info:
+        load_manifest(tmp_path)
+    assert str(tmp_path / "wormhole-ci.toml") in str(info.value)

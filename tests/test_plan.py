@@ -38,6 +38,12 @@ EXPECTED = {
     "hasura": [
         ("validate", ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura")),
     ],
+    "delivery": [
+        (
+            "validate",
+            ("wormhole-ci", "validate-delivery", "--source", ".", "--service", "delivery"),
+        ),
+    ],
 }
 
 
@@ -64,6 +70,14 @@ def test_tasks_carry_toolchain_workdir_env_caches_and_order() -> None:
     hasura = by_key["hasura:validate"]
     # Hasura waits for the database service's setup (for the Prisma-datamodel fallback).
     assert (hasura.tool, hasura.workdir, hasura.after) == (Tool.WORMHOLE, ".", ("api:prepare",))
+    delivery = by_key["delivery:validate"]
+    # its own toolchain (promtool, amtool); its result depends on the two directories only
+    assert (delivery.tool, delivery.workdir, delivery.after, delivery.inputs) == (
+        Tool.DELIVERY,
+        ".",
+        (),
+        ("deploy", "docs/runbooks"),
+    )
     assert [t.is_setup for t in plan.tasks if t.service == "api"] == [
         True,
         True,

@@ -26,7 +26,7 @@ def test_check_report_of_a_passing_check(engine: FakeEngine, example: Path) -> N
     assert files["status"] == "passed\n"
     suites = ET.fromstring(files["junit.xml"].split("?>", 1)[1])
     assert [s.get("name") for s in suites] == [
-        f"wormhole-ci.{s}" for s in ("api", "web", "runner", "hasura")
+        f"wormhole-ci.{s}" for s in ("api", "web", "runner", "hasura", "delivery")
     ]
     assert all(s.get("failures") == "0" for s in suites)
     assert files["check.txt"].splitlines()[-1].startswith("check passed in ")
@@ -39,7 +39,7 @@ def test_check_report_of_a_failing_check_does_not_fail(engine: FakeEngine, examp
     )
     files = report_files(example)
     assert files["status"] == "failed\n"
-    assert "check failed for 1 of 4 services: runner (lint)" in files["check.txt"]
+    assert "check failed for 1 of 5 services: runner (lint)" in files["check.txt"]
     suites = {s.get("name"): s for s in ET.fromstring(files["junit.xml"].split("?>", 1)[1])}
     runner = suites["wormhole-ci.runner"]
     assert runner.get("failures") == "1"

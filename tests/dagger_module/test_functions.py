@@ -163,6 +163,7 @@ def test_check_runs_every_planned_task_as_the_native_plan_says(
         "web",
         "runner",
         "hasura",
+        "delivery",
     ]
     views = exec_leaves(engine)
     assert_chain_matches_plan(views, plan, example)
@@ -181,6 +182,30 @@ def test_check_runs_every_planned_task_as_the_native_plan_says(
     assert ["apt-get", "install", "-y", "--no-install-recommends", "postgresql-15"] in [
         a for _, a, _ in hasura.execs
     ]
+    # the delivery validation: this package with Debian's promtool and amtool, on the
+    # monorepo narrowed to its two directories (and the planner's files, to load the manifest)
+    delivery = views[
+        ("/src", ("wormhole-ci", "validate-delivery", "--source", ".", "--service", "delivery"))
+    ]
+    assert delivery.image == PYTHON_IMAGE
+    assert delivery.directories["/opt/wormhole-ci"] == [("currentModule", {}), ("source", {})]
+    assert [argv for _, argv, _ in delivery.execs] == [
+        ["apt-get", "update"],
+        [
+            "apt-get",
+            "install",
+            "-y",
+            "--no-install-recommends",
+            "prometheus",
+            "prometheus-alertmanager",
+        ],
+        ["pip", "install", "--no-cache-dir", "--root-user-action=ignore", "/opt/wormhole-ci"],
+        ["wormhole-ci", "validate-delivery", "--source", ".", "--service", "delivery"],
+    ]
+    (mounted,) = [steps for path, steps in delivery.directories.items() if path == "/src"]
+    (include,) = [args["include"] for name, args in mounted if name == "filter"]
+    assert include[:2] == ["deploy", "docs/runbooks"]
+    assert "wormhole-ci.toml" in include
 
 
 @pytest.mark.parametrize(
@@ -223,7 +248,7 @@ def test_a_failing_task_is_named_and_the_others_are_still_collected(
     # api and web both install with pnpm: the rule fails both installs (ExecError), runner's lint exits 1
     assert (
         message.splitlines()[0]
-        == "check failed for 3 of 4 services: api (install), web (install), runner (lint)"
+        == "check failed for 3 of 5 services: api (install), web (install), runner (lint)"
     )
     assert (
         "--- api/install, exit 1\nERR_PNPM_OUTDATED_LOCKFILE  Cannot install with frozen-lockfile"
@@ -287,7 +312,7 @@ def test_a_failed_dependency_blocks_the_task_that_waits_for_it(
     _, chain = decode_id(call(run))
     files = {a["path"]: a["contents"] for _, n, a in chain if n == "withNewFile"}
     assert HASURA_VALIDATE not in ran(exec_leaves(engine))
-    assert "check failed for 1 of 4 services: api (prepare)" in files["check.txt"]
+    assert "check failed for 1 of 5 services: api (prepare)" in files["check.txt"]
     suites = {s.get("name"): s for s in ET.fromstring(files["junit.xml"].split("?>", 1)[1])}
     (skipped,) = suites["wormhole-ci.hasura"].iter("skipped")
     assert skipped.get("message") == "not run: api:prepare did not pass"

@@ -146,6 +146,7 @@ def test_registration_lists_functions_args_docs_and_checks(
         assert fns[name]["args"]["service"]["doc"].startswith("Only this service")
     assert fns["check"]["args"] == {}
     assert fns["check"]["doc"].startswith("Lint, type-check and test every service concurrently")
+    assert "the delivery configuration (promtool, amtool" in fns["check"]["doc"]
     assert "--disallow-inconsistent-metadata" in fns["validate_hasura"]["doc"]
     source = fns["<constructor>"]["args"]["source"]
     assert source["defaultPath"] == "/"

@@ -238,7 +238,7 @@ def test_a_red_check_stops_the_release_before_anything_else(
     assert files["status"] == "stopped\n"
     assert record["stopped_at"] == "check"
     assert record["steps"][0]["detail"].startswith(
-        "check failed for 1 of 4 services: runner (lint)"
+        "check failed for 1 of 5 services: runner (lint)"
     )
     assert [s["status"] for s in record["steps"]][1:] == ["skipped"] * 6
     names = {step[1] for _, step in engine.leaves}

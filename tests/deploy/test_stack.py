@@ -32,6 +32,7 @@ from tests.deploy.stack_files import (
     variables,
 )
 from wormhole_ci.containers import HASURA_ENGINE_IMAGE
+from wormhole_ci.delivery.stack import secret_variables, service_problems, stack_variables
 from wormhole_ci.images.spec import image_specs
 from wormhole_ci.manifest import load_manifest
 
@@ -139,22 +140,6 @@ def services(document: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return document["services"]
 
 
-def routes() -> set[str]:
-    """The SERVICE_URL_<NAME> each `SERVICE_URL_<NAME>_<port>` declaration makes Coolify define."""
-    names: set[str] = set()
-    for service in services(stack_doc()).values():
-        for key in environment(service):
-            match = re.fullmatch(r"(SERVICE_(?:URL|FQDN)_[A-Z0-9-]+?)(?:_\d+)?", key)
-            if match:
-                names.add(match[1])
-    return names
-
-
-def secret_variables() -> set[str]:
-    """The variables the stack's file-mounted secrets come from (`secrets.<name>.environment`)."""
-    return {s["environment"] for s in stack_doc().get("secrets", {}).values()}
-
-
 # ---------------------------------------------------------------- validation
 
 
@@ -225,11 +210,9 @@ def test_a_required_variable_left_unset_stops_the_render() -> None:
 def test_every_service_is_healthchecked_limited_restarted_and_log_bounded(
     environment_name: str,
 ) -> None:
-    problems: list[str] = []
+    # image, healthcheck and limits as validate-delivery checks them, on the rendered stack
+    problems = service_problems(rendered(environment_name), environment_name)
     for name, service in services(rendered(environment_name)).items():
-        check = service.get("healthcheck") or {}
-        if check.get("disable") or not check.get("test") or check["test"] == ["NONE"]:
-            problems.append(f"{name}: no healthcheck")
         limits = (service.get("deploy") or {}).get("resources", {}).get("limits", {})
         if float(limits.get("cpus") or 0) <= 0:
             problems.append(f"{name}: no CPU limit")
@@ -358,7 +341,7 @@ def test_other_images_are_pinned_and_the_databases_match_local_development() -> 
 @pytest.mark.parametrize("environment_name", ENVIRONMENTS)
 def test_every_stack_variable_is_documented_per_environment(environment_name: str) -> None:
     entries = env_entries(env_file(environment_name))
-    used = set(variables(stack_text())) | secret_variables() | routes()
+    used = stack_variables(stack_text(), stack_doc())
     assert sorted(used - set(entries)) == [], "used by the stack, missing from the env example"
     assert sorted(set(entries) - used) == [], "in the env example, unused by the stack"
     for name, entry in entries.items():
@@ -369,7 +352,7 @@ def test_every_stack_variable_is_documented_per_environment(environment_name: st
     for name, op in variables(stack_text()).items():
         if op == ":?":
             assert entries[name].value, f"{name} is required by the stack"
-    for name in secret_variables():
+    for name in secret_variables(stack_doc()):
         assert entries[name].value == "", f"{name} is a secret: set in Coolify only"
 
 

@@ -38,7 +38,8 @@ def test_every_service_with_a_dockerfile_has_an_image(example: Path) -> None:
 def test_unknown_service_and_missing_dockerfile_are_named(example: Path) -> None:
     manifest = load_manifest(example)
     with pytest.raises(
-        ManifestError, match=r"no service named 'nope' \(known services: api, web, runner, hasura\)"
+        ManifestError,
+        match=r"no service named 'nope' \(known services: api, web, runner, hasura, delivery\)",
     ):
         image_specs(manifest, ["nope"])
     with pytest.raises(

@@ -206,7 +206,7 @@ def test_publish_bad_input_pushes_nothing(
         ),
         "unknown service": (
             publish(engine, repo, registry.address, "--service", "nope"),
-            "no service named 'nope' (known services: api, web, runner, hasura)",
+            "no service named 'nope' (known services: api, web, runner, hasura, delivery)",
         ),
         "no Dockerfile": (
             publish(engine, repo, registry.address, "--service", "hasura"),

@@ -33,7 +33,6 @@ from psycopg import sql
 
 from tests.observability.conftest import OBSERVABILITY, RULES, RUNBOOK_BASE, RUNBOOKS, debian_tool
 from tests.observability.gateway import run_pushgateway
-from tests.observability.promql import metric_names, read_inventory
 from tests.observability.services import (
     Service,
     api_command,
@@ -62,6 +61,7 @@ from tests.observability.stack import (
     query,
     receiver,
 )
+from wormhole_ci.delivery.promql import metric_names, read_inventory
 from wormhole_ci.observability.push import Command, Pushgateway, RunSignal
 from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
 

@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from tests.observability.conftest import OBSERVABILITY
-from tests.observability.promql import declared, for_promtool, metric_names, read_inventory
+from wormhole_ci.delivery.dashboards import exprs
+from wormhole_ci.delivery.promql import declared, for_promtool, metric_names, read_inventory
 
 GRAFANA = OBSERVABILITY / "grafana"
 DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
@@ -33,21 +34,8 @@ def _render() -> dict[str, str]:
     return cast("Callable[[], dict[str, str]]", module.render)()
 
 
-def _exprs(node: object) -> Iterator[str]:
-    """Every `expr` of a dashboard's JSON (panel targets), wherever it is nested."""
-    if isinstance(node, dict):
-        for key, value in cast("dict[str, object]", node).items():
-            if key == "expr" and isinstance(value, str):
-                yield value
-            else:
-                yield from _exprs(value)
-    elif isinstance(node, list):
-        for item in cast("list[object]", node):
-            yield from _exprs(item)
-
-
 def _queries() -> dict[str, list[str]]:
-    return {path.stem: list(_exprs(json.loads(path.read_text()))) for path in DASHBOARDS}
+    return {path.stem: list(exprs(json.loads(path.read_text()))) for path in DASHBOARDS}
 
 
 def test_committed_json_is_the_generators_output() -> None:

@@ -1,4 +1,5 @@
-"""The PromQL text helpers the inventory checks rely on, and the Debian tool look-up."""
+"""The PromQL text helpers (wormhole_ci.delivery.promql) the inventory checks rely on, and
+the Debian tool look-up."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from tests.observability import conftest
-from tests.observability.promql import (
+from wormhole_ci.delivery.promql import (
     InventoryEntry,
+    UnknownVariableError,
     declared,
     for_promtool,
     metric_names,
@@ -37,7 +39,7 @@ def test_metric_names(expr: str, names: set[str]) -> None:
 
 def test_grafana_variables_are_replaced_and_unknown_ones_refused() -> None:
     assert for_promtool("rate(x[$__rate_interval])") == "rate(x[5m])"
-    with pytest.raises(AssertionError, match="unknown Grafana variable"):
+    with pytest.raises(UnknownVariableError, match=r"unknown Grafana variable \$environment"):
         for_promtool('x{env="$environment"}')
 
 

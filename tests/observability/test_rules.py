@@ -3,6 +3,7 @@ linked to an existing runbook, and querying only declared metrics."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -17,8 +18,9 @@ from tests.observability.conftest import (
     RUNBOOK_BASE,
     RUNBOOKS,
 )
-from tests.observability.promql import declared, metric_names, read_inventory
-from tests.observability.rules import Alert, read_cases, read_rules
+from wormhole_ci.delivery.promql import declared, metric_names, read_inventory
+from wormhole_ci.delivery.rules import Alert, read_cases, read_rules
+from wormhole_ci.delivery.runbooks import RUNBOOKS as NAMED_RUNBOOKS
 from wormhole_ci.observability.metrics import JOB, LABELS, PIPELINE_METRICS
 
 ALERTS, EXPRS = read_rules(RULES)
@@ -102,19 +104,30 @@ def test_runbook_urls_point_at_existing_runbooks() -> None:
 
 def test_every_runbook_is_linked_by_an_alert_or_an_error_message() -> None:
     """An unlinked runbook is never found during an incident: each is an alert's
-    runbook_url or named by this tool's source (its error messages)."""
+    runbook_url or one this tool's error messages name (wormhole_ci.delivery.runbooks)."""
     linked = {a.annotations["runbook_url"].removeprefix(RUNBOOK_BASE) for a in ALERTS}
-    source = "\n".join(p.read_text() for p in (ROOT / "ci" / "src").rglob("*.py"))
-    orphans = [
-        p.name
-        for p in sorted(RUNBOOKS.glob("*.md"))
-        if p.name not in linked and f"docs/runbooks/{p.name}" not in source
-    ]
+    named = {Path(path).name for path in NAMED_RUNBOOKS}
+    orphans = [p.name for p in sorted(RUNBOOKS.glob("*.md")) if p.name not in linked | named]
     assert not orphans, f"runbooks linked by no alert and no error message: {orphans}"
 
 
+def test_the_runbooks_the_source_names_are_collected_in_one_place() -> None:
+    """validate-delivery counts a runbook as linked when RUNBOOKS names it: a message naming
+    another runbook by a literal path would escape that check."""
+    source = {
+        path: path.read_text()
+        for path in (ROOT / "ci" / "src").rglob("*.py")
+        if path.name != "runbooks.py"
+    }
+    literal = sorted(
+        p.name for p, text in source.items() if re.search(r"docs/runbooks/[\w-]+\.md", text)
+    )
+    assert literal == [], "use the constants of wormhole_ci.delivery.runbooks"
+    assert all((RUNBOOKS / Path(path).name).is_file() for path in NAMED_RUNBOOKS)
+
+
 def test_rules_query_only_declared_metrics() -> None:
-    used = {name for expr in EXPRS for name in metric_names(expr)}
+    used = {name for rule in EXPRS for name in metric_names(rule.expr)}
     undeclared = sorted(n for n in used if not declared(n, INVENTORY))
     assert not undeclared, f"not in deploy/observability/metrics.txt: {undeclared}"
 

@@ -199,6 +199,23 @@ def parser() -> argparse.ArgumentParser:
     hasura.add_argument(
         "--service", default=None, metavar="NAME", help="the hasura service (default: the only one)"
     )
+    delivery = sub.add_parser(
+        "validate-delivery",
+        help="check the operations configuration: rules, alerts, dashboards, runbooks, stack",
+        description=(
+            "promtool and amtool on the delivery service's observability/ (config, rules, unit "
+            "tests, Alertmanager, dashboard queries, the metric inventory), alert labels and "
+            "runbook links both ways, and the Coolify stack's services and env examples. "
+            "Exit 0 clean, 1 problems (each printed), 2 bad input or a missing tool."
+        ),
+    )
+    _source(delivery)
+    delivery.add_argument(
+        "--service",
+        default=None,
+        metavar="NAME",
+        help="the delivery service (default: the only one)",
+    )
     return parser
 
 

@@ -45,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     handlers: dict[str, Callable[[argparse.Namespace, Console], int]] = {
         "validate-hasura": _validate_hasura,
+        "validate-delivery": _validate_delivery,
         "scan": _scan,
         "build": _images,
         "publish": _images,
@@ -495,4 +496,33 @@ def _validate_hasura(args: argparse.Namespace, err: Console) -> int:
     )
     for table in report.tables:
         print(f"  {table}")
+    return 0
+
+
+def _validate_delivery(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.delivery.validate import validate_delivery
+    from wormhole_ci.manifest import ServiceKind, load_manifest
+
+    manifest = load_manifest(args.source)
+    service = args.service
+    if service is None:
+        kinds = [s.name for s in manifest.services if s.kind is ServiceKind.DELIVERY]
+        if len(kinds) != 1:
+            raise WormholeCiError(
+                f"validate-delivery: {len(kinds)} delivery services in the manifest; "
+                "pass --service NAME"
+            )
+        service = kinds[0]
+    report = validate_delivery(manifest, service)
+    for line in report.checked:
+        print(f"checked {line}")
+    if report.problems:
+        for problem in report.problems:
+            print(problem)
+        err.print(
+            f"delivery configuration of {service!r}: {len(report.problems)} problems",
+            markup=False,
+        )
+        return EXIT_FAILED
+    print(f"delivery configuration of {service!r}: no problems")
     return 0

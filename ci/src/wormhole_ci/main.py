@@ -101,8 +101,10 @@ class WormholeCi:
     @dagger_check
     @cached(PURE)
     async def check(self) -> str:
-        """Lint, type-check and test every service concurrently, and validate the Hasura
-        metadata structurally; fails once, naming every failed service and task."""
+        """Lint, type-check and test every service concurrently, validate the Hasura
+        metadata structurally and the delivery configuration (promtool, amtool, alerts,
+        runbooks, dashboards, the Coolify stack); fails once, naming every failed service
+        and task."""
         return await run_checks(self._source(), "check", None, ())
 
     @cached(PURE)

@@ -26,6 +26,12 @@ class ServiceKind(StrEnum):
     NUXT = "nuxt"
     PYTHON = "python"
     HASURA = "hasura"
+    DELIVERY = "delivery"
+    """The operations configuration (observability/ and coolify/), validated as a whole."""
+
+
+DEFAULT_RUNBOOKS = "docs/runbooks"
+"""Where a delivery service's runbooks live unless `runbooks` says otherwise."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,8 @@ class ServiceSpec:
     """Hasura only: the service whose Prisma migrations define the database schema."""
     dockerfile: str | None = None
     """The service's Dockerfile relative to its path; None: `Dockerfile` if it exists."""
+    runbooks: str | None = None
+    """Delivery only: the runbooks directory relative to the monorepo root (POSIX)."""
 
 
 @dataclass(frozen=True)
@@ -174,7 +182,7 @@ _URL_RE = re.compile(r"^https?://[^\s/@]+(/\S*)?$")
 _SECURITY_KEYS = {"fail_on", "ignore"}
 _FAIL_ON = ("critical", "high", "medium", "low", "none")
 _PROJECT_KEYS = {"name", "repository"}
-_SERVICE_KEYS = {"kind", "path", "tasks", "database", "dockerfile"}
+_SERVICE_KEYS = {"kind", "path", "tasks", "database", "dockerfile", "runbooks"}
 _TASK_KEYS = {"run", "enabled", "env"}
 
 
@@ -494,6 +502,7 @@ def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpe
             f"{path}: {where}.dockerfile must be a path relative to the service directory, "
             f"got {dockerfile!r}"
         )
+    runbooks = _parse_runbooks(path, where, kind, table.get("runbooks"))
     tasks = {
         task: _parse_task(path, f"{where}.tasks.{task}", value)
         for task, value in _table(path, f"{where}.tasks", table.get("tasks", {})).items()
@@ -505,7 +514,32 @@ def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpe
         tasks=tasks,
         database=database if isinstance(database, str) else None,
         dockerfile=dockerfile if isinstance(dockerfile, str) else None,
+        runbooks=runbooks,
     )
+
+
+def _parse_runbooks(path: Path, where: str, kind: ServiceKind, raw: object) -> str | None:
+    """A delivery service's runbooks directory; its existence is the validation's to report
+    (the Dagger planner sees only the planner's files, not the runbooks)."""
+    if raw is not None and kind is not ServiceKind.DELIVERY:
+        raise ManifestError(
+            f"{path}: {where}.runbooks is only valid for kind 'delivery'; remove it or set "
+            'kind = "delivery"'
+        )
+    if kind is not ServiceKind.DELIVERY:
+        return None
+    value = DEFAULT_RUNBOOKS if raw is None else raw
+    if (
+        not isinstance(value, str)
+        or not value
+        or Path(value).is_absolute()
+        or ".." in Path(value).parts
+    ):
+        raise ManifestError(
+            f"{path}: {where}.runbooks must be a directory relative to the monorepo root "
+            f'(default "{DEFAULT_RUNBOOKS}"), got {value!r}'
+        )
+    return Path(value).as_posix()
 
 
 def _parse_task(path: Path, where: str, value: object) -> TaskOverride:
@@ -565,9 +599,11 @@ def _infer_kind(path: Path, where: str, directory: Path) -> ServiceKind:
         return ServiceKind.PYTHON
     if (directory / "config.yaml").exists() and (directory / "metadata").is_dir():
         return ServiceKind.HASURA
+    if (directory / "observability").is_dir() or (directory / "coolify").is_dir():
+        return ServiceKind.DELIVERY
     raise ManifestError(
         f"{path}: {where}: cannot infer the kind of {directory.name!r} (no package.json, "
-        "pyproject.toml or Hasura config.yaml); set kind explicitly"
+        "pyproject.toml, Hasura config.yaml, observability/ or coolify/); set kind explicitly"
     )
 
 

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from wormhole_ci.errors import ManifestError
 from wormhole_ci.jsonish import as_dict, as_list
-from wormhole_ci.manifest import Manifest, ServiceKind, ServiceSpec, TaskOverride
+from wormhole_ci.manifest import (
+    DEFAULT_RUNBOOKS,
+    Manifest,
+    ServiceKind,
+    ServiceSpec,
+    TaskOverride,
+)
 from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
 
 # The order tasks of one service run in; names outside this list run after, as declared.
@@ -38,6 +44,8 @@ class Tool(StrEnum):
     UV = "uv"
     WORMHOLE = "wormhole-ci"
     """This package itself (the Hasura metadata check)."""
+    DELIVERY = "wormhole-ci-delivery"
+    """This package with promtool and amtool (the delivery configuration check)."""
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,8 @@ def _service_tasks(manifest: Manifest, spec: ServiceSpec, notes: list[str]) -> l
             defaults = _python_defaults(spec, directory, notes)
         case ServiceKind.HASURA:
             defaults = _hasura_defaults(manifest, spec)
+        case ServiceKind.DELIVERY:
+            defaults = _delivery_defaults(spec)
     return _apply_overrides(spec, defaults)
 
 
@@ -284,6 +294,20 @@ def _hasura_defaults(manifest: Manifest, spec: ServiceSpec) -> list[Task]:
             workdir=".",
             argv=("wormhole-ci", "validate-hasura", "--source", ".", "--service", spec.name),
             inputs=(spec.path, f"{database.path}/prisma"),
+        )
+    ]
+
+
+def _delivery_defaults(spec: ServiceSpec) -> list[Task]:
+    return [
+        Task(
+            service=spec.name,
+            name="validate",
+            tool=Tool.DELIVERY,
+            tool_version="",
+            workdir=".",
+            argv=("wormhole-ci", "validate-delivery", "--source", ".", "--service", spec.name),
+            inputs=(spec.path, spec.runbooks or DEFAULT_RUNBOOKS),
         )
     ]
 

@@ -95,6 +95,29 @@ def _toolchain(task: Task) -> tuple[str, tuple[tuple[str, ...], ...], tuple[tupl
                 ),
                 (),
             )
+        case Tool.DELIVERY:
+            return (
+                PYTHON_IMAGE,
+                (
+                    ("apt-get", "update"),
+                    (
+                        "apt-get",
+                        "install",
+                        "-y",
+                        "--no-install-recommends",
+                        "prometheus",
+                        "prometheus-alertmanager",
+                    ),
+                    (
+                        "pip",
+                        "install",
+                        "--no-cache-dir",
+                        "--root-user-action=ignore",
+                        MODULE_SOURCE,
+                    ),
+                ),
+                (),
+            )
 
 
 def service_spec(service: ServicePlan) -> ContainerSpec:
@@ -108,7 +131,7 @@ def service_spec(service: ServicePlan) -> ContainerSpec:
             mount = cache_mount(cache)
             caches[mount.volume] = mount
             env[cache.env] = mount.path
-    needs_module = any(t.tool is Tool.WORMHOLE for t in service.tasks)
+    needs_module = any(t.tool in (Tool.WORMHOLE, Tool.DELIVERY) for t in service.tasks)
     source_path = "." if needs_module else service.path
     return ContainerSpec(
         service=service.service,

@@ -35,6 +35,9 @@ PLAN_INPUTS = [
     "**/config.yaml",
     "**/metadata/**",  # Hasura projects' metadata: the release applies it to the engine
     "**/*Dockerfile*",  # image specs check that each service's Dockerfile exists
+    # a delivery service's directory must exist for the manifest to load
+    "**/observability/metrics.txt",
+    "**/coolify/docker-compose.yml",
 ]
 T = TypeVar("T")
 

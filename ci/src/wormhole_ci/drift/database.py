@@ -38,6 +38,7 @@ from typing import LiteralString
 import psycopg
 from psycopg import sql
 
+from wormhole_ci.delivery.runbooks import FAILED_MIGRATION
 from wormhole_ci.drift.catalog import Difference, Schema, compare, read_schema
 from wormhole_ci.drift.report import Area, AreaResult, DriftItem
 from wormhole_ci.errors import MigrateError, ProvisionError
@@ -47,7 +48,7 @@ from wormhole_ci.migrate.prisma import MIGRATIONS_DIR, migrations_on_disk
 from wormhole_ci.pgtemp import TempPostgres, find_bindir, temp_postgres
 from wormhole_ci.secretref import REDACTED, redact
 
-_RUNBOOK = "docs/runbooks/failed-migration.md"
+_RUNBOOK = FAILED_MIGRATION
 _CONNECT_TIMEOUT = 10
 # Catalog reads take no lock a migration would wait on, but a live database can be slow:
 # bounded, so a drift run never hangs a CI job.

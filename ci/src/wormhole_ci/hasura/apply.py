@@ -7,11 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from wormhole_ci.delivery.runbooks import HASURA_INCONSISTENT_METADATA
 from wormhole_ci.errors import HasuraApiError, HasuraConflictError, InconsistentObject
 from wormhole_ci.hasura.client import Exported, HasuraClient
 from wormhole_ci.hasura.diff import Change, diff_metadata
 
-RUNBOOK = "docs/runbooks/hasura-inconsistent-metadata.md"
+RUNBOOK = HASURA_INCONSISTENT_METADATA
 """Where an apply that failed on inconsistent metadata sends the reader."""
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 
+from wormhole_ci.delivery.runbooks import FAILED_MIGRATION
 from wormhole_ci.errors import MigrateError
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.lock import connect
@@ -148,7 +149,7 @@ def recovery_steps(migration: str, backup: str | None, service: str) -> str:
         "  B. roll forward: fix the data or the database by hand so the migration's remaining\n"
         f"     statements hold, then `pnpm exec prisma migrate resolve --applied {migration}` and\n"
         "     add any missing change as a new migration.\n"
-        "See docs/runbooks/failed-migration.md."
+        f"See {FAILED_MIGRATION}."
     )
 
 

@@ -14,12 +14,13 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+from wormhole_ci.delivery.runbooks import EXPAND_CONTRACT
 from wormhole_ci.errors import MigrateError, ProvisionError
 from wormhole_ci.jsonish import as_dict, as_list
 from wormhole_ci.toolchains import Provisioner
 
 SQUAWK_TIMEOUT = 120.0
-RUNBOOK = "docs/runbooks/expand-contract.md"
+RUNBOOK = EXPAND_CONTRACT
 BLOCKED = f"blocked: destructive changes need --allow-destructive; see {RUNBOOK}"
 # The PostgreSQL major the migrations target (postgresql-15 natively, postgres:15 in Dagger).
 PG_VERSION = "15"

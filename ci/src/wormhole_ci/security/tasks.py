@@ -201,7 +201,8 @@ def scan_plan(
                     manifest=f"{spec.path}/uv.lock",
                 )
             )
-        if Family.SBOM in families and spec.kind is not ServiceKind.HASURA:
+        # Hasura metadata and delivery configuration hold no packages to list.
+        if Family.SBOM in families and spec.kind not in (ServiceKind.HASURA, ServiceKind.DELIVERY):
             sbom = f"{OUT_PLACEHOLDER}/sbom-{spec.name}.cdx.json"
             tasks.append(
                 ScanTask(

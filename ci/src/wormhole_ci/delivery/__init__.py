@@ -1,0 +1,1 @@
+"""The `delivery` service kind's validation: rules, alerts, dashboards, runbooks, Coolify stack."""
