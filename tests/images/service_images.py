@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import re
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Generator, Mapping
 from dataclasses import dataclass
@@ -168,10 +170,23 @@ class Container:
                 )
             time.sleep(1)
 
-    def get_json(self, path: str) -> Any:
+    def get_json(self, path: str, timeout: float = 15.0) -> Any:
+        """GET `path` on the published port. A connection reset or refusal is retried until
+        `timeout`: seen twice under two parallel test workers right after the container
+        reported healthy (its HEALTHCHECK probes from inside; the published port goes
+        through the engine's proxy). Anything else, or a reset that persists, fails."""
         url = f"http://127.0.0.1:{self.host_port}{path}"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return json.loads(response.read())
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=10) as response:
+                    return json.loads(response.read())
+            except (OSError, http.client.RemoteDisconnected) as exc:
+                reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+                transient = (ConnectionResetError, ConnectionRefusedError, http.client.RemoteDisconnected)  # fmt: skip
+                if not isinstance(reason, transient) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
 
 @contextlib.contextmanager
