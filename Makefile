@@ -10,7 +10,7 @@ export UV_PYTHON := $(shell command -v $(PYTHON))
 # uv from PATH when it is the pinned version, else installed with pip into .tools/
 UV := $(shell uv --version 2>/dev/null | grep -q " $(UV_VERSION)" && command -v uv || echo .tools/uv/bin/uv)
 
-.PHONY: setup engine-deps check test test-fast lint bench dashboards clean
+.PHONY: setup engine-deps check-deps check test test-fast lint bench dashboards clean
 
 .tools/uv/bin/uv:
 	$(PYTHON) -m venv .tools/uv
@@ -26,8 +26,28 @@ tools/node/node_modules/.package-lock.json: tools/node/package-lock.json
 
 setup: $(VENV)/.synced tools/node/node_modules/.package-lock.json
 
-check: setup
+# The example's delivery check (wormhole-ci validate-delivery) runs promtool and amtool.
+check: setup check-deps
 	$(VENV)/bin/wormhole-ci check --source examples/wormhole
+
+# Debian packages named in $(1) that are missing, installed: only as root with apt-get (a
+# quick dpkg query when they are there). Elsewhere the tests skip, or the check's task fails,
+# naming the package.
+define apt_install
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(1); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get install -y --no-install-recommends $$missing \
+	      || { apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
+	  fi; \
+	fi
+endef
+
+CHECK_PACKAGES := prometheus prometheus-alertmanager
+check-deps:
+	$(call apt_install,$(CHECK_PACKAGES))
 
 # The image tests' Docker engine and base-image tools, from Debian (no image registry is
 # reachable, so base images are made with debootstrap). Only as root with apt-get; a quick
@@ -38,15 +58,7 @@ ENGINE_PACKAGES := docker.io docker-registry debootstrap buildah
 OPS_PACKAGES := prometheus prometheus-alertmanager prometheus-pushgateway prometheus-node-exporter \
   prometheus-postgres-exporter prometheus-redis-exporter redis-server
 engine-deps:
-	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  missing=$$(for p in $(ENGINE_PACKAGES) $(OPS_PACKAGES); do \
-	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
-	  if [ -n "$$missing" ]; then \
-	    export DEBIAN_FRONTEND=noninteractive; \
-	    apt-get install -y --no-install-recommends $$missing \
-	      || { apt-get update && apt-get install -y --no-install-recommends $$missing; }; \
-	  fi; \
-	fi
+	$(call apt_install,$(ENGINE_PACKAGES) $(OPS_PACKAGES))
 
 # Two workers (pytest-xdist): each test module goes to one worker, the Docker tests to one
 # worker (tests/conftest.py). `pytest` alone still runs everything in one process.
