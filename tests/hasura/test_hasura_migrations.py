@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from wormhole_ci.check.container import service_spec
 from wormhole_ci.errors import HasuraMetadataError, ProvisionError
 from wormhole_ci.hasura.check import validate_hasura
 from wormhole_ci.hasura.migrations import hasura_migration_files
@@ -55,7 +56,10 @@ def outcomes(junit: Path) -> dict[tuple[str, str], str]:
 
 
 def test_plan_reads_only_the_hasura_project(repo: Path) -> None:
-    (task,) = build_plan(load_manifest(repo)).tasks
+    plan = build_plan(load_manifest(repo))
+    (task,) = plan.tasks
+    # dagger call check mounts only this (and PLAN_INPUTS): the migrations live inside it.
+    assert service_spec(plan.services[0]).include == ("hasura",)
     assert (task.service, task.name, task.inputs, task.after) == (
         "hasura",
         "validate",
