@@ -31,6 +31,8 @@ from wormhole_ci.pgtemp import (
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "wormhole"
 SHARED = ROOT.parent / "shared"
+# The fixture monorepos' own tests (their services' test suites) run inside `check`, not here.
+collect_ignore_glob = ["fixtures/monorepos/*"]
 # Build outputs and installed dependencies never travel with a copy of the example.
 _IGNORE = shutil.ignore_patterns(*GENERATED_DIRS, ".env")
 

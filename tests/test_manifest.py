@@ -90,7 +90,8 @@ env = { BASE_URL = "http://127.0.0.1:3000" }
         ),
         (
             "[services.api]\nkind = 'node'\nscript = 'x'\n",
-            r"unknown key services\.api\.script; allowed here: database, dockerfile, kind, path, runbooks, tasks",
+            r"unknown key services\.api\.script; allowed here: database, dockerfile, kind, migrations, path, runbooks, "
+            "tasks",
         ),
         (
             "[services.api]\nkind = 'node'\n[services.api.tasks.test]\ncommand = 'x'\n",
@@ -120,7 +121,23 @@ env = { BASE_URL = "http://127.0.0.1:3000" }
             "[services.api]\nkind = 'node'\n[services.api.tasks]\ntest = 3\n",
             r"services\.api\.tasks\.test: expected a command",
         ),
-        ("[services.api]\nkind = 'hasura'\n", r"services\.api\.database is required"),
+        (
+            "[services.api]\nkind = 'hasura'\n",
+            r"services\.api: neither `database` nor `migrations` is set; name the schema source",
+        ),
+        (
+            "[services.db]\nkind = 'node'\npath = 'api'\n"
+            "[services.api]\nkind = 'hasura'\ndatabase = 'db'\nmigrations = 'migrations'\n",
+            r"services\.api: both `database` and `migrations` are set; .*remove the other",
+        ),
+        (
+            "[services.api]\nkind = 'node'\nmigrations = 'migrations'\n",
+            r"services\.api\.migrations is only valid for kind 'hasura'",
+        ),
+        (
+            "[services.api]\nkind = 'hasura'\nmigrations = '../m'\n",
+            r"services\.api\.migrations .*relative to the service directory, got '\.\./m'",
+        ),
         (
             "[services.api]\nkind = 'node'\ndatabase = 'x'\n",
             r"database is only valid for kind 'hasura'",

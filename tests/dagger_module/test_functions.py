@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -324,6 +325,18 @@ def test_bad_manifest_is_reported_with_relative_paths(engine: FakeEngine, exampl
         WormholeCiError, match=r"^wormhole-ci\.toml: services\.api\.kind: unknown kind 'rust'"
     ):
         invoke(example, "check")
+
+
+def test_validate_hasura_on_hasura_migrations_runs_the_structural_check_only(
+    engine: FakeEngine, tmp_path: Path
+) -> None:
+    fixture = Path(__file__).parents[1] / "fixtures" / "monorepos" / "hasura-migrations"
+    root = Path(shutil.copytree(fixture, tmp_path / "hasura-migrations"))
+    report = invoke(root, "validate_hasura")
+    assert "hasura: live engine check skipped: its schema comes from Hasura migrations" in report
+    views = exec_leaves(engine)
+    assert ("wormhole-ci", "validate-hasura", "--source", ".", "--service", "hasura") in ran(views)
+    assert not any(argv[:1] == ("hasura-cli",) for argv in ran(views))
 
 
 def test_validate_hasura_runs_migrations_engine_and_cli(engine: FakeEngine, example: Path) -> None:

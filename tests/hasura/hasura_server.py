@@ -69,7 +69,7 @@ import psycopg
 
 from tests.conftest import EXAMPLE, new_password
 from wormhole_ci.hasura.model import DbSchema, DbTable, TableName
-from wormhole_ci.hasura.schema import _read_schema
+from wormhole_ci.hasura.schema import read_schema
 from wormhole_ci.jsonish import as_dict, as_list
 from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
 
@@ -133,7 +133,7 @@ class HasuraServer:
 
     def schema(self) -> DbSchema:
         with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=10) as conn:
-            return _read_schema(conn, "contract server database")
+            return read_schema(conn, "contract server database")
 
     def check(self, metadata: Mapping[str, object]) -> list[dict[str, object]]:
         """Hasura's inconsistent objects of `metadata` against the database now."""

@@ -57,6 +57,9 @@ class ServiceSpec:
     tasks: Mapping[str, TaskOverride] = field(default_factory=dict[str, TaskOverride])
     database: str | None = None
     """Hasura only: the service whose Prisma migrations define the database schema."""
+    migrations: str | None = None
+    """Hasura only: Hasura's own migrations directory, relative to the service (POSIX);
+    exactly one of `database` and `migrations` is set."""
     dockerfile: str | None = None
     """The service's Dockerfile relative to its path; None: `Dockerfile` if it exists."""
     runbooks: str | None = None
@@ -182,7 +185,7 @@ _URL_RE = re.compile(r"^https?://[^\s/@]+(/\S*)?$")
 _SECURITY_KEYS = {"fail_on", "ignore"}
 _FAIL_ON = ("critical", "high", "medium", "low", "none")
 _PROJECT_KEYS = {"name", "repository"}
-_SERVICE_KEYS = {"kind", "path", "tasks", "database", "dockerfile", "runbooks"}
+_SERVICE_KEYS = {"kind", "path", "tasks", "database", "migrations", "dockerfile", "runbooks"}
 _TASK_KEYS = {"run", "enabled", "env"}
 
 
@@ -491,6 +494,18 @@ def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpe
         raise ManifestError(
             f"{path}: {where}.database is only valid for kind 'hasura' and must name a service"
         )
+    migrations = table.get("migrations")
+    if migrations is not None and (
+        kind is not ServiceKind.HASURA
+        or not isinstance(migrations, str)
+        or not migrations
+        or Path(migrations).is_absolute()
+        or ".." in Path(migrations).parts
+    ):
+        raise ManifestError(
+            f"{path}: {where}.migrations is only valid for kind 'hasura' and must be Hasura's "
+            f"migrations directory relative to the service directory, got {migrations!r}"
+        )
     dockerfile = table.get("dockerfile")
     if dockerfile is not None and (
         not isinstance(dockerfile, str)
@@ -513,6 +528,7 @@ def _parse_service(root: Path, path: Path, name: str, raw: object) -> ServiceSpe
         path=Path(rel).as_posix(),
         tasks=tasks,
         database=database if isinstance(database, str) else None,
+        migrations=Path(migrations).as_posix() if isinstance(migrations, str) else None,
         dockerfile=dockerfile if isinstance(dockerfile, str) else None,
         runbooks=runbooks,
     )
@@ -611,12 +627,23 @@ def _check_hasura_database(
     path: Path, spec: ServiceSpec, specs: tuple[ServiceSpec, ...], names: set[str]
 ) -> None:
     where = f"services.{spec.name}.database"
+    if spec.database is not None and spec.migrations is not None:
+        raise ManifestError(
+            f"{path}: services.{spec.name}: both `database` and `migrations` are set; "
+            'the schema comes from exactly one: keep `database = "<service>"` (that '
+            "service's Prisma migrations) or `migrations = \"<dir>\"` (Hasura's own "
+            "migrations), and remove the other"
+        )
+    if spec.migrations is not None:
+        return
     if spec.database is None:
         node = [s.name for s in specs if s.kind is ServiceKind.NODE]
         hint = f" (e.g. database = {node[0]!r})" if node else ""
         raise ManifestError(
-            f"{path}: {where} is required: name the service whose Prisma migrations "
-            f"define the database{hint}"
+            f"{path}: services.{spec.name}: neither `database` nor `migrations` is set; "
+            'name the schema source: `database = "<service>"` (the service whose Prisma '
+            f'migrations define the database{hint}) or `migrations = "<dir>"` (Hasura\'s '
+            'own migrations, e.g. migrations = "migrations")'
         )
     if spec.database not in names:
         raise ManifestError(f"{path}: {where}: no service named {spec.database!r}")

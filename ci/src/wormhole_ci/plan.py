@@ -284,7 +284,10 @@ def _hasura_defaults(manifest: Manifest, spec: ServiceSpec) -> list[Task]:
             f"{spec.path}/config.yaml: not found for hasura service {spec.name!r}; "
             "it must be a Hasura project directory (config v3)"
         )
-    database = manifest.service(spec.database or "")
+    if spec.migrations is not None:
+        inputs: tuple[str, ...] = (spec.path,)  # Hasura's migrations live in the project
+    else:
+        inputs = (spec.path, f"{manifest.service(spec.database or '').path}/prisma")
     return [
         Task(
             service=spec.name,
@@ -293,7 +296,7 @@ def _hasura_defaults(manifest: Manifest, spec: ServiceSpec) -> list[Task]:
             tool_version="",
             workdir=".",
             argv=("wormhole-ci", "validate-hasura", "--source", ".", "--service", spec.name),
-            inputs=(spec.path, f"{database.path}/prisma"),
+            inputs=inputs,
         )
     ]
 

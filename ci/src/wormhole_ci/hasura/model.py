@@ -39,3 +39,13 @@ class DbSchema:
 def display(name: TableName) -> str:
     """`schema.table`."""
     return f"{name[0]}.{name[1]}"
+
+
+@dataclass(frozen=True)
+class SourceSchemas:
+    """One schema per Hasura database source (from Hasura's own migrations)."""
+
+    by_source: Mapping[str, DbSchema]
+    """Metadata database source name → the schema its migrations produce."""
+    origin: str
+    """Human-readable source of all of them, e.g. 'schema produced by hasura/migrations'."""

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from wormhole_ci.errors import HasuraMetadataError, ProvisionError
 from wormhole_ci.hasura.model import DbSchema, DbTable, ForeignKey, TableName
@@ -58,7 +59,7 @@ def schema_from_migrations(migrations: Path, root: Path, bindir: Path | None = N
         raise ProvisionError("PostgreSQL server binaries (initdb, pg_ctl, postgres) not found")
     files = migration_files(migrations)
     with temp_postgres(bindir) as server:
-        _create_database(server)
+        create_database(server)
         with psycopg.connect(
             server.conninfo(_DB), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
         ) as conn:
@@ -70,19 +71,21 @@ def schema_from_migrations(migrations: Path, root: Path, bindir: Path | None = N
                         f"{file.relative_to(root)}: migration fails on PostgreSQL: "
                         f"{str(exc).strip()}; fix the migration before checking Hasura"
                     ) from None
-            return _read_schema(
+            return read_schema(
                 conn, f"schema produced by {migrations.relative_to(root)} ({len(files)} migrations)"
             )
 
 
-def _create_database(server: TempPostgres) -> None:
+def create_database(server: TempPostgres, name: str = _DB) -> None:
+    """Create the empty database `name` (a plain identifier) on the throwaway cluster."""
     with psycopg.connect(
         server.conninfo(), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
     ) as conn:
-        conn.execute("create database wormhole_ci_hasura_check")
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
 
 
-def _read_schema(conn: psycopg.Connection[tuple[object, ...]], origin: str) -> DbSchema:
+def read_schema(conn: psycopg.Connection[tuple[object, ...]], origin: str) -> DbSchema:
+    """Every user table's columns and foreign keys in the connected database."""
     columns: dict[TableName, set[str]] = {}
     for schema, table, column in conn.execute(_COLUMNS_SQL).fetchall():
         columns.setdefault((str(schema), str(table)), set()).add(str(column))

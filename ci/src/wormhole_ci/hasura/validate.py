@@ -8,7 +8,7 @@ from pathlib import Path
 
 from wormhole_ci.errors import HasuraMetadataError
 from wormhole_ci.hasura.loader import Sourced, load_yaml
-from wormhole_ci.hasura.model import DbSchema, DbTable, TableName, display
+from wormhole_ci.hasura.model import DbSchema, DbTable, SourceSchemas, TableName, display
 from wormhole_ci.jsonish import as_dict, as_list
 
 _PERMISSIONS = ("select", "insert", "update", "delete")
@@ -44,11 +44,13 @@ class _Table:
     """Relationship name → remote table (None when it could not be resolved)."""
 
 
-def check_project(project: Path, schema: DbSchema, root: Path) -> MetadataReport:
+def check_project(project: Path, schema: DbSchema | SourceSchemas, root: Path) -> MetadataReport:
     """Load `project` (a Hasura v3 project dir) and check it against `schema`.
 
-    Structural errors (bad YAML, wrong version, missing files) raise HasuraMetadataError;
-    inconsistencies are collected so one run reports all of them.
+    One DbSchema backs every PostgreSQL source (Prisma); SourceSchemas gives each source
+    its own (Hasura migrations). Structural errors (bad YAML, wrong version, missing files,
+    a source without a schema) raise HasuraMetadataError; inconsistencies are collected so
+    one run reports all of them.
     """
     report = MetadataReport(origin=schema.origin)
     config = _mapping(load_yaml(project / "config.yaml", root), _rel(project / "config.yaml", root))
@@ -67,20 +69,37 @@ def check_project(project: Path, schema: DbSchema, root: Path) -> MetadataReport
         )
     databases_file = metadata_dir / "databases" / "databases.yaml"
     databases = load_yaml(databases_file, root)
-    tables: list[_Table] = []
     for db in _list(databases, _rel(databases_file, root)):
         db_map = _mapping(db, _rel(databases_file, root))
         if db_map.get("kind", "postgres") != "postgres":
-            continue  # only PostgreSQL sources are backed by the Prisma schema
-        for entry in _list(
-            db_map.get("tables", []), f"{_rel(databases_file, root)}: {db_map.get('name')}.tables"
-        ):
-            tables.append(_table_entry(entry, databases_file, root, schema))
-    report.tables = [display(t.name) for t in tables]
-    by_name = {t.name: t for t in tables}
-    for table in tables:
-        report.problems.extend(_check_table(table, schema, by_name))
+            continue  # only PostgreSQL sources are backed by a schema
+        source = str(db_map.get("name"))
+        source_schema = _source_schema(schema, source, _rel(databases_file, root))
+        tables = [
+            _table_entry(entry, databases_file, root, source_schema)
+            for entry in _list(
+                db_map.get("tables", []), f"{_rel(databases_file, root)}: {source}.tables"
+            )
+        ]
+        report.tables.extend(display(t.name) for t in tables)
+        by_name = {t.name: t for t in tables}
+        for table in tables:
+            report.problems.extend(_check_table(table, source_schema, by_name))
     return report
+
+
+def _source_schema(schema: DbSchema | SourceSchemas, source: str, file: str) -> DbSchema:
+    if isinstance(schema, DbSchema):
+        return schema
+    found = schema.by_source.get(source)
+    if found is None:
+        known = ", ".join(sorted(schema.by_source)) or "none"
+        raise HasuraMetadataError(
+            f"{file}: database source {source!r} has no migrations in the {schema.origin} "
+            f"(sources with migrations: {known}); add {source}/<version>_<name>/up.sql "
+            "there or remove the source"
+        )
+    return found
 
 
 def _table_entry(entry: object, fallback: Path, root: Path, schema: DbSchema) -> _Table:
