@@ -214,7 +214,9 @@ def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list
         notes.append(f"{spec.name}: no `lint` script in package.json, lint skipped")
     if "format:check" in scripts:
         tasks.append(task("format", (*run, "format:check")))
-    if spec.kind is ServiceKind.NUXT:
+    if "typecheck" in scripts:  # the project's own script wins over the framework default
+        tasks.append(task("typecheck", (*run, "typecheck")))
+    elif spec.kind is ServiceKind.NUXT:
         tasks.append(task("typecheck", (*exec_, "nuxi", "typecheck")))
     elif "typescript" in deps and (directory / "tsconfig.json").exists():
         tasks.append(task("typecheck", (*exec_, "tsc", "--noEmit")))
