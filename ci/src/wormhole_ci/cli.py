@@ -393,9 +393,9 @@ def _check(args: argparse.Namespace, err: Console) -> int:
         toolchain=host_fingerprint(),
     )
     report = _run(plan, options, out, args.progress, err)
-    print_report(out, report, args.command)
+    print_report(out, report, args.command, plan.notes)
     if args.junit:
-        write_junit(report, args.junit)
+        write_junit(report, args.junit, plan.notes)
     if not report.ok:
         err.print(summary(report, args.command), markup=False)
         return EXIT_FAILED

@@ -214,17 +214,33 @@ def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list
         notes.append(f"{spec.name}: no `lint` script in package.json, lint skipped")
     if "format:check" in scripts:
         tasks.append(task("format", (*run, "format:check")))
-    if "typecheck" in scripts:  # the project's own script wins over the framework default
-        tasks.append(task("typecheck", (*run, "typecheck")))
-    elif spec.kind is ServiceKind.NUXT:
-        tasks.append(task("typecheck", (*exec_, "nuxi", "typecheck")))
-    elif "typescript" in deps and (directory / "tsconfig.json").exists():
-        tasks.append(task("typecheck", (*exec_, "tsc", "--noEmit")))
+    typecheck = _node_typecheck(spec, directory, scripts, deps, exec_=exec_, run=run)
+    if typecheck:
+        tasks.append(task("typecheck", typecheck))
     if "test" in scripts:
         tasks.append(task("test", (*run, "test")))
     else:
         notes.append(f"{spec.name}: no `test` script in package.json, tests skipped")
     return tasks
+
+
+def _node_typecheck(
+    spec: ServiceSpec,
+    directory: Path,
+    scripts: Mapping[str, str],
+    deps: Mapping[str, str],
+    *,
+    exec_: tuple[str, ...],
+    run: tuple[str, ...],
+) -> tuple[str, ...]:
+    """The project's own `typecheck` script, else the framework's checker; () for none."""
+    if "typecheck" in scripts:
+        return (*run, "typecheck")
+    if spec.kind is ServiceKind.NUXT:
+        return (*exec_, "nuxi", "typecheck")
+    if "typescript" in deps and (directory / "tsconfig.json").exists():
+        return (*exec_, "tsc", "--noEmit")
+    return ()
 
 
 def _python_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list[Task]:
