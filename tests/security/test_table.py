@@ -15,7 +15,7 @@ from wormhole_ci.security.model import Status
 from wormhole_ci.security.parsers.common import RawRun, services_by_path
 from wormhole_ci.security.policy import FailOn, Verdict
 from wormhole_ci.security.scanners import SCANNERS
-from wormhole_ci.security.table import MORE, one_line, scan_table
+from wormhole_ci.security.table import MORE, NARROW_CAPTION, one_line, scan_table
 from wormhole_ci.security.tasks import Family, ScanTool, scan_plan
 from wormhole_ci.security.wrapup import conclude
 
@@ -83,8 +83,13 @@ def test_the_examples_table_with_audits_unavailable_fits_120_columns() -> None:
 def test_other_widths_keep_one_line_per_row(width: int) -> None:
     verdict = example_verdict()
     lines = render(verdict, width)
-    assert len(lines) == 5 + len(verdict.outcomes)
+    narrow = width < 100  # MORE no longer fits on a row: the caption says it once
+    assert len(lines) == 5 + len(verdict.outcomes) + narrow
+    assert (lines[-1].strip() == NARROW_CAPTION) is narrow
     assert max(len(line) for line in lines) <= width
+    # only the reason is cut: scanner, target and outcome stay whole (scripts grep them)
+    assert sum("│ unavailable │" in line for line in lines) == 3
+    assert any("│ pnpm-audit │" in line and "│ api " in line for line in lines)
 
 
 def test_one_line_collapses_and_cuts() -> None:
@@ -92,3 +97,4 @@ def test_one_line_collapses_and_cuts() -> None:
     cut = one_line("x" * 100, 40)
     assert len(cut) == 40
     assert cut.endswith(MORE)
+    assert one_line("x" * 100, 12) == "x" * 11 + "…"
