@@ -18,14 +18,14 @@ EXPECTED = {
         ("install", ("pnpm", "install", "--frozen-lockfile")),
         ("prepare", ("pnpm", "exec", "prisma", "generate")),
         ("lint", ("pnpm", "run", "lint")),
-        ("typecheck", ("pnpm", "exec", "tsc", "--noEmit")),
+        ("typecheck", ("pnpm", "run", "typecheck")),  # its own script: `tsc --noEmit`
         ("test", ("pnpm", "run", "test")),
     ],
     "web": [
         ("install", ("pnpm", "install", "--frozen-lockfile")),
         ("prepare", ("pnpm", "exec", "nuxi", "prepare")),
         ("lint", ("pnpm", "run", "lint")),
-        ("typecheck", ("pnpm", "exec", "nuxi", "typecheck")),
+        ("typecheck", ("pnpm", "run", "typecheck")),  # its own script: `nuxt typecheck`
         ("test", ("pnpm", "run", "test")),
     ],
     "runner": [
@@ -154,6 +154,36 @@ def test_missing_scripts_become_notes(example: Path) -> None:
     plan = build_plan(load_manifest(example))
     assert "web: no `test` script in package.json, tests skipped" in plan.notes
     assert "web:test" not in {t.key for t in plan.tasks}
+
+
+@pytest.mark.parametrize(
+    ("service", "default"),
+    [("web", ("pnpm", "exec", "nuxi", "typecheck")), ("api", ("pnpm", "exec", "tsc", "--noEmit"))],
+)
+def test_own_typecheck_script_wins_over_the_framework_default(
+    example: Path, service: str, default: tuple[str, ...]
+) -> None:
+    def typecheck() -> tuple[str, ...]:
+        plan = build_plan(load_manifest(example), services=[service])
+        return {t.name: t.argv for t in plan.tasks}["typecheck"]
+
+    package = example / service / "package.json"
+    data = json.loads(package.read_text())
+    assert "typecheck" in data["scripts"]  # the example declares its own
+    assert typecheck() == ("pnpm", "run", "typecheck")
+    del data["scripts"]["typecheck"]
+    package.write_text(json.dumps(data))
+    assert typecheck() == default
+
+
+def test_own_typecheck_script_runs_with_npm(example: Path) -> None:
+    api = example / "api"
+    (api / "pnpm-lock.yaml").rename(api / "package-lock.json")
+    data = json.loads((api / "package.json").read_text())
+    data["scripts"]["typecheck"] = "tsc -p tsconfig.build.json"
+    (api / "package.json").write_text(json.dumps(data))
+    plan = build_plan(load_manifest(example), services=["api"])
+    assert {t.name: t.argv for t in plan.tasks}["typecheck"] == ("npm", "run", "typecheck")
 
 
 def test_malformed_package_json(example: Path) -> None:

@@ -63,3 +63,12 @@ def test_junit_has_a_suite_per_service_and_a_case_per_task(tmp_path: Path) -> No
     assert cases["test"].find("skipped").get("message") == "not run: runner:install did not pass"  # type: ignore[union-attr]
     assert suites["wormhole-ci.web"].find("testcase").find("failure") is None  # type: ignore[union-attr]
     assert junit_xml(REPORT) == path.read_text()
+
+
+def test_junit_carries_a_services_notes_as_suite_properties() -> None:
+    notes = ("web: no `test` script in package.json, tests skipped",)
+    root = ET.fromstring(junit_xml(REPORT, notes=notes).split("\n", 1)[1])
+    suites = {s.get("name"): s for s in root.iter("testsuite")}
+    web = [p.get("value") for p in suites["wormhole-ci.web"].iter("property")]
+    assert web == list(notes)
+    assert suites["wormhole-ci.api"].find("properties") is None

@@ -58,3 +58,17 @@ def test_final_report_lists_every_service_and_task() -> None:
         "web  failed  test blocked",
         "check failed in 3.0s",
     ]
+
+
+def test_final_report_ends_with_the_plans_notes() -> None:
+    """A convention that found nothing to run is said in the summary, not only in the log."""
+    out = io.StringIO()
+    report = RunReport((TaskResult("web", "lint", Status.PASSED, 1.0, 0),), wall_time=2.0)
+    notes = ("web: no `test` script in package.json, tests skipped",)
+    print_report(Console(file=out, width=200, color_system=None), report, "check", notes)
+    assert out.getvalue().splitlines() == [
+        "web  passed  lint passed",
+        "notes:",
+        "  web: no `test` script in package.json, tests skipped",
+        "check passed in 2.0s",
+    ]

@@ -153,6 +153,17 @@ def test_pnpm_audit_405_is_unavailable() -> None:
     )
 
 
+def test_pnpm_9_bad_response_is_unavailable_with_the_registrys_answer() -> None:
+    """pnpm 9 prints the refused request as JSON on stdout (recorded: observed/pnpm-audit-pnpm9-405)."""
+    run = RawRun(1, fixture("pnpm-audit", "pnpm_9_bad_response"), "", "9.15.0")
+    outcome = pnpm_audit.parse(run, "app", "app/pnpm-lock.yaml")
+    assert (outcome.status, outcome.tool_version) == (Status.UNAVAILABLE, "9.15.0")
+    assert outcome.reason == (
+        "the registry's audit endpoint refused or failed: ERR_PNPM_AUDIT_BAD_RESPONSE: The audit "
+        "endpoint (at https://<npm-registry>/-/npm/v1/security/audits) responded with 405:"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "status", "findings"),
     [

@@ -393,9 +393,9 @@ def _check(args: argparse.Namespace, err: Console) -> int:
         toolchain=host_fingerprint(),
     )
     report = _run(plan, options, out, args.progress, err)
-    print_report(out, report, args.command)
+    print_report(out, report, args.command, plan.notes)
     if args.junit:
-        write_junit(report, args.junit)
+        write_junit(report, args.junit, plan.notes)
     if not report.ok:
         err.print(summary(report, args.command), markup=False)
         return EXIT_FAILED
@@ -420,12 +420,10 @@ def _run(
 
 
 def _scan(args: argparse.Namespace, err: Console) -> int:
-    from rich.table import Table
-
     from wormhole_ci.manifest import load_manifest
-    from wormhole_ci.security.model import Status
     from wormhole_ci.security.policy import effective_severity
     from wormhole_ci.security.scan import ScanOptions, run_scan
+    from wormhole_ci.security.table import scan_table
     from wormhole_ci.security.tasks import Family
     from wormhole_ci.security.wrapup import fail_on_level, failure
     from wormhole_ci.security.writers.markdown import where
@@ -445,18 +443,7 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
     result = run_scan(manifest, options)
     verdict = result.verdict
     out = Console(highlight=False, soft_wrap=True)
-    table = Table(title=f"wormhole-ci scan (fail on {verdict.fail_on})")
-    for column in ("scanner", "version", "target", "outcome", "findings", "blocking"):
-        table.add_column(column)
-    for o in verdict.outcomes:
-        blocking = sum(1 for f in verdict.blocking if f in o.findings)
-        detail = (
-            o.reason if o.status in (Status.UNAVAILABLE, Status.ERROR) else str(len(o.findings))
-        )
-        table.add_row(
-            o.tool, o.tool_version or "?", o.target, str(o.status), escape(detail), str(blocking)
-        )
-    out.print(table)
+    out.print(scan_table(verdict, out.width))
     for finding in sorted(verdict.blocking, key=lambda f: (-effective_severity(f), f.tool)):
         out.print(
             f"{finding.severity.label:<8} {finding.tool} {finding.rule_id} {where(finding)}: {finding.title}",

@@ -91,15 +91,20 @@ class ScannerSpec:
     """The project's Semgrep rules go to RULES_PATH."""
 
 
-def scanner_spec(tool: ScanTool, env: tuple[tuple[str, str], ...]) -> ScannerSpec:
-    """Image, pinned installs and caches for a scan tool, from its `SCANNERS` entry."""
+def scanner_spec(
+    tool: ScanTool, env: tuple[tuple[str, str], ...], version: str = ""
+) -> ScannerSpec:
+    """Image, pinned installs and caches for a scan tool, from its `SCANNERS` entry.
+
+    `version` is a target's own scanner version (pnpm audit: the project's pnpm).
+    """
     scanner = SCANNERS[tool]
     extras = scanner.container
     caches = () if extras.cache is None else (cache_mount(extras.cache),)
     env = (*((c.env, c.path) for c in caches), *env)
     match extras.image:
         case Image.NODE:
-            image, toolchain = NODE_IMAGE, corepack_pnpm(scanner.pin)
+            image, toolchain = NODE_IMAGE, corepack_pnpm(version or scanner.pin)
             env = (*COREPACK_ENV, *env)
         case Image.PYTHON:
             # Scanner binaries come from the same hash-locked wheels the native CLI

@@ -7,6 +7,7 @@ keeps a list of commands of its own.
 from __future__ import annotations
 
 import json
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -214,15 +215,33 @@ def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list
         notes.append(f"{spec.name}: no `lint` script in package.json, lint skipped")
     if "format:check" in scripts:
         tasks.append(task("format", (*run, "format:check")))
-    if spec.kind is ServiceKind.NUXT:
-        tasks.append(task("typecheck", (*exec_, "nuxi", "typecheck")))
-    elif "typescript" in deps and (directory / "tsconfig.json").exists():
-        tasks.append(task("typecheck", (*exec_, "tsc", "--noEmit")))
+    typecheck = _node_typecheck(spec, directory, scripts, deps, exec_=exec_, run=run)
+    if typecheck:
+        tasks.append(task("typecheck", typecheck))
     if "test" in scripts:
         tasks.append(task("test", (*run, "test")))
     else:
         notes.append(f"{spec.name}: no `test` script in package.json, tests skipped")
     return tasks
+
+
+def _node_typecheck(
+    spec: ServiceSpec,
+    directory: Path,
+    scripts: Mapping[str, str],
+    deps: Mapping[str, str],
+    *,
+    exec_: tuple[str, ...],
+    run: tuple[str, ...],
+) -> tuple[str, ...]:
+    """The project's own `typecheck` script, else the framework's checker; () for none."""
+    if "typecheck" in scripts:
+        return (*run, "typecheck")
+    if spec.kind is ServiceKind.NUXT:
+        return (*exec_, "nuxi", "typecheck")
+    if "typescript" in deps and (directory / "tsconfig.json").exists():
+        return (*exec_, "tsc", "--noEmit")
+    return ()
 
 
 def _python_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list[Task]:
@@ -395,6 +414,31 @@ def _read_package_json(path: Path, spec: ServiceSpec) -> dict[str, object]:
 
 def _str_map(value: object) -> dict[str, str]:
     return {k: str(v) for k, v in (as_dict(value) or {}).items()}
+
+
+# The pnpm that writes each pnpm-lock.yaml `lockfileVersion` major, at its last release.
+# pnpm 10 and later write 9.0 too: a project on those says so with `packageManager`.
+LOCKFILE_PNPM: Mapping[str, str] = {"9": "9.15.9", "6": "8.15.9", "5": "7.33.7"}
+_LOCKFILE_VERSION = re.compile(r"""^lockfileVersion:\s*['"]?(\d+)""", re.MULTILINE)
+
+
+def audit_pnpm_version(spec: ServiceSpec, directory: Path) -> str:
+    """The pnpm a service's `pnpm audit` runs: `packageManager`, else its lock file's pnpm.
+
+    A pnpm newer than the project's fails on its lock file or config (issue 16: pnpm 12
+    on a pnpm 9 project ended in "Failed to resolve config dependency"); the pin is the
+    last resort.
+    """
+    package = _read_package_json(directory / "package.json", spec)
+    if package.get("packageManager") is not None:
+        return _pnpm_version(package, directory / "package.json")
+    try:
+        with (directory / "pnpm-lock.yaml").open(encoding="utf-8") as lock:
+            head = lock.read(4096)
+    except OSError:
+        return PNPM_VERSION
+    found = _LOCKFILE_VERSION.search(head)
+    return LOCKFILE_PNPM.get(found.group(1), PNPM_VERSION) if found else PNPM_VERSION
 
 
 def _pnpm_version(package: Mapping[str, object], path: Path) -> str:

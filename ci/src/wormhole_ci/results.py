@@ -84,8 +84,12 @@ def summary(report: RunReport, what: str = "check") -> str:
     return "\n".join(lines)
 
 
-def status_lines(report: RunReport, what: str = "check") -> list[str]:
-    """One line per service listing every task's status, then the verdict (plain text)."""
+def status_lines(report: RunReport, what: str = "check", notes: Sequence[str] = ()) -> list[str]:
+    """One line per service listing every task's status, the plan's notes, then the verdict.
+
+    Notes are conventions that found nothing to run (no `test` script, …): a skipped
+    check is said where the run is judged, not only in the log above it.
+    """
     width = max((len(s) for s in report.services()), default=0)
     lines: list[str] = []
     for service in report.services():
@@ -93,6 +97,9 @@ def status_lines(report: RunReport, what: str = "check") -> list[str]:
         ok = all(r.status is Status.PASSED for r in results)
         cells = ", ".join(f"{r.task} {r.status}{' (cached)' if r.cached else ''}" for r in results)
         lines.append(f"{service:<{width}}  {'passed' if ok else 'failed'}  {cells}")
+    if notes:
+        lines.append("notes:")
+        lines.extend(f"  {note}" for note in notes)
     lines.append(f"{what} {'passed' if report.ok else 'failed'} in {report.wall_time:.1f}s")
     return lines
 

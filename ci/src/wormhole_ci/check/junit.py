@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
 from pathlib import Path
 
 from wormhole_ci.results import RunReport, Status
 
 
-def junit_xml(report: RunReport, suite_prefix: str = "wormhole-ci") -> str:
-    """A `<testsuites>` document: a suite per service, a case per task."""
+def junit_xml(
+    report: RunReport, suite_prefix: str = "wormhole-ci", notes: Sequence[str] = ()
+) -> str:
+    """A `<testsuites>` document: a suite per service, a case per task.
+
+    A plan note (`<service>: …`) becomes a `note` property of that service's suite.
+    """
     root = ET.Element("testsuites", name=suite_prefix, time=f"{report.wall_time:.3f}")
     for service in report.services():
         results = [r for r in report.results if r.service == service]
@@ -23,6 +29,11 @@ def junit_xml(report: RunReport, suite_prefix: str = "wormhole-ci") -> str:
             errors="0",
             time=f"{sum(r.duration for r in results):.3f}",
         )
+        own = [n for n in notes if n.startswith(f"{service}: ")]
+        if own:
+            properties = ET.SubElement(suite, "properties")
+            for note in own:
+                ET.SubElement(properties, "property", name="note", value=note)
         for result in results:
             case = ET.SubElement(
                 suite,
@@ -46,7 +57,7 @@ def junit_xml(report: RunReport, suite_prefix: str = "wormhole-ci") -> str:
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
 
 
-def write_junit(report: RunReport, path: Path) -> None:
+def write_junit(report: RunReport, path: Path, notes: Sequence[str] = ()) -> None:
     """Write the report's JUnit XML to `path`, creating parent directories."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(junit_xml(report), encoding="utf-8")
+    path.write_text(junit_xml(report, notes=notes), encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import IO
 
 from rich.console import Console
@@ -92,7 +93,9 @@ class LiveReporter:
         return table
 
 
-def print_report(console: Console, report: RunReport, what: str = "check") -> None:
-    """One line per service listing every task's status, then the overall verdict."""
-    for line in status_lines(report, what):
+def print_report(
+    console: Console, report: RunReport, what: str = "check", notes: Sequence[str] = ()
+) -> None:
+    """One line per service listing every task's status, the plan's notes, then the verdict."""
+    for line in status_lines(report, what, notes):
         console.print(line, markup=False, highlight=False)

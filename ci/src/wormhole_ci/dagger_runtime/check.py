@@ -94,19 +94,19 @@ async def run_checks(
     report = await execute(source, plan)
     if not report.ok:
         raise WormholeCiError(summary(report, what))
-    return "\n".join(status_lines(report, what))
+    return "\n".join(status_lines(report, what, plan.notes))
 
 
 async def check_report_directory(source: DaggerSource) -> dagger.Directory:
     """`check-report`: junit.xml, check.txt and `status`, whether the checks passed or not."""
     plan = await source.planned(build_plan)
     ran = await execute(source, plan)
-    text = "\n".join(status_lines(ran, "check"))
+    text = "\n".join(status_lines(ran, "check", plan.notes))
     if not ran.ok:
         text += "\n\n" + summary(ran, "check")
     return (
         dag.directory()
-        .with_new_file("junit.xml", junit_xml(ran))
+        .with_new_file("junit.xml", junit_xml(ran, notes=plan.notes))
         .with_new_file("check.txt", text + "\n")
         .with_new_file("status", "passed\n" if ran.ok else "failed\n")
     )

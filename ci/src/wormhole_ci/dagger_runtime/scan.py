@@ -111,7 +111,7 @@ async def scan_verdict(
 
 def _scanner(task: ScanTask) -> dagger.Container:
     """The scan tool's container: pinned image, hash-locked install, caches, rules."""
-    spec = scanner_spec(task.tool, task.env)
+    spec = scanner_spec(task.tool, task.env, task.tool_version)
     ctr = dag.container().from_(spec.image)
     if spec.requirements:
         requirements = (

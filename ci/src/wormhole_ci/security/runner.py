@@ -6,6 +6,7 @@ import os
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,7 @@ class NativeScanner:
         out: Path,
         versions: dict[str, str],
         jobs: int,
+        unavailable: Mapping[str, str] | None = None,
     ) -> None:
         self.root = root
         self.tools = tools
@@ -63,6 +65,8 @@ class NativeScanner:
         self.out = out
         self.versions = versions
         self.jobs = jobs
+        self.unavailable = dict(unavailable or {})
+        """Why an executable (`ScanTask.executable`) could not be provisioned."""
         self.tmp = ""
 
     async def run(self, tasks: tuple[ScanTask, ...], service_of: ServiceOf) -> ScanRun:
@@ -75,6 +79,13 @@ class NativeScanner:
         async def one(index: int, task: ScanTask) -> None:
             async with limiter:
                 started = time.monotonic()
+                reason = self.unavailable.get(task.executable)
+                if reason is not None:
+                    durations[index] = 0.0
+                    outcomes[index] = Outcome.unavailable(
+                        task.tool.value, task.target, reason, task.tool_version
+                    )
+                    return
                 run = await self._execute(task)
                 durations[index] = time.monotonic() - started
                 outcomes[index] = SCANNERS[task.tool].parse(task, run, service_of)
@@ -94,7 +105,7 @@ class NativeScanner:
         )
 
     async def _execute(self, task: ScanTask) -> RawRun:
-        version = self.versions.get(SCANNERS[task.tool].binary, "")
+        version = task.tool_version or self.versions.get(SCANNERS[task.tool].binary, "")
         cwd = self.root / task.workdir
         env = {**os.environ, **dict(task.env)}
         env.pop("VIRTUAL_ENV", None)
@@ -105,9 +116,8 @@ class NativeScanner:
             if done.exit_code != 0:
                 reason = f"preparing the scan failed: {' '.join(pre)}: {last_lines(done.stderr) or done.exit_code}"
                 return RawRun(None, "", reason, version)
-        done = await self._process(
-            substitute(task.argv, str(self.rules), str(self.out), self.tmp), cwd, env
-        )
+        argv = substitute(task.argv, str(self.rules), str(self.out), self.tmp)
+        done = await self._process([task.executable, *argv[1:]], cwd, env)
         return RawRun(done.exit_code, done.stdout, done.stderr, version)
 
     async def _process(self, argv: list[str], cwd: Path, env: dict[str, str]) -> RawRun:

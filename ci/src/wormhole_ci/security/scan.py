@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 
+from wormhole_ci.errors import ProvisionError
 from wormhole_ci.manifest import Manifest
 from wormhole_ci.security.parsers.common import services_by_path
 from wormhole_ci.security.policy import FailOn, Verdict
@@ -19,6 +20,7 @@ from wormhole_ci.security.scanners import SCANNERS, version_from_output
 from wormhole_ci.security.tasks import (
     OFFLINE_ENV,
     Family,
+    ScanTask,
     ScanTool,
     image_scan,
     rules_dir,
@@ -64,6 +66,32 @@ def provision_scanners(
     return host, versions, provisioner.messages
 
 
+def provision_target_versions(
+    tasks: Iterable[ScanTask], host: HostTools, cache_dir: Path
+) -> tuple[HostTools, dict[str, str]]:
+    """`host` plus each target's own scanner version (`pnpm@9.15.9`), and why any could not be.
+
+    A version that cannot be provisioned is no reason to stop the other scans: its
+    targets' rows become `unavailable` with the provisioner's reason.
+    """
+    executables = dict(host.executables)
+    unavailable: dict[str, str] = {}
+    for task in tasks:
+        name = task.executable
+        if not task.tool_version or name in executables or name in unavailable:
+            continue
+        binary = SCANNERS[task.tool].binary
+        try:
+            provisioned = Provisioner(cache_dir).provision(
+                [(binary, task.tool_version)], {binary: [task.target]}
+            )
+        except ProvisionError as exc:
+            unavailable[name] = f"{binary} {task.tool_version} (the project's): {exc}"
+            continue
+        executables[name] = provisioned.executables[binary]
+    return HostTools(executables), unavailable
+
+
 def tool_version(host: HostTools, binary: str) -> str:
     """The scanner's own version (printed in every report); "" when it cannot say."""
     try:
@@ -86,6 +114,7 @@ def run_scan(manifest: Manifest, options: ScanOptions) -> ScanResult:
         image_scan(str(tarball.resolve()), name) for name, tarball in options.images
     )
     host, versions, _ = provision_scanners({t.tool for t in tasks}, options.cache_dir)
+    host, unavailable = provision_target_versions(tasks, host, options.cache_dir)
     scanner = NativeScanner(
         manifest.root,
         host,
@@ -93,6 +122,7 @@ def run_scan(manifest: Manifest, options: ScanOptions) -> ScanResult:
         out=options.output_dir,
         versions=versions,
         jobs=options.jobs,
+        unavailable=unavailable,
     )
     service_of = services_by_path({s.name: s.path for s in manifest.services})
     run = anyio.run(scanner.run, tasks, service_of)

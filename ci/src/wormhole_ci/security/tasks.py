@@ -14,7 +14,8 @@ from pathlib import Path
 
 from wormhole_ci.manifest import Manifest, ServiceKind
 from wormhole_ci.paths import GENERATED_DIRS
-from wormhole_ci.plan import UV_ENV
+from wormhole_ci.plan import UV_ENV, audit_pnpm_version
+from wormhole_ci.toolchains import PNPM_VERSION
 
 RULES_PLACEHOLDER = "{rules}"
 OUT_PLACEHOLDER = "{out}"
@@ -66,6 +67,13 @@ class ScanTask:
     """The lock file package findings are reported against (relative to the root)."""
     artifact: str = ""
     """A file the scan writes into `{out}` that is itself a report (SBOMs)."""
+    tool_version: str = ""
+    """The scanner version this target needs (pnpm audit: the project's pnpm); "" is the pin."""
+
+    @property
+    def executable(self) -> str:
+        """The name the runtimes resolve argv[0] by: `pnpm@9.15.9` for a target's own version."""
+        return f"{self.argv[0]}@{self.tool_version}" if self.tool_version else self.argv[0]
 
 
 def image_scan(tarball: str, name: str) -> ScanTask:
@@ -163,6 +171,9 @@ def scan_plan(
                     workdir=spec.path,
                     argv=("pnpm", "audit", "--json"),
                     manifest=f"{spec.path}/pnpm-lock.yaml",
+                    tool_version=_unless_pinned(
+                        audit_pnpm_version(spec, manifest.root / spec.path)
+                    ),
                 )
             )
         if Family.AUDIT in families and spec.kind is ServiceKind.PYTHON:
@@ -226,3 +237,8 @@ def scan_plan(
                 )
             )
     return tuple(tasks)
+
+
+def _unless_pinned(version: str) -> str:
+    """A target's own pnpm version, or "" when it is the scanner's pin anyway."""
+    return "" if version == PNPM_VERSION else version

@@ -45,7 +45,7 @@ def parse(run: RawRun, target: str, manifest: str) -> Outcome:
             data = None
     if data is None or "error" in data:
         error = as_dict(data.get("error")) if data else None
-        detail = str(error.get("summary") or error.get("code") or "") if error else ""
+        detail = _error_detail(error) if error else ""
         reason = (
             detail
             or last_lines(run.stderr)
@@ -140,3 +140,9 @@ def _vulnerabilities(
                 )
             )
     return findings
+
+
+def _error_detail(error: dict[str, object]) -> str:
+    """pnpm 12's `summary`, else pnpm 9's `code: message` (the registry's answer)."""
+    code, message = str(error.get("code") or ""), str(error.get("message") or "").strip()
+    return str(error.get("summary") or (f"{code}: {message}" if message else code))
