@@ -99,7 +99,8 @@ def scanner_spec(tool: ScanTool, env: tuple[tuple[str, str], ...]) -> ScannerSpe
     env = (*((c.env, c.path) for c in caches), *env)
     match extras.image:
         case Image.NODE:
-            image, toolchain = NODE_IMAGE, corepack_pnpm(scanner.pin)
+            # npm ships with node; pnpm is activated at its pin by corepack
+            image, toolchain = NODE_IMAGE, corepack_pnpm(scanner.pin) if scanner.pin else ()
             env = (*COREPACK_ENV, *env)
         case Image.PYTHON:
             # Scanner binaries come from the same hash-locked wheels the native CLI

@@ -75,7 +75,7 @@ class NativeScanner:
         async def one(index: int, task: ScanTask) -> None:
             async with limiter:
                 started = time.monotonic()
-                run = await self._execute(task)
+                run = await self._execute(task) if not task.unavailable else RawRun(None, "")
                 durations[index] = time.monotonic() - started
                 outcomes[index] = SCANNERS[task.tool].parse(task, run, service_of)
 
