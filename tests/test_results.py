@@ -63,3 +63,11 @@ def test_junit_has_a_suite_per_service_and_a_case_per_task(tmp_path: Path) -> No
     assert cases["test"].find("skipped").get("message") == "not run: runner:install did not pass"  # type: ignore[union-attr]
     assert suites["wormhole-ci.web"].find("testcase").find("failure") is None  # type: ignore[union-attr]
     assert junit_xml(REPORT) == path.read_text()
+
+
+def test_junit_drops_colour_codes_and_characters_xml_cannot_hold() -> None:
+    tail = '\x1b[31m\x1b[1m>\x1b[22m\x1b[39m expect("a")\x00\x08 \u2713 ok\ttab'
+    report = RunReport(results=(TaskResult("api", "test", Status.FAILED, 1.0, 1, tail),))
+    failure = ET.fromstring(junit_xml(report)).find("testsuite/testcase/failure")
+    assert failure is not None
+    assert failure.text == '> expect("a") \u2713 ok\ttab'
