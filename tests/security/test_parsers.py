@@ -172,7 +172,7 @@ def test_npm_audit_v2_findings() -> None:
 def test_npm_audit_registry_405_is_unavailable_never_clean() -> None:
     # real npm 11.19.1 output on tests/fixtures/monorepos/npm-prisma/api (exit 1)
     stderr = (
-        "npm warn audit 405 Method Not Allowed - POST https://registry.npmjs.org/-/npm/v1/security/"
+        "npm warn audit 405 Method Not Allowed - POST https://<npm-registry>/-/npm/v1/security/"
         "advisories/bulk\nnpm error audit endpoint returned an error\n"
     )
     run = RawRun(1, fixture("npm-audit", "registry_405"), stderr)
@@ -180,7 +180,7 @@ def test_npm_audit_registry_405_is_unavailable_never_clean() -> None:
     assert outcome.status is Status.UNAVAILABLE
     assert outcome.reason == (
         "the registry's audit endpoint refused or failed: 405 Method Not Allowed - POST "
-        "https://registry.npmjs.org/-/npm/v1/security/advisories/bulk"
+        "https://<npm-registry>/-/npm/v1/security/advisories/bulk"
     )
 
 
