@@ -57,6 +57,12 @@ def copy_example(dest: Path) -> Path:
     return target
 
 
+def copy_tree(source: Path, target: Path) -> Path:
+    """A clean copy of a fixture monorepo at `target` (no installed dependencies or builds)."""
+    shutil.copytree(source, target, ignore=_IGNORE, symlinks=True)
+    return target
+
+
 def git(root: Path, *args: str) -> str:
     """`git -C root ARGS` as a fixed committer; its output, stripped."""
     return subprocess.run(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, copy_tree
 from wormhole_ci.errors import ManifestError
 from wormhole_ci.manifest import load_manifest
 from wormhole_ci.plan import Tool, build_plan
@@ -218,3 +218,70 @@ def test_package_manager_field_must_match_the_lock(example: Path) -> None:
         match=r"packageManager is 'yarn@4\.0\.0' but the lock file is pnpm's; set it to \"pnpm@12\.4\.2\"",
     ):
         build_plan(load_manifest(example))
+
+
+NPM_PRISMA = Path(__file__).parent / "fixtures" / "monorepos" / "npm-prisma"
+
+
+def _prepare(root: Path) -> tuple[str, ...] | None:
+    tasks = {t.key: t for t in build_plan(load_manifest(root)).tasks}
+    return tasks["api:prepare"].argv if "api:prepare" in tasks else None
+
+
+def test_prisma_schema_from_package_json(tmp_path: Path) -> None:
+    root = copy_tree(NPM_PRISMA, tmp_path / "npm-prisma")
+    plan = build_plan(load_manifest(root))
+    assert [(t.name, t.tool, t.argv) for t in plan.tasks] == [
+        ("install", Tool.NPM, ("npm", "ci", "--no-audit", "--no-fund")),
+        ("prepare", Tool.NPM, ("npx", "--no-install", "prisma", "generate")),
+        ("typecheck", Tool.NPM, ("npx", "--no-install", "tsc", "--noEmit")),
+        ("test", Tool.NPM, ("npm", "run", "test")),
+    ]
+    # the declared schema is the only one: without the field there is nothing to generate
+    package = root / "api" / "package.json"
+    data = json.loads(package.read_text())
+    del data["prisma"]
+    package.write_text(json.dumps(data))
+    assert _prepare(root) is None
+
+
+def test_prisma_schema_from_prisma_config(example: Path) -> None:
+    api = example / "api"
+    (api / "prisma").rename(api / "db")
+    config = api / "prisma.config.ts"
+    text = config.read_text()
+    assert '  schema: "prisma/schema.prisma",' in text
+    config.write_text(text.replace('"prisma/schema.prisma"', '"db/schema.prisma"'))
+    assert _prepare(example) == ("pnpm", "exec", "prisma", "generate")
+    config.write_text(text.replace('"prisma/schema.prisma"', "`db/missing.prisma`"))
+    with pytest.raises(
+        ManifestError,
+        match=r"^api/prisma\.config\.ts: schema is 'db/missing\.prisma', which does not exist; fix",
+    ):
+        build_plan(load_manifest(example))
+
+
+def test_prisma_schema_default_location(example: Path) -> None:
+    api = example / "api"
+    (api / "prisma.config.ts").unlink()
+    assert _prepare(example) == ("pnpm", "exec", "prisma", "generate")
+    (api / "prisma" / "schema.prisma").unlink()
+    assert _prepare(example) is None
+
+
+def test_declared_prisma_schema_must_exist(tmp_path: Path) -> None:
+    root = copy_tree(NPM_PRISMA, tmp_path / "npm-prisma")
+    package = root / "api" / "package.json"
+    data = json.loads(package.read_text())
+    data["prisma"]["schema"] = "prisma/schema.prisma"
+    package.write_text(json.dumps(data))
+    with pytest.raises(
+        ManifestError,
+        match=r"^api/package\.json: prisma\.schema is 'prisma/schema\.prisma', which does not "
+        r"exist; fix the path \(relative to the service folder\) or remove the field$",
+    ):
+        build_plan(load_manifest(root))
+    data["prisma"]["schema"] = 3
+    package.write_text(json.dumps(data))
+    with pytest.raises(ManifestError, match=r"^api/package\.json: prisma\.schema is 3; set it"):
+        build_plan(load_manifest(root))

@@ -72,3 +72,11 @@ def test_junit_carries_a_services_notes_as_suite_properties() -> None:
     web = [p.get("value") for p in suites["wormhole-ci.web"].iter("property")]
     assert web == list(notes)
     assert suites["wormhole-ci.api"].find("properties") is None
+
+
+def test_junit_drops_colour_codes_and_characters_xml_cannot_hold() -> None:
+    tail = '\x1b[31m\x1b[1m>\x1b[22m\x1b[39m expect("a")\x00\x08 \u2713 ok\ttab'
+    report = RunReport(results=(TaskResult("api", "test", Status.FAILED, 1.0, 1, tail),))
+    failure = ET.fromstring(junit_xml(report)).find("testsuite/testcase/failure")
+    assert failure is not None
+    assert failure.text == '> expect("a") \u2713 ok\ttab'

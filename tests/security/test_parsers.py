@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from wormhole_ci.security.model import FileLocation, Outcome, PackageLocation, Severity, Status
-from wormhole_ci.security.parsers import pip_audit, pnpm_audit, semgrep, trivy
+from wormhole_ci.security.parsers import npm_audit, pip_audit, pnpm_audit, semgrep, trivy
 from wormhole_ci.security.parsers.common import RawRun, services_by_path
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -162,6 +162,70 @@ def test_pnpm_9_bad_response_is_unavailable_with_the_registrys_answer() -> None:
         "the registry's audit endpoint refused or failed: ERR_PNPM_AUDIT_BAD_RESPONSE: The audit "
         "endpoint (at https://<npm-registry>/-/npm/v1/security/audits) responded with 405:"
     )
+
+
+def test_npm_audit_v2_findings() -> None:
+    outcome = npm_audit.parse(
+        RawRun(1, fixture("npm-audit", "many")), "api", "api/package-lock.json"
+    )
+    assert (outcome.status, severities(outcome)) == (
+        Status.FINDINGS,
+        {"low": 1, "critical": 1, "high": 1},  # `debug` is vulnerable only via `ms`
+    )
+    ms = next(f for f in outcome.findings if f.rule_id == "GHSA-mmmm-ssss-0001")
+    assert (ms.tool, ms.service, ms.raw_severity) == ("npm-audit", "api", "critical")
+    assert ms.location == PackageLocation("ms", "<=2.1.3", (), "api/package-lock.json")
+    assert ms.help_uri == "https://github.com/advisories/GHSA-mmmm-ssss-0001"
+    clean = '{"auditReportVersion": 2, "vulnerabilities": {}, "metadata": {}}'
+    assert npm_audit.parse(RawRun(0, clean), "api", "x").status is Status.CLEAN
+
+
+def test_npm_audit_registry_405_is_unavailable_never_clean() -> None:
+    # real npm 11.19.1 output on tests/fixtures/monorepos/npm-prisma/api (exit 1)
+    stderr = (
+        "npm warn audit 405 Method Not Allowed - POST https://<npm-registry>/-/npm/v1/security/"
+        "advisories/bulk\nnpm error audit endpoint returned an error\n"
+    )
+    run = RawRun(1, fixture("npm-audit", "registry_405"), stderr)
+    outcome = npm_audit.parse(run, "api", "api/package-lock.json")
+    assert outcome.status is Status.UNAVAILABLE
+    assert outcome.reason == (
+        "the registry's audit endpoint refused or failed: 405 Method Not Allowed - POST "
+        "https://<npm-registry>/-/npm/v1/security/advisories/bulk"
+    )
+
+
+@pytest.mark.parametrize(
+    ("stdout", "stderr", "status", "reason"),
+    [
+        (
+            '{"error": {"code": "ENOTFOUND", "summary": "request to https://registry.example/ '
+            'failed, reason: getaddrinfo ENOTFOUND registry.example", "detail": ""}}',
+            "",
+            Status.UNAVAILABLE,
+            "the registry's audit endpoint refused or failed: request to https://registry.example/ "
+            "failed, reason: getaddrinfo ENOTFOUND registry.example ENOTFOUND",
+        ),
+        (
+            "",
+            "npm error code ENOLOCK\nnpm error audit This command requires an existing lockfile.",
+            Status.ERROR,
+            "npm error code ENOLOCK npm error audit This command requires an existing lockfile.",
+        ),
+        (
+            '{"advisories": {}, "metadata": {}}',
+            "",
+            Status.ERROR,
+            "npm 6's audit report (advisories) is not read; use npm 7 or later",
+        ),
+        ("not json", "", Status.ERROR, "not json"),
+    ],
+)
+def test_npm_audit_failures_are_never_clean(
+    stdout: str, stderr: str, status: Status, reason: str
+) -> None:
+    outcome = npm_audit.parse(RawRun(1, stdout, stderr), "api", "api/package-lock.json")
+    assert (outcome.status, outcome.reason) == (status, reason)
 
 
 @pytest.mark.parametrize(

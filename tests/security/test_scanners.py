@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import copy_example
+from tests.conftest import copy_example, copy_tree
 from wormhole_ci.containers import NODE_IMAGE, PYTHON_IMAGE, REQUIREMENTS_PATH, scanner_spec
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.manifest import load_manifest
@@ -108,3 +108,66 @@ def test_fail_on_defaults_to_the_manifest_and_names_the_choices(tmp_path: Path) 
     assert fail_on_level("critical", manifest) is FailOn.CRITICAL
     with pytest.raises(WormholeCiError, match=r"--fail-on 'severe': use one of critical, high"):
         fail_on_level("severe", manifest)
+
+
+NPM_PRISMA = Path(__file__).parents[1] / "fixtures" / "monorepos" / "npm-prisma"
+
+
+def with_node_services(root: Path) -> Path:
+    """The npm fixture plus a yarn service and a node service with no lock file."""
+    for name, files in (("legacy", ("package.json", "yarn.lock")), ("bare", ("package.json",))):
+        (root / name).mkdir()
+        for file in files:
+            (root / name / file).write_text("{}\n" if file == "package.json" else "")
+    manifest = root / "wormhole-ci.toml"
+    manifest.write_text(
+        manifest.read_text()
+        + '\n[services.legacy]\nkind = "node"\npath = "legacy"\n'
+        + '\n[services.bare]\nkind = "nuxt"\npath = "bare"\n'
+    )
+    return root
+
+
+def test_every_node_service_has_an_audit_row(tmp_path: Path) -> None:
+    root = with_node_services(copy_tree(NPM_PRISMA, tmp_path / "npm-prisma"))
+    manifest = load_manifest(root)
+    tasks = scan_plan(manifest, frozenset({Family.AUDIT}))
+    assert [(t.tool, t.target, t.argv, t.manifest) for t in tasks] == [
+        (
+            ScanTool.NPM_AUDIT,
+            "api",
+            ("npm", "audit", "--json", "--package-lock-only"),
+            "api/package-lock.json",
+        ),
+        (ScanTool.UNAUDITED, "legacy", (), "legacy/yarn.lock"),
+        (ScanTool.UNAUDITED, "bare", (), ""),
+    ]
+    outcomes = [SCANNERS[t.tool].parse(t, RawRun(None, ""), lambda _: "") for t in tasks[1:]]
+    assert [(o.tool, o.status, o.reason) for o in outcomes] == [
+        (
+            "audit",
+            Status.UNAVAILABLE,
+            "legacy/yarn.lock: wormhole-ci has no auditor for yarn; audit it with yarn's own "
+            "tool, or accept the gap with --allow-unavailable",
+        ),
+        (
+            "audit",
+            Status.UNAVAILABLE,
+            "bare/: no lock file (pnpm-lock.yaml, package-lock.json), so nothing pins what "
+            "would be audited; commit the lock file",
+        ),
+    ]
+    today = dt.date(2026, 12, 1)
+    strict = conclude(
+        tasks[1:], outcomes, manifest, FailOn.HIGH, allow_unavailable=False, today=today
+    )
+    allowed = conclude(
+        tasks[1:], outcomes, manifest, FailOn.HIGH, allow_unavailable=True, today=today
+    )
+    assert (strict.passed, allowed.passed) == (False, True)
+
+
+def test_npm_audit_runs_in_node_image_without_corepack() -> None:
+    npm = scanner_spec(ScanTool.NPM_AUDIT, ())
+    assert (npm.image, npm.requirements, npm.toolchain) == (NODE_IMAGE, "", ())
+    assert SCANNERS[ScanTool.NPM_AUDIT].version("11.19.1\n") == "11.19.1"

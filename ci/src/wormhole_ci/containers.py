@@ -104,7 +104,11 @@ def scanner_spec(
     env = (*((c.env, c.path) for c in caches), *env)
     match extras.image:
         case Image.NODE:
-            image, toolchain = NODE_IMAGE, corepack_pnpm(version or scanner.pin)
+            # npm ships with node; pnpm is activated by corepack (the target's own or the pin)
+            image, toolchain = (
+                NODE_IMAGE,
+                corepack_pnpm(version or scanner.pin) if scanner.pin else (),
+            )
             env = (*COREPACK_ENV, *env)
         case Image.PYTHON:
             # Scanner binaries come from the same hash-locked wheels the native CLI

@@ -140,7 +140,7 @@ class WormholeCi:
     async def scan(
         self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
     ) -> dagger.Directory:
-        """Semgrep, Trivy (secrets, misconfigurations, SBOMs), pnpm audit and pip-audit under one
+        """Semgrep, Trivy (secrets, misconfigurations, SBOMs), pnpm/npm audit and pip-audit under one
         policy; returns the reports (scan.sarif, scan.md, scan.json, SBOMs) or fails per policy."""
         return await scan_source(
             self._source(), frozenset(Family), fail_on, allow_unavailable, enforce=True
@@ -166,7 +166,8 @@ class WormholeCi:
     async def audit(
         self, fail_on: FailOnArg = None, allow_unavailable: AllowUnavailable = False
     ) -> dagger.Directory:
-        """pnpm audit for the node services and pip-audit for the python services."""
+        """pnpm or npm audit for the node services (by lock file; an `unavailable` row when
+        there is no auditor) and pip-audit for the python services."""
         return await scan_source(
             self._source(), frozenset({Family.AUDIT}), fail_on, allow_unavailable, enforce=True
         )

@@ -207,7 +207,7 @@ def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list
     tasks = [task("install", install, ("node_modules",))]
     if spec.kind is ServiceKind.NUXT:
         tasks.append(task("prepare", (*exec_, "nuxi", "prepare"), (".nuxt",)))
-    elif "prisma" in deps and (directory / "prisma" / "schema.prisma").exists():
+    elif "prisma" in deps and _prisma_schema(package, directory, spec) is not None:
         tasks.append(task("prepare", (*exec_, "prisma", "generate")))
     if "lint" in scripts:
         tasks.append(task("lint", (*run, "lint")))
@@ -410,6 +410,50 @@ def _read_package_json(path: Path, spec: ServiceSpec) -> dict[str, object]:
     if package is None:
         raise ManifestError(f"{rel}: expected a JSON object at the top level")
     return package
+
+
+# Prisma's own precedence: the config file's `schema`, then package.json, then the default.
+PRISMA_CONFIGS = ("prisma.config.ts", "prisma.config.mts", "prisma.config.js", "prisma.config.mjs")
+DEFAULT_PRISMA_SCHEMA = "prisma/schema.prisma"
+# `schema: "…"` as a literal in the config object; a computed path is not read (override `prepare`).
+_CONFIG_SCHEMA = re.compile(r"""^\s*schema\s*:\s*(["'`])([^"'`]+)\1""", re.MULTILINE)
+
+
+def _prisma_schema(
+    package: Mapping[str, object], directory: Path, spec: ServiceSpec
+) -> Path | None:
+    """The Prisma schema (file or folder) the project declares, or None when there is none.
+
+    Sources in Prisma's order: `schema:` in prisma.config.ts (a literal string, read with a
+    regex), package.json `prisma.schema`, else `prisma/schema.prisma`. A declared path that
+    does not exist is a ManifestError naming the file and field.
+    """
+    for name in PRISMA_CONFIGS:
+        config = directory / name
+        if config.exists():
+            match = _CONFIG_SCHEMA.search(config.read_text(encoding="utf-8"))
+            if match:
+                return _declared_schema(directory, match.group(2), f"{spec.path}/{name}", "schema")
+    declared = (as_dict(package.get("prisma")) or {}).get("schema")
+    if declared is not None:
+        if not isinstance(declared, str) or not declared:
+            raise ManifestError(
+                f"{spec.path}/package.json: prisma.schema is {declared!r}; set it to the schema's "
+                'path relative to package.json (e.g. "prisma/schema.prisma")'
+            )
+        return _declared_schema(directory, declared, f"{spec.path}/package.json", "prisma.schema")
+    default = directory / DEFAULT_PRISMA_SCHEMA
+    return default if default.exists() else None
+
+
+def _declared_schema(directory: Path, declared: str, where: str, field_name: str) -> Path:
+    path = directory / declared
+    if not path.exists():
+        raise ManifestError(
+            f"{where}: {field_name} is {declared!r}, which does not exist; fix the path "
+            "(relative to the service folder) or remove the field"
+        )
+    return path
 
 
 def _str_map(value: object) -> dict[str, str]:

@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 
 from wormhole_ci.results import RunReport, Status
+
+# Terminal colour codes (jest colours its failure diff) and other characters XML 1.0 forbids:
+# left in, they make the whole report unreadable to every JUnit consumer.
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_text(text: str) -> str:
+    """`text` without terminal escape sequences and characters XML 1.0 cannot hold."""
+    return _NOT_XML.sub("", _ANSI.sub("", text))
 
 
 def junit_xml(
@@ -46,11 +57,11 @@ def junit_xml(
                 failure = ET.SubElement(
                     case, "failure", message=f"{service}/{result.task} exited {result.exit_code}"
                 )
-                failure.text = result.tail
+                failure.text = xml_text(result.tail)
             elif result.status is Status.BLOCKED:
-                ET.SubElement(case, "skipped", message=result.tail)
+                ET.SubElement(case, "skipped", message=xml_text(result.tail))
             if result.cached:
-                ET.SubElement(case, "system-out").text = f"cached: {result.tail}"
+                ET.SubElement(case, "system-out").text = f"cached: {xml_text(result.tail)}"
             elif result.log:
                 ET.SubElement(case, "system-out").text = f"log: {result.log}"
     ET.indent(root)

@@ -80,6 +80,9 @@ async def scan_outcomes(
     artifacts: dict[str, dagger.File] = {}
 
     async def one(index: int, task: ScanTask, image: dagger.Container | None) -> None:
+        if task.unavailable:  # nothing to run: the task says why
+            outcomes[index] = SCANNERS[task.tool].parse(task, RawRun(None, ""), service_of)
+            return
         scanner = _scanner(task)
         version = await _scanner_version(scanner, task)
         if image is None:

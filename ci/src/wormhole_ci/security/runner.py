@@ -86,7 +86,7 @@ class NativeScanner:
                         task.tool.value, task.target, reason, task.tool_version
                     )
                     return
-                run = await self._execute(task)
+                run = await self._execute(task) if not task.unavailable else RawRun(None, "")
                 durations[index] = time.monotonic() - started
                 outcomes[index] = SCANNERS[task.tool].parse(task, run, service_of)
 

@@ -59,7 +59,8 @@ def provision_scanners(
 ) -> tuple[HostTools, dict[str, str], list[str]]:
     """Executables and versions (by binary) of the scanners `tools` name."""
     provisioner = Provisioner(cache_dir)
-    scanners = [SCANNERS[ScanTool(t)] for t in tools]
+    # a row that never runs (no auditor for the ecosystem) has no binary to provision
+    scanners = [s for s in (SCANNERS[ScanTool(t)] for t in tools) if s.binary]
     binaries = {(s.binary, s.pin) for s in scanners} | {n for s in scanners for n in s.needs}
     host = provisioner.provision(sorted(binaries), {b: ["scan"] for b, _ in binaries})
     versions = {b: tool_version(host, b) for b, _ in binaries}

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from wormhole_ci.plan import Cache
 from wormhole_ci.security.model import Outcome
-from wormhole_ci.security.parsers import pip_audit, pnpm_audit, semgrep, trivy
+from wormhole_ci.security.parsers import npm_audit, pip_audit, pnpm_audit, semgrep, trivy
 from wormhole_ci.security.parsers.common import RawRun, ServiceOf, last_lines
 from wormhole_ci.security.tasks import ScanTask, ScanTool
 from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
@@ -28,7 +28,7 @@ class Image(StrEnum):
     PYTHON = "python"
     """The binary comes from its hash-locked requirements (pip --require-hashes)."""
     NODE = "node"
-    """The binary is pnpm, activated at its pinned version by corepack."""
+    """Node's image; a `pin` is the pnpm corepack activates (npm ships with node)."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,8 @@ class Scanner:
 
     tool: ScanTool
     binary: str
-    """The executable that runs the scan; `<binary> --version` is printed in every report."""
+    """The executable that runs the scan; `<binary> --version` is printed in every report
+    ("" for a row that never runs: `UNAUDITED`)."""
     parse: Parse
     requirements: str = ""
     """The hash-locked requirements file under `security/requirements/` that installs
@@ -93,6 +94,17 @@ def _pnpm_audit(task: ScanTask, run: RawRun, service_of: ServiceOf) -> Outcome:
     return pnpm_audit.parse(run, task.target, task.manifest)
 
 
+def _npm_audit(task: ScanTask, run: RawRun, service_of: ServiceOf) -> Outcome:
+    del service_of  # findings are packages of the task's lock file
+    return npm_audit.parse(run, task.target, task.manifest)
+
+
+def _unaudited(task: ScanTask, run: RawRun, service_of: ServiceOf) -> Outcome:
+    """Nothing ran: the task says why the target cannot be audited."""
+    del run, service_of
+    return Outcome.unavailable(task.tool.value, task.target, task.unavailable)
+
+
 def _pip_audit(task: ScanTask, run: RawRun, service_of: ServiceOf) -> Outcome:
     del service_of  # findings are packages of the task's lock file
     return pip_audit.parse(run, task.target, task.manifest)
@@ -134,6 +146,13 @@ SCANNERS: dict[ScanTool, Scanner] = {
             pin=PNPM_VERSION,
             container=ContainerExtras(image=Image.NODE),
         ),
+        Scanner(
+            ScanTool.NPM_AUDIT,
+            "npm",
+            _npm_audit,
+            container=ContainerExtras(image=Image.NODE),
+        ),
+        Scanner(ScanTool.UNAUDITED, "", _unaudited),
         Scanner(
             ScanTool.PIP_AUDIT,
             "pip-audit",

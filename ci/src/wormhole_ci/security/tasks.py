@@ -12,7 +12,7 @@ from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 
-from wormhole_ci.manifest import Manifest, ServiceKind
+from wormhole_ci.manifest import Manifest, ServiceKind, ServiceSpec
 from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import UV_ENV, audit_pnpm_version
 from wormhole_ci.toolchains import PNPM_VERSION
@@ -32,7 +32,7 @@ class Family(StrEnum):
     SAST = "sast"
     """Semgrep and Trivy's secret/misconfiguration scan of the source."""
     AUDIT = "audit"
-    """Dependency audits: pnpm audit and pip-audit."""
+    """Dependency audits: pnpm audit, npm audit and pip-audit (and a row per unaudited service)."""
     SBOM = "sbom"
     """CycloneDX SBOMs (artifacts, not findings)."""
 
@@ -46,7 +46,10 @@ class ScanTool(StrEnum):
     TRIVY_SBOM = "trivy-sbom"
     """Trivy writing a CycloneDX SBOM (an artifact, not findings)."""
     PNPM_AUDIT = "pnpm-audit"
+    NPM_AUDIT = "npm-audit"
     PIP_AUDIT = "pip-audit"
+    UNAUDITED = "audit"
+    """No auditor for the service's ecosystem: never run, always an `unavailable` row."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,9 @@ class ScanTask:
     def executable(self) -> str:
         """The name the runtimes resolve argv[0] by: `pnpm@9.15.9` for a target's own version."""
         return f"{self.argv[0]}@{self.tool_version}" if self.tool_version else self.argv[0]
+
+    unavailable: str = ""
+    """Why this target cannot be scanned: nothing runs, the outcome is `unavailable`."""
 
 
 def image_scan(tarball: str, name: str) -> ScanTask:
@@ -158,24 +164,8 @@ def scan_plan(
         )
     for spec in manifest.services:
         node = spec.kind in (ServiceKind.NODE, ServiceKind.NUXT)
-        if (
-            Family.AUDIT in families
-            and node
-            and (manifest.root / spec.path / "pnpm-lock.yaml").exists()
-        ):
-            tasks.append(
-                ScanTask(
-                    tool=ScanTool.PNPM_AUDIT,
-                    target=spec.name,
-                    family=Family.AUDIT,
-                    workdir=spec.path,
-                    argv=("pnpm", "audit", "--json"),
-                    manifest=f"{spec.path}/pnpm-lock.yaml",
-                    tool_version=_unless_pinned(
-                        audit_pnpm_version(spec, manifest.root / spec.path)
-                    ),
-                )
-            )
+        if Family.AUDIT in families and node:
+            tasks.append(_node_audit(manifest, spec))
         if Family.AUDIT in families and spec.kind is ServiceKind.PYTHON:
             requirements = f"{TMP_PLACEHOLDER}/{spec.name}-requirements.txt"
             tasks.append(
@@ -242,3 +232,62 @@ def scan_plan(
 def _unless_pinned(version: str) -> str:
     """A target's own pnpm version, or "" when it is the scanner's pin anyway."""
     return "" if version == PNPM_VERSION else version
+
+
+# Lock files of node package managers wormhole-ci has no auditor for, and why.
+_UNAUDITED_LOCKS = (
+    ("yarn.lock", "yarn"),
+    ("bun.lock", "bun"),
+    ("bun.lockb", "bun"),
+)
+
+
+def _node_audit(manifest: Manifest, spec: ServiceSpec) -> ScanTask:
+    """The node service's audit by its lock file, or an explicit `unavailable` row: every
+    node service appears in the audit, so a missing auditor fails the policy closed."""
+    service, path = spec.name, spec.path
+    directory = manifest.root / path
+    if (directory / "pnpm-lock.yaml").exists():
+        return ScanTask(
+            tool=ScanTool.PNPM_AUDIT,
+            target=service,
+            family=Family.AUDIT,
+            workdir=path,
+            argv=("pnpm", "audit", "--json"),
+            manifest=f"{path}/pnpm-lock.yaml",
+            tool_version=_unless_pinned(audit_pnpm_version(spec, directory)),
+        )
+    if (directory / "package-lock.json").exists():
+        return ScanTask(
+            tool=ScanTool.NPM_AUDIT,
+            target=service,
+            family=Family.AUDIT,
+            workdir=path,
+            # the lock file as committed: no node_modules needed, nothing installed
+            argv=("npm", "audit", "--json", "--package-lock-only"),
+            manifest=f"{path}/package-lock.json",
+        )
+    for lock, manager in _UNAUDITED_LOCKS:
+        if (directory / lock).exists():
+            reason = (
+                f"{path}/{lock}: wormhole-ci has no auditor for {manager}; audit it with "
+                f"{manager}'s own tool, or accept the gap with --allow-unavailable"
+            )
+            return _unaudited(service, path, reason, f"{path}/{lock}")
+    reason = (
+        f"{path}/: no lock file (pnpm-lock.yaml, package-lock.json), so nothing pins what "
+        "would be audited; commit the lock file"
+    )
+    return _unaudited(service, path, reason, "")
+
+
+def _unaudited(service: str, path: str, reason: str, manifest: str) -> ScanTask:
+    return ScanTask(
+        tool=ScanTool.UNAUDITED,
+        target=service,
+        family=Family.AUDIT,
+        workdir=path,
+        argv=(),
+        manifest=manifest,
+        unavailable=reason,
+    )

@@ -37,6 +37,7 @@ TOOL_URI = {
     "semgrep": "https://semgrep.dev",
     "trivy": "https://trivy.dev",
     "pnpm-audit": "https://pnpm.io/cli/audit",
+    "npm-audit": "https://docs.npmjs.com/cli/commands/npm-audit",
     "pip-audit": "https://github.com/pypa/pip-audit",
 }
 
