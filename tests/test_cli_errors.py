@@ -60,7 +60,7 @@ CASES: dict[str, tuple[Callable[[Path], None], str]] = {
     ),
     "unknown key": (
         unknown_key,
-        r"wormhole-ci\.toml: unknown key services\.web\.framework; allowed here: database, dockerfile, kind, path, runbooks, tasks",
+        r"wormhole-ci\.toml: unknown key services\.web\.framework; allowed here: database, dockerfile, kind, migrations, path, runbooks, tasks",
     ),
     "malformed package.json": (
         bad_package_json,

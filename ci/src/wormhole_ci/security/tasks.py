@@ -76,6 +76,8 @@ class ScanTask:
     @property
     def executable(self) -> str:
         """The name the runtimes resolve argv[0] by: `pnpm@9.15.9` for a target's own version."""
+        if not self.argv:
+            return ""  # an `unavailable` row runs nothing
         return f"{self.argv[0]}@{self.tool_version}" if self.tool_version else self.argv[0]
 
     unavailable: str = ""
