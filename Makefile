@@ -62,9 +62,11 @@ engine-deps:
 
 # Two phases. First everything but the Docker tests, on two pytest-xdist workers (each test
 # module stays on one worker; tests/conftest.py). Then the Docker tests alone, in one process:
-# run beside other heavy tests, the containers' published ports were measured to reset
-# connections (3 of 3 parallel runs; never in a serial one). Both phases always run; the
-# first failure's exit code is kept ("no tests ran" included). `pytest` alone runs everything.
+# run beside other heavy tests, the containers' published ports reset connections more often
+# (1 and 8 failing tests in fully parallel runs; reproduced beside the npm fixture's check).
+# Run alone they still did twice (23:06 UTC, 2026-12-01; the kernel logged "SYN flooding" on
+# a loopback port then): the cause is open. Both phases always run; the first failure's exit
+# code is kept ("no tests ran" included). `pytest` alone runs everything in one process.
 TEST_WORKERS ?= 2
 test: setup engine-deps
 	@rc=0; \
