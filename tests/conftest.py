@@ -196,9 +196,8 @@ def _module(nodeid: str) -> str:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Producer) -> Scheduling:
-    """Under pytest-xdist (`make test`'s first phase runs two workers, without the Docker
-    tests; `pytest -n 2` runs all) each test module goes to one worker (its module fixtures
-    are made once), and all DOCKER_MODULES to the same one: one dockerd owns
+    """`make test` runs two pytest-xdist workers. Each test module goes to one worker (its
+    module fixtures are made once), and all DOCKER_MODULES to the same one: one dockerd owns
     the engine's data root (tests/images/engine.py), so a second worker's daemon would wait
     for the first worker's whole session to end. (xdist's own `loadgroup` marks do not work
     with pytest 9, whose node ids no longer follow `_nodeid`.)"""
