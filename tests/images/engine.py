@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import os
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wormhole_ci.images.engine import DOCKER_CLIENT_VARIABLE
+from wormhole_ci.toolchains import exclusive
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_DIR = Path(__file__).resolve().parent / "base"
@@ -158,23 +158,14 @@ def docker_engine() -> Generator[Engine]:
 @contextlib.contextmanager
 def _file_lock(path: Path, what: str, timeout: float) -> Generator[None]:
     """An exclusive flock on `path`, waited for up to `timeout` seconds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as handle:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise EngineUnavailable(
-                        f"{what}: {path} is still locked by another test session after {timeout:.0f}s"
-                    ) from None
-                time.sleep(1)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def still_locked() -> Exception:
+        return EngineUnavailable(
+            f"{what}: {path} is still locked by another test session after {timeout:.0f}s"
+        )
+
+    with exclusive(path, timeout, still_locked, poll=1):
+        yield
 
 
 def _ensure_bridge() -> bool:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from wormhole_ci import arguments, environment_cli
+from wormhole_ci import arguments, environment_cli, validate_cli
 from wormhole_ci.errors import ImageError, WormholeCiError
 
 if TYPE_CHECKING:
@@ -44,8 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     handlers: dict[str, Callable[[argparse.Namespace, Console], int]] = {
-        "validate-hasura": _validate_hasura,
-        "validate-delivery": _validate_delivery,
+        "validate-hasura": validate_cli.validate_hasura,
+        "validate-delivery": validate_cli.validate_delivery,
         "scan": _scan,
         "build": _images,
         "publish": _images,
@@ -461,55 +461,4 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
         err.print(failure(verdict), markup=False)
         return EXIT_FAILED
     out.print("scan passed", markup=False)
-    return 0
-
-
-def _validate_hasura(args: argparse.Namespace, err: Console) -> int:
-    from wormhole_ci.hasura.check import validate_hasura
-    from wormhole_ci.manifest import load_manifest
-
-    manifest = load_manifest(args.source)
-    service = args.service
-    if service is None:
-        kinds = [s.name for s in manifest.services if s.kind == "hasura"]
-        if len(kinds) != 1:
-            raise WormholeCiError(
-                f"validate-hasura: {len(kinds)} hasura services in the manifest; pass --service NAME"
-            )
-        service = kinds[0]
-    report = validate_hasura(manifest, service)
-    print(
-        f"hasura metadata of {service!r}: {len(report.tables)} tables consistent with the {report.origin}"
-    )
-    for table in report.tables:
-        print(f"  {table}")
-    return 0
-
-
-def _validate_delivery(args: argparse.Namespace, err: Console) -> int:
-    from wormhole_ci.delivery.validate import validate_delivery
-    from wormhole_ci.manifest import ServiceKind, load_manifest
-
-    manifest = load_manifest(args.source)
-    service = args.service
-    if service is None:
-        kinds = [s.name for s in manifest.services if s.kind is ServiceKind.DELIVERY]
-        if len(kinds) != 1:
-            raise WormholeCiError(
-                f"validate-delivery: {len(kinds)} delivery services in the manifest; "
-                "pass --service NAME"
-            )
-        service = kinds[0]
-    report = validate_delivery(manifest, service)
-    for line in report.checked:
-        print(f"checked {line}")
-    if report.problems:
-        for problem in report.problems:
-            print(problem)
-        err.print(
-            f"delivery configuration of {service!r}: {len(report.problems)} problems",
-            markup=False,
-        )
-        return EXIT_FAILED
-    print(f"delivery configuration of {service!r}: no problems")
     return 0

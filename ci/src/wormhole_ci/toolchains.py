@@ -10,7 +10,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -186,6 +186,23 @@ def provisioning(target: Path, what: str, *, timeout: float = _INSTALL_TIMEOUT) 
     once, parallel test workers) would otherwise install into the same directory together.
     The second waits, bounded, and then finds the tool there (callers look again)."""
     lock = target.with_name(f"{target.name}.lock")
+
+    def held_too_long() -> Exception:
+        return ProvisionError(
+            f"{what}: another wormhole-ci run has been installing it into {target} "
+            f"for over {timeout:g} s ({lock} is locked); wait for it, or stop it and retry"
+        )
+
+    with exclusive(lock, timeout, held_too_long):
+        yield
+
+
+@contextlib.contextmanager
+def exclusive(
+    lock: Path, timeout: float, timed_out: Callable[[], Exception], poll: float = _LOCK_POLL
+) -> Generator[None]:
+    """An exclusive flock on `lock` (created if missing), waited for up to `timeout` seconds;
+    then `timed_out()` is raised."""
     lock.parent.mkdir(parents=True, exist_ok=True)
     with lock.open("a") as handle:
         deadline = time.monotonic() + timeout
@@ -195,12 +212,8 @@ def provisioning(target: Path, what: str, *, timeout: float = _INSTALL_TIMEOUT) 
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise ProvisionError(
-                        f"{what}: another wormhole-ci run has been installing it into {target} "
-                        f"for over {timeout:g} s ({lock} is locked); wait for it, or stop it "
-                        "and retry"
-                    ) from None
-                time.sleep(_LOCK_POLL)
+                    raise timed_out() from None
+                time.sleep(poll)
         try:
             yield
         finally:

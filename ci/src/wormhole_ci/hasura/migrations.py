@@ -9,7 +9,7 @@ import psycopg
 
 from wormhole_ci.errors import HasuraMetadataError
 from wormhole_ci.hasura.model import DbSchema, SourceSchemas
-from wormhole_ci.hasura.schema import create_database, read_schema
+from wormhole_ci.hasura.schema import apply_migrations, create_database, read_schema, shown_path
 from wormhole_ci.pgtemp import temp_postgres
 
 _VERSION_DIR = re.compile(r"^(\d+)_(.+)$")
@@ -22,7 +22,7 @@ def hasura_migration_files(migrations: Path, root: Path) -> dict[str, list[Path]
 
     Raises HasuraMetadataError naming the path when the layout is not Hasura config v3's.
     """
-    rel = _rel(migrations, root)
+    rel = shown_path(migrations, root)
     if not migrations.is_dir():
         raise HasuraMetadataError(
             f"{rel}: Hasura migrations directory not found; create it ({_LAYOUT}, e.g. "
@@ -37,7 +37,7 @@ def hasura_migration_files(migrations: Path, root: Path) -> dict[str, list[Path]
     for source in sources:
         if _VERSION_DIR.match(source.name) and (source / "up.sql").exists():
             raise HasuraMetadataError(
-                f"{_rel(source, root)}: a migration directly under {rel} (config v2 layout); "
+                f"{shown_path(source, root)}: a migration directly under {rel} (config v2 layout); "
                 f"move it under a source directory ({_LAYOUT}, "
                 "`hasura scripts update-project-v3` does this)"
             )
@@ -53,25 +53,25 @@ def _source_files(source: Path, root: Path) -> list[Path]:
         match = _VERSION_DIR.match(entry.name)
         if match is None:
             raise HasuraMetadataError(
-                f"{_rel(entry, root)}: not a migration directory: the name must be "
+                f"{shown_path(entry, root)}: not a migration directory: the name must be "
                 "<version>_<name> with a numeric version (e.g. 1700000000000_init)"
             )
         up = entry / "up.sql"
         if not up.is_file():
             raise HasuraMetadataError(
-                f"{_rel(up, root)}: missing; each migration directory needs an up.sql "
+                f"{shown_path(up, root)}: missing; each migration directory needs an up.sql "
                 "(up.yaml migrations are not supported: regenerate them as SQL)"
             )
         version = int(match.group(1))
         if version in versions:
             raise HasuraMetadataError(
-                f"{_rel(entry, root)}: version {version} is also "
-                f"{_rel(versions[version], root)}; give each migration its own version"
+                f"{shown_path(entry, root)}: version {version} is also "
+                f"{shown_path(versions[version], root)}; give each migration its own version"
             )
         versions[version] = entry
     if not versions:
         raise HasuraMetadataError(
-            f"{_rel(source, root)}: no migrations; expected <version>_<name>/up.sql inside"
+            f"{shown_path(source, root)}: no migrations; expected <version>_<name>/up.sql inside"
         )
     return [versions[v] / "up.sql" for v in sorted(versions)]
 
@@ -87,27 +87,13 @@ def schemas_from_hasura_migrations(migrations: Path, root: Path, bindir: Path) -
             with psycopg.connect(
                 server.conninfo(dbname), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
             ) as conn:
-                for up in ups:
-                    try:
-                        conn.execute(up.read_bytes())
-                    except psycopg.Error as exc:
-                        raise HasuraMetadataError(
-                            f"{_rel(up, root)}: migration fails on PostgreSQL: "
-                            f"{str(exc).strip()}; fix the migration before checking Hasura"
-                        ) from None
+                apply_migrations(conn, ups, root)
                 count = f"{len(ups)} migration{'s' if len(ups) != 1 else ''}"
                 schemas[source] = read_schema(
-                    conn, f"schema produced by {_rel(migrations / source, root)} ({count})"
+                    conn, f"schema produced by {shown_path(migrations / source, root)} ({count})"
                 )
     counts = ", ".join(f"{source}: {len(ups)}" for source, ups in files.items())
     return SourceSchemas(
         by_source=schemas,
-        origin=f"schema produced by {_rel(migrations, root)} (migrations per source: {counts})",
+        origin=f"schema produced by {shown_path(migrations, root)} (migrations per source: {counts})",
     )
-
-
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.relative_to(root).as_posix()
-    except ValueError:
-        return str(path)

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import psycopg
@@ -52,6 +53,29 @@ def migration_files(migrations: Path) -> list[Path]:
     return files
 
 
+def shown_path(path: Path, root: Path) -> str:
+    """`path` relative to `root` (POSIX), or as given when it is outside."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def apply_migrations(
+    conn: psycopg.Connection[tuple[object, ...]], files: Sequence[Path], root: Path
+) -> None:
+    """Run each SQL file in order; the first that PostgreSQL refuses is named (relative to
+    `root`) with its error."""
+    for file in files:
+        try:
+            conn.execute(file.read_bytes())
+        except psycopg.Error as exc:
+            raise HasuraMetadataError(
+                f"{shown_path(file, root)}: migration fails on PostgreSQL: "
+                f"{str(exc).strip()}; fix the migration before checking Hasura"
+            ) from None
+
+
 def schema_from_migrations(migrations: Path, root: Path, bindir: Path | None = None) -> DbSchema:
     """Apply every migration to a throwaway PostgreSQL and read the resulting schema."""
     bindir = bindir or find_bindir()
@@ -63,14 +87,7 @@ def schema_from_migrations(migrations: Path, root: Path, bindir: Path | None = N
         with psycopg.connect(
             server.conninfo(_DB), autocommit=True, connect_timeout=_CONNECT_TIMEOUT
         ) as conn:
-            for file in files:
-                try:
-                    conn.execute(file.read_bytes())
-                except psycopg.Error as exc:
-                    raise HasuraMetadataError(
-                        f"{file.relative_to(root)}: migration fails on PostgreSQL: "
-                        f"{str(exc).strip()}; fix the migration before checking Hasura"
-                    ) from None
+            apply_migrations(conn, files, root)
             return read_schema(
                 conn, f"schema produced by {migrations.relative_to(root)} ({len(files)} migrations)"
             )

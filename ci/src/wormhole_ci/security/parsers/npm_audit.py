@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from wormhole_ci.jsonish import as_dict, as_list
-from wormhole_ci.security.model import Finding, Outcome, PackageLocation, Severity
+from wormhole_ci.jsonish import as_dict
+from wormhole_ci.security.model import Outcome
 from wormhole_ci.security.parsers.common import (
     ParseError,
     RawRun,
     last_lines,
     load_json,
-    severity_from,
 )
+from wormhole_ci.security.parsers.pnpm_audit import npm_report_findings
 
 TOOL = "npm-audit"
-SEVERITY = {
-    "CRITICAL": Severity.CRITICAL,
-    "HIGH": Severity.HIGH,
-    "MODERATE": Severity.MEDIUM,
-    "LOW": Severity.LOW,
-    "INFO": Severity.INFO,
-}
 # Network failures npm reports by code when it never got an answer.
 _NETWORK = ("ENOTFOUND", "ECONNREFUSED", "ECONNRESET", "ETIMEDOUT", "EAI_AGAIN", "fetch failed")
 
@@ -36,7 +29,10 @@ def parse(run: RawRun, target: str, manifest: str) -> Outcome:
     if data is not None and "vulnerabilities" in data and "error" not in data:
         vulnerabilities = as_dict(data["vulnerabilities"]) or {}
         return Outcome.of(
-            TOOL, target, _findings(vulnerabilities, target, manifest), run.tool_version
+            TOOL,
+            target,
+            npm_report_findings(vulnerabilities, target, manifest, TOOL),
+            run.tool_version,
         )
     if data is not None and "advisories" in data:
         return Outcome.error(
@@ -79,32 +75,3 @@ def _failure(data: dict[str, object] | None, run: RawRun) -> tuple[str, bool]:
     if not reason:
         reason = "npm audit JSON has no vulnerabilities and no error message"
     return reason, answered
-
-
-def _findings(vulnerabilities: dict[str, object], service: str, manifest: str) -> list[Finding]:
-    findings: list[Finding] = []
-    for name, raw in vulnerabilities.items():
-        vuln = as_dict(raw) or {}
-        for via in map(as_dict, as_list(vuln.get("via")) or []):
-            if via is None:
-                continue  # a string `via` names another vulnerable package, reported on its own
-            url = str(via.get("url", ""))
-            rule = (
-                url.rsplit("/", 1)[-1] if "/advisories/" in url else f"npm-{via.get('source', '')}"
-            )
-            raw_severity = str(via.get("severity", ""))
-            findings.append(
-                Finding(
-                    tool=TOOL,
-                    rule_id=rule,
-                    severity=severity_from(SEVERITY, raw_severity),
-                    title=str(via.get("title", rule)),
-                    location=PackageLocation(
-                        str(via.get("name") or name), str(via.get("range", "")), (), manifest
-                    ),
-                    service=service,
-                    help_uri=url,
-                    raw_severity=raw_severity,
-                )
-            )
-    return findings

@@ -63,7 +63,7 @@ def parse(run: RawRun, target: str, manifest: str) -> Outcome:
     if "advisories" in data:
         findings = _advisories(as_dict(data["advisories"]) or {}, target, manifest)
     elif "vulnerabilities" in data:
-        findings = _vulnerabilities(as_dict(data["vulnerabilities"]) or {}, target, manifest)
+        findings = npm_report_findings(as_dict(data["vulnerabilities"]) or {}, target, manifest)
     else:
         return Outcome.error(
             TOOL,
@@ -113,9 +113,10 @@ def _advisories(advisories: dict[str, object], service: str, manifest: str) -> l
     return findings
 
 
-def _vulnerabilities(
-    vulnerabilities: dict[str, object], service: str, manifest: str
+def npm_report_findings(
+    vulnerabilities: dict[str, object], service: str, manifest: str, tool: str = TOOL
 ) -> list[Finding]:
+    """Findings of npm's v2 audit report (`vulnerabilities`), which pnpm 12 also prints."""
     findings: list[Finding] = []
     for name, raw in vulnerabilities.items():
         vuln = as_dict(raw) or {}
@@ -129,11 +130,13 @@ def _vulnerabilities(
             raw_severity = str(via.get("severity", ""))
             findings.append(
                 Finding(
-                    tool=TOOL,
+                    tool=tool,
                     rule_id=rule,
                     severity=severity_from(SEVERITY, raw_severity),
                     title=str(via.get("title", rule)),
-                    location=PackageLocation(name, str(via.get("range", "")), (), manifest),
+                    location=PackageLocation(
+                        str(via.get("name") or name), str(via.get("range", "")), (), manifest
+                    ),
                     service=service,
                     help_uri=url,
                     raw_severity=raw_severity,
