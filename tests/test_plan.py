@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import EXAMPLE, copy_tree
+from tests.conftest import EXAMPLE, ROOT, copy_tree
 from wormhole_ci.errors import ManifestError
-from wormhole_ci.manifest import load_manifest
-from wormhole_ci.plan import Tool, build_plan
+from wormhole_ci.manifest import ServiceKind, load_manifest
+from wormhole_ci.plan import LOCKFILE_PNPM, STANDARD_TASKS, Tool, build_plan
 from wormhole_ci.toolchains import PNPM_VERSION, UV_VERSION
 
 EXPECTED = {
@@ -52,7 +52,11 @@ def test_example_plan_is_the_specified_commands() -> None:
     assert plan.project == "wormhole"
     actual = {s.service: [(t.name, t.argv) for t in s.tasks] for s in plan.services}
     assert actual == EXPECTED
-    assert plan.notes == ()
+    # the example's node services have no formatter script: said, not silently skipped
+    assert plan.notes == (
+        "api: no `format:check` script in package.json, format skipped",
+        "web: no `format:check` script in package.json, format skipped",
+    )
 
 
 def test_tasks_carry_toolchain_workdir_env_caches_and_order() -> None:
@@ -154,6 +158,37 @@ def test_missing_scripts_become_notes(example: Path) -> None:
     plan = build_plan(load_manifest(example))
     assert "web: no `test` script in package.json, tests skipped" in plan.notes
     assert "web:test" not in {t.key for t in plan.tasks}
+
+
+def test_every_convention_that_found_nothing_is_a_note_unless_the_manifest_decides(
+    example: Path,
+) -> None:
+    package = example / "api" / "package.json"
+    data = json.loads(package.read_text())
+    del data["scripts"]["typecheck"], data["devDependencies"]["typescript"]
+    package.write_text(json.dumps(data))
+    lock = example / "runner" / "uv.lock"
+    # a lock without ruff, pyright and pytest (planning reads only the package names)
+    lock.write_text('version = 1\n[[package]]\nname = "runner"\nversion = "0.1.0"\n')
+    notes = build_plan(load_manifest(example)).notes
+    assert notes == (
+        "api: no `format:check` script in package.json, format skipped",
+        "api: no `typecheck` script, nor typescript with a tsconfig.json, typecheck skipped",
+        "web: no `format:check` script in package.json, format skipped",
+        "runner: ruff is not in uv.lock, lint skipped",
+        "runner: ruff is not in uv.lock, format skipped",
+        "runner: neither pyright nor mypy is in uv.lock, typecheck skipped",
+        "runner: pytest is not in uv.lock, tests skipped",
+    )
+    manifest = example / "wormhole-ci.toml"
+    manifest.write_text(
+        manifest.read_text()
+        + '\n[services.api.tasks]\nformat = false\ntypecheck = "pnpm exec tsc -p ."\n'
+        + '\n[services.runner.tasks]\ntest = "uv run python -m unittest"\n'
+    )
+    notes = build_plan(load_manifest(example)).notes
+    assert [n for n in notes if n.startswith(("api:", "runner: pytest"))] == []
+    assert len(notes) == 4  # web's format, runner's lint, format and typecheck
 
 
 @pytest.mark.parametrize(
@@ -285,3 +320,37 @@ def test_declared_prisma_schema_must_exist(tmp_path: Path) -> None:
     package.write_text(json.dumps(data))
     with pytest.raises(ManifestError, match=r"^api/package\.json: prisma\.schema is 3; set it"):
         build_plan(load_manifest(root))
+
+
+def _section(markdown: str, heading: str) -> str:
+    start = markdown.index(f"\n{heading}\n")
+    end = markdown.find("\n## ", start + 1)
+    return markdown[start : end if end != -1 else None]
+
+
+def test_the_conventions_table_names_every_inference_the_code_makes() -> None:
+    docs = (ROOT / "docs" / "configuration.md").read_text()
+    table = _section(docs, "## Conventions: every inference and its override")
+    for task in STANDARD_TASKS:
+        assert f"`{task}`" in table, task
+    for kind in ServiceKind:
+        assert f"→ {kind.value}" in table, kind
+    assert f"pin, {PNPM_VERSION}" in table
+    for major, pnpm in LOCKFILE_PNPM.items():
+        assert f"`{major}.x` → pnpm {pnpm}" in table
+    audits = _section(docs, "### Dependency audit coverage")
+    for lock in ("pnpm-lock.yaml", "package-lock.json", "uv.lock", "poetry.lock"):
+        assert f"| `{lock}` |" in audits, lock
+    assert "| `yarn.lock`, `bun.lock`, `bun.lockb` |" in audits
+    assert "| `requirements.txt`, every line pinned" in audits
+
+
+def test_a_poetry_service_is_told_check_needs_uv_and_scan_audits_its_lock(example: Path) -> None:
+    (example / "runner" / "uv.lock").unlink()
+    (example / "runner" / "poetry.lock").write_text("")
+    with pytest.raises(
+        ManifestError,
+        match=r"^runner/: no uv\.lock for service 'runner' \(it has poetry\.lock: `scan` audits "
+        r"that, but `check` installs with uv\); run `uv lock` there",
+    ):
+        build_plan(load_manifest(example))

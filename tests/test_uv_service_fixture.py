@@ -1,4 +1,4 @@
-"""The uv-service fixture monorepo: `wormhole-ci check` with no task overrides passes every task."""
+"""The uv-service fixture monorepo: `check` with no task overrides passes, or fails only for the code."""
 
 from __future__ import annotations
 
@@ -15,10 +15,8 @@ FIXTURE = Path(__file__).parent / "fixtures" / "monorepos" / "uv-service"
 pytestmark = pytest.mark.slow
 
 
-def test_uv_service_passes_every_conventional_task(tmp_path: Path) -> None:
-    root = Path(shutil.copytree(FIXTURE, tmp_path / "uv-service"))
-    junit = tmp_path / "junit.xml"
-    done = subprocess.run(
+def check(root: Path, junit: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             *(sys.executable, "-m", "wormhole_ci", "check", "--source", str(root)),
             *("--junit", str(junit), "--progress", "plain", "--no-cache"),
@@ -28,6 +26,14 @@ def test_uv_service_passes_every_conventional_task(tmp_path: Path) -> None:
         timeout=600,
         check=False,
     )
+
+
+def test_uv_service_passes_every_conventional_task_then_fails_only_the_type_check(
+    tmp_path: Path,
+) -> None:
+    root = Path(shutil.copytree(FIXTURE, tmp_path / "uv-service"))
+    junit = tmp_path / "junit.xml"
+    done = check(root, junit)
     assert done.returncode == 0, done.stdout + done.stderr
     cases = list(ET.parse(junit).getroot().iter("testcase"))
     assert [(c.get("classname"), c.get("name")) for c in cases] == [
@@ -40,3 +46,20 @@ def test_uv_service_passes_every_conventional_task(tmp_path: Path) -> None:
         if c.find(tag) is not None
     ]
     assert unpassed == [], done.stdout
+
+    # a wrong annotation: the code still runs (pytest passes), pyright names the line
+    module = root / "greeter" / "src" / "greeter" / "__init__.py"
+    module.write_text(
+        module.read_text().replace(
+            "excited: bool = False) -> str:", "excited: bool = False) -> int:"
+        )
+    )
+    done = check(root, junit)
+    assert done.returncode == 1, done.stdout + done.stderr
+    failed = [
+        c.get("name")
+        for c in ET.parse(junit).getroot().iter("testcase")
+        if c.find("failure") is not None
+    ]
+    assert failed == ["typecheck"], done.stdout
+    assert 'is not assignable to return type "int"' in done.stdout + done.stderr

@@ -276,7 +276,7 @@ class FakeEngine:
             rel = file.relative_to(root).as_posix()
             if "node_modules/" in rel or not file.is_file():
                 continue
-            if include and not any(_match(rel, pattern) for pattern in include):
+            if include and not any(matches(rel, pattern) for pattern in include):
                 continue
             (target / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(file, target / rel)
@@ -300,5 +300,6 @@ def _typename(value: Any, *_: Any) -> str:
     return value.typename
 
 
-def _match(rel: str, pattern: str) -> bool:
+def matches(rel: str, pattern: str) -> bool:
+    """Whether a relative path matches a Directory.filter include pattern (as the engine reads it)."""
     return fnmatch.fnmatch(rel, pattern) or fnmatch.fnmatch(rel, pattern.removeprefix("**/"))

@@ -629,6 +629,50 @@ def test_scan_report_returns_the_reports_even_when_the_policy_fails(
     }
 
 
+def test_scan_gives_pip_audit_a_poetry_services_pins_in_its_scratch_folder(
+    engine: FakeEngine, example: Path
+) -> None:
+    """The pins the native runner writes into {tmp} are written into /scratch first."""
+    (example / "runner" / "uv.lock").unlink()
+    (example / "runner" / "poetry.lock").write_text(
+        '[[package]]\nname = "jinja2"\nversion = "2.11.0"\n\n'
+        '[[package]]\nname = "markupsafe"\nversion = "2.1.5"\n'
+    )
+    answer_versions(engine)
+    engine.on_exec(lambda argv: argv[0] != "pip-audit", ExecOutcome(0, "{}"))
+    engine.on_exec(
+        lambda argv: argv[0] == "pip-audit", ExecOutcome(0, '{"dependencies": [], "fixes": []}')
+    )
+
+    async def run() -> None:
+        module = WormholeCi(source=dag.host().directory(str(example)))
+        await (await module.scan_report()).id()
+
+    call(run)
+    (audit,) = (
+        chain
+        for chain, (_, leaf, _) in engine.leaves
+        if leaf == "exitCode"
+        and any(n == "withExec" and a["args"][0] == "pip-audit" for _, n, a in chain)
+    )
+    steps = [
+        (n, a["path"], a["contents"]) if n == "withNewFile" else (n, a["args"], a["expect"])
+        for _, n, a in audit
+        if n in ("withNewFile", "withExec")
+    ]
+    assert steps[-2:] == [
+        ("withNewFile", "/scratch/runner-requirements.txt", "jinja2==2.11.0\nmarkupsafe==2.1.5\n"),
+        (
+            "withExec",
+            [
+                *("pip-audit", "-r", "/scratch/runner-requirements.txt", "--no-deps"),
+                *("--format", "json", "--progress-spinner", "off", "--disable-pip"),
+            ],
+            "ANY",
+        ),
+    ]
+
+
 def test_scan_image_takes_a_tarball_and_caches_the_trivy_db(
     engine: FakeEngine, example: Path
 ) -> None:

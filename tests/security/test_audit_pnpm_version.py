@@ -14,13 +14,13 @@ import pytest
 from tests.conftest import ROOT, copy_example
 from wormhole_ci.containers import scanner_spec
 from wormhole_ci.manifest import load_manifest
-from wormhole_ci.plan import LOCKFILE_PNPM
+from wormhole_ci.plan import build_plan
 from wormhole_ci.security.model import Status
 from wormhole_ci.security.parsers.common import services_by_path
 from wormhole_ci.security.runner import NativeScanner
 from wormhole_ci.security.scan import provision_target_versions
 from wormhole_ci.security.tasks import Family, ScanTask, ScanTool, rules_dir, scan_plan
-from wormhole_ci.toolchains import HostTools
+from wormhole_ci.toolchains import PNPM_VERSION, HostTools
 
 PNPM9 = ROOT / "tests" / "fixtures" / "monorepos" / "pnpm9"
 RECORDED = ROOT / "tests" / "security" / "fixtures" / "pnpm-audit" / "pnpm_9_bad_response.json"
@@ -52,9 +52,10 @@ def test_a_pnpm_9_project_is_audited_by_pnpm_9() -> None:
 
 @pytest.mark.parametrize(
     ("lockfile_version", "pnpm"),
-    [("'9.0'", LOCKFILE_PNPM["9"]), ("'6.0'", "8.15.9"), ("5.4", "7.33.7"), ("'99.0'", "")],
+    # 9.0 is written by pnpm 9 and every pnpm since: without packageManager it means the pin
+    [("'9.0'", ""), ("'6.0'", "8.15.9"), ("5.4", "7.33.7"), ("'99.0'", "")],
 )
-def test_without_package_manager_the_lock_file_decides(
+def test_without_package_manager_the_lock_file_decides_for_install_and_audit_alike(
     tmp_path: Path, lockfile_version: str, pnpm: str
 ) -> None:
     root = pnpm9_copy(tmp_path)
@@ -64,7 +65,9 @@ def test_without_package_manager_the_lock_file_decides(
     package.write_text(json.dumps(data))
     lock = root / "app" / "pnpm-lock.yaml"
     lock.write_text(lock.read_text().replace("'9.0'", lockfile_version, 1))
-    assert audit_task(root).tool_version == pnpm  # "": an unknown lock file gets the pin
+    assert audit_task(root).tool_version == pnpm  # "": the scanner's pin
+    (install,) = (t for t in build_plan(load_manifest(root)).tasks if t.name == "install")
+    assert install.tool_version == (pnpm or PNPM_VERSION)
 
 
 def test_the_examples_pinned_pnpm_needs_no_second_pnpm(tmp_path: Path) -> None:

@@ -156,26 +156,41 @@ def build_plan(
     return Plan(project=manifest.project, services=tuple(plans), notes=tuple(notes))
 
 
+# (task, note): a convention that found nothing for that task, said once before the run.
+Skipped = list[tuple[str, str]]
+
+
 def _service_tasks(manifest: Manifest, spec: ServiceSpec, notes: list[str]) -> list[Task]:
     directory = manifest.root / spec.path
+    skipped: Skipped = []
     match spec.kind:
         case ServiceKind.NODE | ServiceKind.NUXT:
-            defaults = _node_defaults(spec, directory, notes)
+            defaults = _node_defaults(spec, directory, skipped)
         case ServiceKind.PYTHON:
-            defaults = _python_defaults(spec, directory, notes)
+            defaults = _python_defaults(spec, directory, skipped)
         case ServiceKind.HASURA:
             defaults = _hasura_defaults(manifest, spec)
         case ServiceKind.DELIVERY:
             defaults = _delivery_defaults(spec)
+    # a task the manifest declares (or switches off) is the team's choice: no note about it
+    notes.extend(f"{spec.name}: {note}" for task, note in skipped if task not in spec.tasks)
     return _apply_overrides(spec, defaults)
 
 
-def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list[Task]:
+# Node tasks that run a package.json script of the same purpose: (task, script, what).
+_SCRIPT_TASKS = (
+    ("lint", "lint", "lint"),
+    ("format", "format:check", "format"),
+    ("test", "test", "tests"),
+)
+
+
+def _node_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> list[Task]:
     package = _read_package_json(directory / "package.json", spec)
     scripts = _str_map(package.get("scripts"))
     deps = {**_str_map(package.get("devDependencies")), **_str_map(package.get("dependencies"))}
     if (directory / "pnpm-lock.yaml").exists():
-        tool, version = Tool.PNPM, _pnpm_version(package, directory / "package.json")
+        tool, version = Tool.PNPM, _pnpm_version(package, directory)
         install = ("pnpm", "install", "--frozen-lockfile")
         exec_, run = exec_prefix(Tool.PNPM), ("pnpm", "run")
         caches = PNPM_CACHES
@@ -209,19 +224,21 @@ def _node_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list
         tasks.append(task("prepare", (*exec_, "nuxi", "prepare"), (".nuxt",)))
     elif "prisma" in deps and _prisma_schema(package, directory, spec) is not None:
         tasks.append(task("prepare", (*exec_, "prisma", "generate")))
-    if "lint" in scripts:
-        tasks.append(task("lint", (*run, "lint")))
-    else:
-        notes.append(f"{spec.name}: no `lint` script in package.json, lint skipped")
-    if "format:check" in scripts:
-        tasks.append(task("format", (*run, "format:check")))
+    for name, script, what in _SCRIPT_TASKS:
+        if script in scripts:
+            tasks.append(task(name, (*run, script)))
+        else:
+            skipped.append((name, f"no `{script}` script in package.json, {what} skipped"))
     typecheck = _node_typecheck(spec, directory, scripts, deps, exec_=exec_, run=run)
     if typecheck:
         tasks.append(task("typecheck", typecheck))
-    if "test" in scripts:
-        tasks.append(task("test", (*run, "test")))
     else:
-        notes.append(f"{spec.name}: no `test` script in package.json, tests skipped")
+        skipped.append(
+            (
+                "typecheck",
+                "no `typecheck` script, nor typescript with a tsconfig.json, typecheck skipped",
+            )
+        )
     return tasks
 
 
@@ -244,7 +261,11 @@ def _node_typecheck(
     return ()
 
 
-def _python_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> list[Task]:
+# Python lock files `scan` audits but `check` does not install from.
+_OTHER_PYTHON_LOCKS = ("poetry.lock", "requirements.txt")
+
+
+def _python_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> list[Task]:
     if not (directory / "pyproject.toml").exists():
         raise ManifestError(
             f"{spec.path}/pyproject.toml: not found for python service {spec.name!r}; "
@@ -252,8 +273,12 @@ def _python_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> li
         )
     lock = directory / "uv.lock"
     if not lock.exists():
+        other = next((f for f in _OTHER_PYTHON_LOCKS if (directory / f).exists()), None)
+        found = (
+            f" (it has {other}: `scan` audits that, but `check` installs with uv)" if other else ""
+        )
         raise ManifestError(
-            f"{spec.path}/: no uv.lock for service {spec.name!r}; run `uv lock` there "
+            f"{spec.path}/: no uv.lock for service {spec.name!r}{found}; run `uv lock` there "
             "and commit uv.lock (installs run frozen)"
         )
     try:
@@ -285,15 +310,18 @@ def _python_defaults(spec: ServiceSpec, directory: Path, notes: list[str]) -> li
         tasks.append(task("lint", (*run, "ruff", "check", ".")))
         tasks.append(task("format", (*run, "ruff", "format", "--check", ".")))
     else:
-        notes.append(f"{spec.name}: ruff is not in uv.lock, lint skipped")
+        skipped.append(("lint", "ruff is not in uv.lock, lint skipped"))
+        skipped.append(("format", "ruff is not in uv.lock, format skipped"))
     if "pyright" in names:
         tasks.append(task("typecheck", (*run, "pyright")))
     elif "mypy" in names:
         tasks.append(task("typecheck", (*run, "mypy", ".")))
+    else:
+        skipped.append(("typecheck", "neither pyright nor mypy is in uv.lock, typecheck skipped"))
     if "pytest" in names:
         tasks.append(task("test", (*run, "pytest")))
     else:
-        notes.append(f"{spec.name}: pytest is not in uv.lock, tests skipped")
+        skipped.append(("test", "pytest is not in uv.lock, tests skipped"))
     return tasks
 
 
@@ -460,39 +488,41 @@ def _str_map(value: object) -> dict[str, str]:
     return {k: str(v) for k, v in (as_dict(value) or {}).items()}
 
 
-# The pnpm that writes each pnpm-lock.yaml `lockfileVersion` major, at its last release.
-# pnpm 10 and later write 9.0 too: a project on those says so with `packageManager`.
-LOCKFILE_PNPM: Mapping[str, str] = {"9": "9.15.9", "6": "8.15.9", "5": "7.33.7"}
+# The pnpm that wrote an older pnpm-lock.yaml `lockfileVersion` major, at its last release.
+# 9.0 is written by pnpm 9 and every pnpm since, the pin included: it means the pin.
+LOCKFILE_PNPM: Mapping[str, str] = {"6": "8.15.9", "5": "7.33.7"}
 _LOCKFILE_VERSION = re.compile(r"""^lockfileVersion:\s*['"]?(\d+)""", re.MULTILINE)
 
 
-def audit_pnpm_version(spec: ServiceSpec, directory: Path) -> str:
-    """The pnpm a service's `pnpm audit` runs: `packageManager`, else its lock file's pnpm.
+def project_pnpm_version(spec: ServiceSpec, directory: Path) -> str:
+    """The one pnpm a service's install and `pnpm audit` both run (see `_pnpm_version`)."""
+    return _pnpm_version(_read_package_json(directory / "package.json", spec), directory)
+
+
+def _pnpm_version(package: Mapping[str, object], directory: Path) -> str:
+    """`packageManager` (corepack's field), else the pnpm that wrote an older lock file,
+    else the pipeline's pin.
 
     A pnpm newer than the project's fails on its lock file or config (issue 16: pnpm 12
-    on a pnpm 9 project ended in "Failed to resolve config dependency"); the pin is the
-    last resort.
+    on a pnpm 9 project ended in "Failed to resolve config dependency"). `check` and
+    `scan` take the answer from here, so an audit never runs a pnpm the install did not.
     """
-    package = _read_package_json(directory / "package.json", spec)
-    if package.get("packageManager") is not None:
-        return _pnpm_version(package, directory / "package.json")
+    field_value = package.get("packageManager")
+    if field_value is None:
+        return _lockfile_pnpm(directory / "pnpm-lock.yaml")
+    if not isinstance(field_value, str) or not field_value.startswith("pnpm@"):
+        raise ManifestError(
+            f"{directory / 'package.json'}: packageManager is {field_value!r} but the lock file "
+            f'is pnpm\'s; set it to "pnpm@{PNPM_VERSION}"'
+        )
+    return field_value.removeprefix("pnpm@").split("+", 1)[0]
+
+
+def _lockfile_pnpm(lock: Path) -> str:
     try:
-        with (directory / "pnpm-lock.yaml").open(encoding="utf-8") as lock:
-            head = lock.read(4096)
+        with lock.open(encoding="utf-8") as text:
+            head = text.read(4096)
     except OSError:
         return PNPM_VERSION
     found = _LOCKFILE_VERSION.search(head)
     return LOCKFILE_PNPM.get(found.group(1), PNPM_VERSION) if found else PNPM_VERSION
-
-
-def _pnpm_version(package: Mapping[str, object], path: Path) -> str:
-    """The pnpm version from `packageManager` (corepack's field), else the pipeline's pin."""
-    field_value = package.get("packageManager")
-    if field_value is None:
-        return PNPM_VERSION
-    if not isinstance(field_value, str) or not field_value.startswith("pnpm@"):
-        raise ManifestError(
-            f"{path}: packageManager is {field_value!r} but the lock file is pnpm's; "
-            f'set it to "pnpm@{PNPM_VERSION}"'
-        )
-    return field_value.removeprefix("pnpm@").split("+", 1)[0]

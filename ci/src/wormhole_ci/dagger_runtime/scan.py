@@ -141,6 +141,8 @@ async def _scan_task(
 ) -> tuple[Outcome, dagger.Container]:
     """Run one scan task; a scanner's exit code is data (expect ANY), never an exception."""
     ctr = ctr.with_workdir(container_path(task.workdir))
+    for name, text in task.inputs:
+        ctr = ctr.with_new_file(f"{SCRATCH_PATH}/{name}", text)
     for pre in task.pre:
         ctr = ctr.with_exec(substitute(pre, RULES_PATH, OUT_PATH, SCRATCH_PATH))
     ctr = ctr.with_exec(

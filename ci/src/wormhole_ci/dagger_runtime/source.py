@@ -27,11 +27,19 @@ PLAN_INPUTS = [
     "**/package.json",
     "**/pnpm-lock.yaml",
     "**/package-lock.json",
+    # lock files the audit has no auditor for still decide the service's audit row
+    "**/yarn.lock",
+    "**/bun.lock",
+    "**/bun.lockb",
     "**/pyproject.toml",
     "**/uv.lock",
+    "**/poetry.lock",
+    "**/requirements.txt",
     "**/nuxt.config.*",
     "**/tsconfig.json",
-    "**/prisma/schema.prisma",
+    # wherever prisma.config.* or package.json put the schema (a file or a folder of them)
+    "**/prisma.config.*",
+    "**/*.prisma",
     "**/config.yaml",
     "**/metadata/**",  # Hasura projects' metadata: the release applies it to the engine
     "**/*Dockerfile*",  # image specs check that each service's Dockerfile exists

@@ -109,6 +109,8 @@ class NativeScanner:
         cwd = self.root / task.workdir
         env = {**os.environ, **dict(task.env)}
         env.pop("VIRTUAL_ENV", None)
+        for name, text in task.inputs:
+            (Path(self.tmp) / name).write_text(text, encoding="utf-8")
         for pre in task.pre:
             done = await self._process(
                 substitute(pre, str(self.rules), str(self.out), self.tmp), cwd, env

@@ -14,7 +14,12 @@ from pathlib import Path
 
 from wormhole_ci.manifest import Manifest, ServiceKind, ServiceSpec
 from wormhole_ci.paths import GENERATED_DIRS
-from wormhole_ci.plan import UV_ENV, audit_pnpm_version
+from wormhole_ci.plan import UV_ENV, project_pnpm_version
+from wormhole_ci.security.python_locks import (
+    UnauditableLock,
+    poetry_requirements,
+    require_pinned,
+)
 from wormhole_ci.toolchains import PNPM_VERSION
 
 RULES_PLACEHOLDER = "{rules}"
@@ -72,6 +77,8 @@ class ScanTask:
     """A file the scan writes into `{out}` that is itself a report (SBOMs)."""
     tool_version: str = ""
     """The scanner version this target needs (pnpm audit: the project's pnpm); "" is the pin."""
+    inputs: tuple[tuple[str, str], ...] = ()
+    """Files (name, text) each runtime writes into `{tmp}` first (requirements from poetry.lock)."""
 
     @property
     def executable(self) -> str:
@@ -169,41 +176,7 @@ def scan_plan(
         if Family.AUDIT in families and node:
             tasks.append(_node_audit(manifest, spec))
         if Family.AUDIT in families and spec.kind is ServiceKind.PYTHON:
-            requirements = f"{TMP_PLACEHOLDER}/{spec.name}-requirements.txt"
-            tasks.append(
-                ScanTask(
-                    tool=ScanTool.PIP_AUDIT,
-                    target=spec.name,
-                    family=Family.AUDIT,
-                    workdir=spec.path,
-                    pre=(
-                        (
-                            "uv",
-                            "export",
-                            "--frozen",
-                            "--no-dev",
-                            "--no-emit-project",
-                            "--quiet",
-                            "-o",
-                            requirements,
-                        ),
-                    ),
-                    # hashed, fully pinned requirements: audited as written, no pip resolution or venv
-                    argv=(
-                        "pip-audit",
-                        "-r",
-                        requirements,
-                        "--format",
-                        "json",
-                        "--progress-spinner",
-                        "off",
-                        "--disable-pip",
-                        "--require-hashes",
-                    ),
-                    env=UV_ENV,
-                    manifest=f"{spec.path}/uv.lock",
-                )
-            )
+            tasks.append(_python_audit(manifest, spec))
         # Hasura metadata and delivery configuration hold no packages to list.
         if Family.SBOM in families and spec.kind not in (ServiceKind.HASURA, ServiceKind.DELIVERY):
             sbom = f"{OUT_PLACEHOLDER}/sbom-{spec.name}.cdx.json"
@@ -257,7 +230,7 @@ def _node_audit(manifest: Manifest, spec: ServiceSpec) -> ScanTask:
             workdir=path,
             argv=("pnpm", "audit", "--json"),
             manifest=f"{path}/pnpm-lock.yaml",
-            tool_version=_unless_pinned(audit_pnpm_version(spec, directory)),
+            tool_version=_unless_pinned(project_pnpm_version(spec, directory)),
         )
     if (directory / "package-lock.json").exists():
         return ScanTask(
@@ -293,3 +266,69 @@ def _unaudited(service: str, path: str, reason: str, manifest: str) -> ScanTask:
         manifest=manifest,
         unavailable=reason,
     )
+
+
+# pip-audit reads the requirements as written: no pip resolution, no virtualenv.
+_PIP_AUDIT = ("pip-audit", "--format", "json", "--progress-spinner", "off", "--disable-pip")
+
+
+def _python_audit(manifest: Manifest, spec: ServiceSpec) -> ScanTask:
+    """pip-audit over the service's lock by its lock file (uv.lock, poetry.lock, a pinned
+    requirements.txt), or an explicit `unavailable` row saying why it cannot be audited."""
+    service, path = spec.name, spec.path
+    directory = manifest.root / path
+    requirements = f"{TMP_PLACEHOLDER}/{service}-requirements.txt"
+
+    def audit(
+        argv: tuple[str, ...],
+        lock: str,
+        *,
+        pre: tuple[tuple[str, ...], ...] = (),
+        env: tuple[tuple[str, str], ...] = (),
+        inputs: tuple[tuple[str, str], ...] = (),
+    ) -> ScanTask:
+        return ScanTask(
+            tool=ScanTool.PIP_AUDIT,
+            target=service,
+            family=Family.AUDIT,
+            workdir=path,
+            argv=(_PIP_AUDIT[0], *argv, *_PIP_AUDIT[1:]),
+            pre=pre,
+            env=env,
+            manifest=f"{path}/{lock}",
+            inputs=inputs,
+        )
+
+    if (directory / "uv.lock").exists():
+        export = ("uv", "export", "--frozen", "--no-dev", "--no-emit-project", "--quiet")
+        # hashed, fully pinned requirements (runtime dependencies only)
+        return audit(
+            ("-r", requirements, "--require-hashes"),
+            "uv.lock",
+            pre=((*export, "-o", requirements),),
+            env=UV_ENV,
+        )
+    try:
+        if (directory / "poetry.lock").exists():
+            pins = poetry_requirements(directory / "poetry.lock", f"{path}/poetry.lock")
+            # every locked package pinned exactly, so no resolution is needed (--no-deps)
+            return audit(
+                ("-r", requirements, "--no-deps"),
+                "poetry.lock",
+                inputs=((f"{service}-requirements.txt", pins),),
+            )
+        if (directory / "requirements.txt").exists():
+            text = (directory / "requirements.txt").read_text(encoding="utf-8")
+            require_pinned(text, f"{path}/requirements.txt")
+            hashed = "--hash" in text
+            return audit(
+                ("-r", "requirements.txt", "--require-hashes" if hashed else "--no-deps"),
+                "requirements.txt",
+            )
+    except UnauditableLock as exc:
+        return _unaudited(service, path, str(exc), exc.lock)
+    reason = (
+        f"{path}/: no lock file (uv.lock, poetry.lock or a pinned requirements.txt), so nothing "
+        "pins what would be audited; commit one"
+    )
+    return _unaudited(service, path, reason, "")
