@@ -46,6 +46,17 @@ def parser() -> argparse.ArgumentParser:
         )
         cmd.add_argument("--junit", type=Path, metavar="PATH", help="write a JUnit XML report here")
         cmd.add_argument(
+            "--json",
+            type=Path,
+            metavar="PATH",
+            help="write a JSON report here (with --explain's causes)",
+        )
+        cmd.add_argument(
+            "--explain",
+            action="store_true",
+            help="say for each task whether its earlier result was reused, else the first input that differs",
+        )
+        cmd.add_argument(
             "--log-dir",
             type=Path,
             metavar="DIR",

@@ -368,9 +368,11 @@ def _images(args: argparse.Namespace, err: Console) -> int:
 
 
 def _check(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.check.explain import explain_lines
     from wormhole_ci.check.junit import write_junit
     from wormhole_ci.check.native import NativeOptions
     from wormhole_ci.check.progress import print_report
+    from wormhole_ci.check.report import write_report_json
     from wormhole_ci.manifest import load_manifest
     from wormhole_ci.plan import build_plan
     from wormhole_ci.results import summary
@@ -393,9 +395,14 @@ def _check(args: argparse.Namespace, err: Console) -> int:
         toolchain=host_fingerprint(),
     )
     report = _run(plan, options, out, args.progress, err)
+    if args.explain:
+        for line in explain_lines(report):
+            out.print(line, markup=False, highlight=False)
     print_report(out, report, args.command, plan.notes)
     if args.junit:
         write_junit(report, args.junit, plan.notes)
+    if args.json:
+        write_report_json(report, args.json, args.command, plan.notes)
     if not report.ok:
         err.print(summary(report, args.command), markup=False)
         return EXIT_FAILED

@@ -19,6 +19,30 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True)
+class Explanation:
+    """Whether a task's earlier result was reused and, if not, the first input that differs."""
+
+    reused: bool
+    cause: str = ""
+    """What kind of input differs (`file`, `lock file`, `tool version`, `env var`, `command`),
+    or why there was nothing to compare (`no earlier run`, `earlier task ran`, …)."""
+    subject: str = ""
+    """Which one: a path, a tool, an env var's name (never its value), the command."""
+    detail: str = ""
+    """How it differs: `changed`, `added`, `removed`, or a tool's `old → new` version."""
+    more: int = 0
+    """Other inputs that differ too, not named."""
+
+    def text(self) -> str:
+        """`reused`, or `ran: lock file greeter/uv.lock changed (and 2 more inputs)`."""
+        if self.reused:
+            return "reused"
+        what = " ".join(part for part in (self.cause, self.subject, self.detail) if part)
+        more = f" (and {self.more} more input{'s' if self.more > 1 else ''})" if self.more else ""
+        return f"ran: {what}{more}"
+
+
+@dataclass(frozen=True)
 class TaskResult:
     """The outcome of one task."""
 
@@ -33,6 +57,8 @@ class TaskResult:
     """Where the full output is kept, when the runtime keeps one."""
     cached: bool = False
     """Passed earlier with identical inputs, command and tools; not run again."""
+    explanation: Explanation | None = None
+    """Why the result was or was not reused, where the runtime knows (native: always)."""
 
 
 @dataclass(frozen=True)

@@ -10,17 +10,25 @@ import signal
 import subprocess
 import time
 from collections.abc import AsyncGenerator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
+from wormhole_ci.check import explain
+from wormhole_ci.check.explain import KeyInputs, Record, RunRecords
 from wormhole_ci.check.scheduler import Ran, Reporter, schedule
-from wormhole_ci.check.taskcache import CachedPass, ResultCache, inputs_digest, task_key
+from wormhole_ci.check.taskcache import (
+    CachedPass,
+    ResultCache,
+    input_manifest,
+    manifest_digest,
+    task_key,
+)
 from wormhole_ci.jsonish import as_dict
 from wormhole_ci.plan import Plan, ServicePlan, Task
-from wormhole_ci.results import RunReport, Status, TaskResult, tail_of
+from wormhole_ci.results import Explanation, RunReport, Status, TaskResult, tail_of
 from wormhole_ci.toolchains import HostTools, Provisioner
 
 DEFAULT_TASK_TIMEOUT = 1800.0
@@ -118,6 +126,8 @@ class _Chain:
         self.holding = False
         self.executed = False
         """Once a task of the service ran, the rest run too (their inputs may have changed)."""
+        self.ran = ""
+        """The first task of the service that ran (what `--explain` blames for the rest)."""
 
     async def acquire(self, priority: float) -> None:
         if self.holding:
@@ -147,9 +157,10 @@ class NativeExecutor:
         self.tools = tools
         self._timings_path = options.cache_dir / "timings.json"
         self._results = ResultCache(options.cache_dir / "results")
+        self._records = RunRecords(options.cache_dir / "explain", options.source)
         self._timings: dict[str, float] = {}
-        # Input digests per input-path set, hashed once per run (tasks do not edit inputs).
-        self._digests: dict[tuple[str, ...], str] = {}
+        # Input manifests per input-path set, hashed once per run (tasks do not edit inputs).
+        self._manifests: dict[tuple[str, ...], tuple[dict[str, str], str]] = {}
         # Closed until every service has asked for its first slot, so the first slots go
         # by priority too rather than by which coroutine happened to run first.
         self._slots = PrioritySlots(0)
@@ -173,18 +184,26 @@ class NativeExecutor:
 
     async def run(self, task: Task, state: _Chain, reporter: Reporter) -> Ran[_Chain]:
         """Reuse an earlier pass of `task` when allowed, else run it in a slot."""
-        key = await self._key(task)
+        key, inputs = await self._key(task)
         reused = None if state.executed else self._reusable(task, key)
+        last = self._records.get(task) if inputs is not None else None
         if reused is not None:
-            return Ran(reused, state)
+            if key is not None and inputs is not None and (last is None or last.key != key):
+                self._records.put(task, Record(key, True, inputs))
+            return Ran(replace(reused, explanation=Explanation(True)), state)
+        why = self._why(task, key, inputs, last, state)
         tasks = state.service.tasks
         await state.acquire(sum(self._expected(t) for t in tasks[tasks.index(task) :]))
         reporter.started(task)
         result = await self._run_task(task)
         state.executed = True
-        if key is not None and result.status is Status.PASSED:
+        state.ran = state.ran or task.key
+        passed = result.status is Status.PASSED
+        if key is not None and passed:
             self._results.put(key, CachedPass(result.duration, result.tail))
-        return Ran(result, state)
+        if key is not None and inputs is not None:
+            self._records.put(task, Record(key, passed, inputs))
+        return Ran(replace(result, explanation=why), state)
 
     def waiting(self, state: _Chain) -> None:
         state.release()
@@ -246,15 +265,47 @@ class NativeExecutor:
     def _expected(self, task: Task) -> float:
         return self._timings.get(task.key, _UNKNOWN_TASK_SECONDS)
 
-    async def _key(self, task: Task) -> str | None:
+    async def _key(self, task: Task) -> tuple[str | None, KeyInputs | None]:
+        """The task's result-cache key and what it was computed from (None: reuse is off)."""
         if not self.options.reuse:
-            return None
+            return None, None
         paths = task.inputs or (task.workdir,)
-        if paths not in self._digests:
-            self._digests[paths] = await anyio.to_thread.run_sync(
-                inputs_digest, self.options.source, paths
-            )
-        return task_key(task, self._digests[paths], self.options.toolchain)
+        if paths not in self._manifests:
+            files = await anyio.to_thread.run_sync(input_manifest, self.options.source, paths)
+            self._manifests[paths] = (files, manifest_digest(files))
+        files, digest = self._manifests[paths]
+        inputs = explain.key_inputs(task, files, self.options.toolchain)
+        return task_key(task, digest, self.options.toolchain), inputs
+
+    def _why(
+        self,
+        task: Task,
+        key: str | None,
+        inputs: KeyInputs | None,
+        last: Record | None,
+        state: _Chain,
+    ) -> Explanation:
+        """Why `task` is not reused: the first input that differs from its last run, else
+        what else stopped the reuse."""
+        if key is None or inputs is None:
+            return Explanation(False, explain.CACHE_OFF, "--no-cache")
+        if last is None:
+            return Explanation(False, explain.NO_EARLIER_RUN)
+        changed = explain.first_difference(last.inputs, inputs, task)
+        return changed or self._why_unchanged(task, key, last, state)
+
+    def _why_unchanged(self, task: Task, key: str, last: Record, state: _Chain) -> Explanation:
+        """Why `task` is not reused though its inputs are those of its last run."""
+        if state.executed:
+            return Explanation(False, explain.EARLIER_TASK_RAN, state.ran)
+        if last.key == key and not last.passed:
+            return Explanation(False, explain.LAST_RUN_FAILED)
+        if self._results.get(key) is not None:
+            missing = [
+                o for o in task.outputs if not (self.options.source / task.workdir / o).exists()
+            ]
+            return Explanation(False, explain.OUTPUTS_MISSING, ", ".join(missing))
+        return Explanation(False, explain.NOT_STORED)
 
     def _reusable(self, task: Task, key: str | None) -> TaskResult | None:
         """An earlier pass of `task` with the same key and its outputs present, or None."""

@@ -22,6 +22,9 @@ from wormhole_ci.plan import Task
 
 IGNORED_DIRS = GENERATED_DIRS | {".git"}
 IGNORED_SUFFIXES = (".tsbuildinfo", ".pyc", ".log")
+# Hex digits kept per file digest in a manifest: enough to tell two versions of one file
+# apart, small enough that a large service's manifest stays a few kilobytes.
+_SHORT = 16
 
 
 @dataclass(frozen=True)
@@ -46,16 +49,34 @@ def input_files(root: Path, paths: Iterable[str]) -> Iterator[Path]:
                     yield Path(directory) / name
 
 
+def input_manifest(root: Path, paths: Iterable[str]) -> dict[str, str]:
+    """Every input file under `paths` (relative to root) → a digest of its content.
+
+    Kept beside a task's last run so `--explain` can name the file that changed.
+    """
+    files: dict[str, str] = {}
+    for path in input_files(root, paths):
+        if path.is_symlink():
+            content = b"link:" + str(path.readlink()).encode()
+        elif path.exists():
+            content = path.read_bytes()
+        else:
+            content = b""
+        files[path.relative_to(root).as_posix()] = hashlib.sha256(content).hexdigest()[:_SHORT]
+    return files
+
+
+def manifest_digest(files: dict[str, str]) -> str:
+    """One digest of an input manifest (names and content digests, in order)."""
+    digest = hashlib.sha256()
+    for name, content in files.items():
+        digest.update(b"\0" + name.encode() + b"\0" + content.encode())
+    return digest.hexdigest()
+
+
 def inputs_digest(root: Path, paths: Iterable[str]) -> str:
     """A digest of the names and content of every input file under `paths`."""
-    digest = hashlib.sha256()
-    for path in input_files(root, paths):
-        digest.update(b"\0" + path.relative_to(root).as_posix().encode() + b"\0")
-        if path.is_symlink():
-            digest.update(b"link:" + str(path.readlink()).encode())
-        elif path.exists():
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    return manifest_digest(input_manifest(root, paths))
 
 
 def task_key(task: Task, inputs: str, toolchain: str) -> str:
