@@ -144,7 +144,9 @@ def test_registration_lists_functions_args_docs_and_checks(
     for name in ("lint", "typecheck", "test"):
         assert fns[name]["args"]["service"]["optional"] is True
         assert fns[name]["args"]["service"]["doc"].startswith("Only this service")
-    assert fns["check"]["args"] == {}
+    assert set(fns["check"]["args"]) == {"explain"}
+    assert fns["check"]["args"]["explain"]["default"] == "false"  # `dagger check` needs none
+    assert "the engine's cache" in fns["check"]["args"]["explain"]["doc"]
     assert fns["check"]["doc"].startswith("Lint, type-check and test every service concurrently")
     assert "the delivery configuration (promtool, amtool" in fns["check"]["doc"]
     assert "--disallow-inconsistent-metadata" in fns["validate_hasura"]["doc"]

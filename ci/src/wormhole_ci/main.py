@@ -87,6 +87,13 @@ PushgatewayAuth: TypeAlias = Annotated[
         "[observability] names pushgateway_auth; without it nothing is pushed)"
     ),
 ]
+Explain: TypeAlias = Annotated[
+    bool,
+    Doc(
+        "Say what decides reuse here: the engine's cache (an exec is reused when its container, "
+        "command, env and files are unchanged; progress output marks it CACHED)"
+    ),
+]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
 ]
@@ -100,12 +107,12 @@ class WormholeCi:
 
     @dagger_check
     @cached(PURE)
-    async def check(self) -> str:
+    async def check(self, explain: Explain = False) -> str:
         """Lint, type-check and test every service concurrently, validate the Hasura
         metadata structurally and the delivery configuration (promtool, amtool, alerts,
         runbooks, dashboards, the Coolify stack); fails once, naming every failed service
         and task."""
-        return await run_checks(self._source(), "check", None, ())
+        return await run_checks(self._source(), "check", None, (), explain=explain)
 
     @cached(PURE)
     async def check_report(self) -> dagger.Directory:

@@ -47,6 +47,16 @@ OUTPUTS_MISSING = "outputs missing"
 NOT_STORED = "no stored result"
 CACHE_OFF = "cache disabled"
 
+# What `--explain` can say in Dagger: the v0.21 API reports no per-exec cache status to the
+# module (no such field in the schema), so the module says who decides instead of guessing.
+ENGINE_EXPLANATION = (
+    "explain: in Dagger the engine's cache decides reuse, not wormhole-ci's result cache: "
+    "an exec is reused when its container, command, env and mounted files are unchanged, and "
+    "a repeated call with the same source is answered by the function cache without running "
+    "any task. The engine does not tell the module which execs it reused; "
+    "`dagger call --progress=plain check` marks them CACHED."
+)
+
 
 @dataclass(frozen=True)
 class KeyInputs:

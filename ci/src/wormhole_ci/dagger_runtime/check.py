@@ -9,6 +9,7 @@ import dagger
 from dagger import ReturnType, dag
 
 from wormhole_ci.check.container import ContainerSpec, Exec, service_spec
+from wormhole_ci.check.explain import ENGINE_EXPLANATION
 from wormhole_ci.check.junit import junit_xml
 from wormhole_ci.check.scheduler import Ran, Reporter, Silent, schedule
 from wormhole_ci.dagger_runtime.source import DaggerSource, with_exec
@@ -85,16 +86,25 @@ async def execute(source: DaggerSource, plan: Plan) -> RunReport:
 
 
 async def run_checks(
-    source: DaggerSource, what: str, service: str | None, families: Sequence[str]
+    source: DaggerSource,
+    what: str,
+    service: str | None,
+    families: Sequence[str],
+    *,
+    explain: bool = False,
 ) -> str:
-    """`check`, `lint`, `typecheck`, `test`: the status lines, or one error naming every failure."""
+    """`check`, `lint`, `typecheck`, `test`: the status lines, or one error naming every failure.
+
+    `explain` adds what decides reuse in Dagger (the engine, not wormhole-ci's result cache).
+    """
     plan = await source.planned(lambda m: build_plan(m, [service] if service else [], families))
     if not plan.services:
         raise WormholeCiError(f"{what}: nothing to run for {service or 'any service'}")
     report = await execute(source, plan)
     if not report.ok:
         raise WormholeCiError(summary(report, what))
-    return "\n".join(status_lines(report, what, plan.notes))
+    lines = status_lines(report, what, plan.notes)
+    return "\n".join([*lines, ENGINE_EXPLANATION] if explain else lines)
 
 
 async def check_report_directory(source: DaggerSource) -> dagger.Directory:
