@@ -10,13 +10,18 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import pytest
 
 from tests.conftest import copy_tree
-from wormhole_ci.check.explain import KeyInputs, first_difference, key_inputs
-from wormhole_ci.plan import Task, Tool
-from wormhole_ci.results import Explanation
-from wormhole_ci.toolchains import default_cache_dir
+from wormhole_ci.check.explain import KeyInputs, explain_lines, first_difference, key_inputs
+from wormhole_ci.check.native import NativeExecutor, NativeOptions
+from wormhole_ci.check.report import report_json
+from wormhole_ci.check.scheduler import Silent
+from wormhole_ci.manifest import ServiceKind
+from wormhole_ci.plan import Plan, ServicePlan, Task, Tool
+from wormhole_ci.results import Explanation, RunReport, Status, TaskResult
+from wormhole_ci.toolchains import HostTools, default_cache_dir
 
 FIXTURE = Path(__file__).parents[1] / "fixtures" / "monorepos" / "uv-service"
 TASKS = ("install", "lint", "format", "typecheck", "test")
@@ -223,3 +228,77 @@ def test_env_values_are_kept_only_as_digests() -> None:
     stored = json.dumps(_inputs(_task(env=(("TOKEN", "hunter2-secret"),))).to_json())
     assert "TOKEN" in stored
     assert "hunter2-secret" not in stored
+
+
+def _run_native(plan: Plan, source: Path, tmp_path: Path, *, reuse: bool = True) -> RunReport:
+    options = NativeOptions(
+        source=source,
+        log_dir=tmp_path / "logs",
+        cache_dir=tmp_path / "cache",
+        jobs=1,
+        reuse=reuse,
+    )
+    return anyio.run(
+        NativeExecutor(options, HostTools({"python": (sys.executable,)})).execute, plan, Silent()
+    )
+
+
+def test_causes_beyond_the_inputs_last_failure_missing_outputs_earlier_task_no_cache(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "src"
+    (source / "svc").mkdir(parents=True)
+    flag = tmp_path / "tests-pass"  # outside the inputs: the test fails, then passes, unchanged
+    install = _task(
+        name="install",
+        env=(),
+        argv=("python", "-c", "import os; os.makedirs('.venv', exist_ok=True)"),
+        outputs=(".venv",),
+    )
+    test = _task(env=(), argv=("python", "-c", f"import os; assert os.path.exists({str(flag)!r})"))
+    plan = Plan("p", (ServicePlan("svc", ServiceKind.PYTHON, "svc", (install, test)),))
+
+    def why() -> list[Explanation | None]:
+        return [r.explanation for r in _run_native(plan, source, tmp_path).results]
+
+    assert why() == [Explanation(False, "no earlier run")] * 2
+    assert why() == [Explanation(True), Explanation(False, "last run failed")]
+    flag.touch()
+    (source / "svc" / ".venv").rmdir()
+    assert why() == [
+        Explanation(False, "outputs missing", ".venv"),
+        Explanation(False, "earlier task ran", "svc:install"),
+    ]
+    assert why() == [Explanation(True)] * 2
+    report = _run_native(plan, source, tmp_path, reuse=False)
+    assert [r.explanation for r in report.results] == [
+        Explanation(False, "cache disabled", "--no-cache")
+    ] * 2
+    tasks = json.loads(report_json(report))["tasks"]
+    assert [t["explain"] for t in tasks] == [
+        {
+            "reused": False,
+            "cause": "cache disabled",
+            "subject": "--no-cache",
+            "detail": "",
+            "more": 0,
+        }
+    ] * 2
+
+
+def test_explain_lines_say_a_blocked_task_did_not_run() -> None:
+    report = RunReport(
+        (
+            TaskResult(
+                "svc", "install", Status.FAILED, explanation=Explanation(False, "no earlier run")
+            ),
+            TaskResult("svc", "test", Status.BLOCKED, tail="not run: svc:install did not pass"),
+        )
+    )
+    assert explain_lines(report) == [
+        "explain:",
+        "  svc/install  ran: no earlier run",
+        "  svc/test     not run (blocked)",
+    ]
+    tasks = json.loads(report_json(report))["tasks"]
+    assert "explain" not in tasks[1]
