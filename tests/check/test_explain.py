@@ -302,3 +302,13 @@ def test_explain_lines_say_a_blocked_task_did_not_run() -> None:
     ]
     tasks = json.loads(report_json(report))["tasks"]
     assert "explain" not in tasks[1]
+
+
+def test_a_new_wormhole_ci_version_is_named_for_a_task_whose_tool_is_wormhole_ci() -> None:
+    task = _task(tool=Tool.WORMHOLE, tool_version="")
+    old = _inputs(task)
+    new = KeyInputs(old.command, {**old.tools, "wormhole-ci": "99.0.0"}, old.env, old.files)
+    assert old.tools["wormhole-ci"] != "any"
+    assert first_difference(old, new, task) == Explanation(
+        False, "tool version", "wormhole-ci", f"{old.tools['wormhole-ci']} → 99.0.0"
+    )

@@ -105,8 +105,8 @@ class Record:
 def key_inputs(task: Task, files: Mapping[str, str], toolchain: str) -> KeyInputs:
     """What `taskcache.task_key` covers for `task`, itemised (`files`: its input manifest)."""
     command = json.dumps([task.workdir, *task.argv]).encode()
-    tools = {"wormhole-ci": __version__, task.tool.value: task.tool_version or "any"}
-    tools.update(toolchain_versions(toolchain))
+    tools = {task.tool.value: task.tool_version or "any", **toolchain_versions(toolchain)}
+    tools["wormhole-ci"] = __version__  # last: the Hasura check's tool is wormhole-ci itself
     env = {
         name: hashlib.sha256(f"{name}={value}".encode()).hexdigest()[:16]
         for name, value in task.env
