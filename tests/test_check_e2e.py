@@ -180,7 +180,7 @@ def test_each_defect_fails_exactly_its_task(example: Path, tmp_path: Path, run: 
     assert {key for key, status in results.items() if status != "passed"} == expected
     assert {status for key, status in results.items() if key in expected} == {"failed"}
     broken = {service for service, _ in expected}
-    first = done.stderr.splitlines()[0]
+    first = next(line for line in done.stderr.splitlines() if not line.startswith("note: "))
     assert first.startswith(f"check failed for {len(broken)} of 5 services: ")
     for service, task in expected:
         assert f"{service} ({task})" in first

@@ -158,14 +158,17 @@ def test_check_runs_every_planned_task_as_the_native_plan_says(
 ) -> None:
     report = invoke(example, "check")
     plan = plan_of(example)
-    assert report.splitlines()[-1].startswith("check passed in ")
-    assert [line.split()[0] for line in report.splitlines()[:-1]] == [
+    lines = report.splitlines()
+    assert lines[-1].startswith("check passed in ")
+    assert [line.split()[0] for line in lines[: lines.index("notes:")]] == [
         "api",
         "web",
         "runner",
         "hasura",
         "delivery",
     ]
+    # the plan's notes, as the native summary ends with them
+    assert lines[lines.index("notes:") + 1 : -1] == [f"  {note}" for note in plan_of(example).notes]
     views = exec_leaves(engine)
     assert_chain_matches_plan(views, plan, example)
     # toolchains pinned like the native runtime: pnpm through corepack, uv through pip
