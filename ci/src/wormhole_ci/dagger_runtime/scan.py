@@ -10,6 +10,7 @@ import anyio
 import dagger
 from dagger import ReturnType, dag
 
+from wormhole_ci.affected import affected_scan
 from wormhole_ci.containers import (
     MODULE_REQUIREMENTS,
     MODULE_RULES,
@@ -21,7 +22,7 @@ from wormhole_ci.containers import (
     container_path,
     scanner_spec,
 )
-from wormhole_ci.dagger_runtime.source import DaggerSource, tooled
+from wormhole_ci.dagger_runtime.source import DaggerSource, shown, tooled
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.manifest import Manifest
 from wormhole_ci.security.model import Outcome
@@ -73,6 +74,9 @@ async def scan_outcomes(
     """Every scan task of `families` plus a CVE scan of each image, concurrently; the
     outcomes in task order."""
     manifest, planned = await source.planned(lambda m: (m, scan_plan(m, families)))
+    planned, notes = affected_scan(planned, manifest, await source.changes())
+    for note in notes:
+        shown(f"note: {note}")
     service_of = services_by_path({s.name: s.path for s in manifest.services})
     every: list[tuple[ScanTask, dagger.Container | None]] = [(t, None) for t in planned]
     every += [(image_scan("/image.tar", name), image) for name, image in images.items()]

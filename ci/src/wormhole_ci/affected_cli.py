@@ -1,0 +1,50 @@
+"""`wormhole-ci affected` and the `--since` option of the check and scan commands."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+from rich.console import Console
+
+from wormhole_ci.affected import Changes, affected, affected_plan, git_changes, selection_lines
+from wormhole_ci.manifest import Manifest, load_manifest
+from wormhole_ci.plan import Plan
+
+
+def affected_command(args: argparse.Namespace, err: Console) -> int:
+    """Print the affected services (one a line with the reasons, or the JSON document)."""
+    manifest = load_manifest(args.source)
+    chosen = affected(manifest, git_changes(manifest.root, args.since))
+    if args.json:
+        print(chosen.to_json())
+        return 0
+    for note in chosen.notes:
+        err.print(f"note: {note}", markup=False)
+    for name in chosen.services:
+        print(f"{name}\t{'; '.join(chosen.reasons[name])}")
+    return 0
+
+
+def since_plan(manifest: Manifest, args: argparse.Namespace, families: Sequence[str]) -> Plan:
+    """The check plan limited to what changed since `--since`."""
+    return affected_plan(manifest, git_changes(manifest.root, args.since), args.service, families)
+
+
+def nothing_affected(command: str, notes: Sequence[str], err: Console) -> int:
+    """A `--since` run that selected no service: it passes, saying why."""
+    for note in notes:
+        err.print(f"note: {note}", markup=False)
+    print(f"{command}: nothing to run (no service is affected)")
+    return 0
+
+
+def since_changes(manifest: Manifest, since: str | None, err: Console) -> Changes | None:
+    """`--since` of `scan`: the changes (None without it), with the selection printed."""
+    if since is None:
+        return None
+    changes = git_changes(manifest.root, since)
+    chosen = affected(manifest, changes)
+    for line in (*chosen.notes, *selection_lines(chosen)):
+        err.print(f"note: {line}", markup=False)
+    return changes
