@@ -119,9 +119,15 @@ def test_the_merge_base_is_compared_and_uncommitted_files_count(
     # an untracked runner file: the check would run on it, so it counts
     (repo / "runner" / "src" / "new_module.py").parent.mkdir(parents=True, exist_ok=True)
     (repo / "runner" / "src" / "new_module.py").write_text("X = 1\n")
+    # our own logs and installed dependencies are not changes
+    (repo / ".wormhole-ci" / "logs").mkdir(parents=True)
+    (repo / ".wormhole-ci" / "logs" / "api-lint.log").write_text("log\n")
+    (repo / "api" / "node_modules").mkdir()
+    (repo / "api" / "node_modules" / "x.js").write_text("x\n")
     found = affected_json(repo, main_branch, capsys)
     # api changed on main only: not this branch's change
     assert found["services"] == ["web", "runner"]
+    assert found["notes"] == []
     assert found["base"] == git(repo, "merge-base", main_branch, "HEAD")
 
 

@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from wormhole_ci.manifest import MANIFEST_NAME, Manifest, ServiceKind, ServiceSpec
+from wormhole_ci.paths import GENERATED_DIRS
 from wormhole_ci.plan import Plan, build_plan
 
 if TYPE_CHECKING:
@@ -210,7 +211,9 @@ def git_changes(root: Path, since: str) -> Changes:
         return Changes(since, None, (), prefix, why)
     diff = _git(Path(top), "diff", "--name-only", "--no-renames", "-z", merge_base) or ""
     untracked = _git(Path(top), "ls-files", "--others", "--exclude-standard", "-z") or ""
-    paths = _unique(p for p in (diff + "\0" + untracked).split("\0") if p)
+    # generated folders (logs, installs, builds) are never task inputs (paths.py)
+    listed = (p for p in (diff + "\0" + untracked).split("\0") if p)
+    paths = _unique(p for p in listed if GENERATED_DIRS.isdisjoint(p.split("/")))
     return Changes(since, merge_base, paths, prefix)
 
 
