@@ -11,8 +11,14 @@ from dagger import dag
 
 from tests.conftest import committed_example, git, shared_reference
 from tests.dagger_module.conftest import call
-from tests.dagger_module.fake_engine import FakeEngine, Step
-from tests.dagger_module.test_functions import exec_leaves, plan_of, ran
+from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, Step
+from tests.dagger_module.test_functions import (
+    answer_versions,
+    exec_leaves,
+    plan_of,
+    ran,
+    scan_views,
+)
 from wormhole_ci.affected import affected, git_changes
 from wormhole_ci.dagger_runtime.source import SOURCE_IGNORE
 from wormhole_ci.main import WormholeCi
@@ -168,3 +174,38 @@ def test_the_v021_schema_can_read_history_but_only_from_a_directory_holding_git(
     # ... from a Directory holding `.git`, which the module's Source never uploads (a new
     # commit would change every function's cache key): so the workflow lists the paths
     assert ".git" in SOURCE_IGNORE
+
+
+def test_scan_report_since_scans_the_changed_service_and_the_monorepo_only(
+    host_files: FakeEngine, tmp_path: Path
+) -> None:
+    repo = committed_example(tmp_path)
+    base = git(repo, "rev-parse", "HEAD")
+    (repo / "runner" / "src" / "extra.py").write_text("X = 1\n")
+    commit_all(repo)
+    answer_versions(host_files)
+    host_files.on_exec(
+        lambda argv: argv[:2] == ["semgrep", "scan"],
+        ExecOutcome(0, '{"results": [], "errors": []}'),
+    )
+    host_files.on_exec(
+        lambda argv: argv[:2] == ["trivy", "fs"], ExecOutcome(0, '{"SchemaVersion": 2}')
+    )
+    host_files.on_exec(
+        lambda argv: argv[0] == "pip-audit", ExecOutcome(0, '{"dependencies": [], "fixes": []}')
+    )
+
+    async def run() -> None:
+        reports = await module(repo, base, changed_file(repo, base)).scan_report()
+        await reports.id()
+
+    call(run)
+    written = {
+        args["path"]: args["contents"]
+        for chain, _ in host_files.leaves
+        for _, name, args in chain
+        if name == "withNewFile"
+    }
+    targets = {o["target"] for o in json.loads(written["scan.json"])["outcomes"]}
+    assert targets == {"monorepo", "runner"}
+    assert not any(argv[:2] == ("pnpm", "audit") for _, argv in scan_views(host_files))
