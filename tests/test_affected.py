@@ -6,6 +6,7 @@ import json
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -18,7 +19,7 @@ from wormhole_ci.security.tasks import scan_plan
 EVERY = ["api", "web", "runner", "hasura", "delivery"]
 
 
-def affected_json(repo: Path, since: str, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+def affected_json(repo: Path, since: str, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     assert main(["affected", "--source", str(repo), "--since", since, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 
@@ -73,7 +74,7 @@ def test_a_manifest_change_selects_every_service(
     commit_all(repo, "manifest")
     found = affected_json(repo, base, capsys)
     assert found["services"] == EVERY
-    assert found["reasons"] == dict.fromkeys(EVERY, ["manifest wormhole-ci.toml"])
+    assert found["reasons"] == {key: ["manifest wormhole-ci.toml"] for key in EVERY}
 
 
 def test_a_missing_base_in_a_shallow_clone_selects_every_service_with_a_note(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import graphql
 import pytest
@@ -54,14 +55,14 @@ def changed_file(repo: Path, base: str) -> Path:
     return listing
 
 
-def dagger_affected(repo: Path, since: str, changed: Path | None) -> dict[str, object]:
+def dagger_affected(repo: Path, since: str, changed: Path | None) -> dict[str, Any]:
     async def run() -> str:
         return await module(repo, since, changed).affected()
 
     return json.loads(call(run))
 
 
-def native_affected(repo: Path, since: str) -> dict[str, object]:
+def native_affected(repo: Path, since: str) -> dict[str, Any]:
     return json.loads(affected(load_manifest(repo), git_changes(repo, since)).to_json())
 
 
