@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 from rich.console import Console
 
 from wormhole_ci.affected import Changes, affected, affected_plan, git_changes, selection_lines
+from wormhole_ci.check.junit import write_junit
 from wormhole_ci.manifest import Manifest, load_manifest
 from wormhole_ci.plan import Plan
+from wormhole_ci.results import RunReport
 
 
 def affected_command(args: argparse.Namespace, err: Console) -> int:
@@ -31,10 +34,15 @@ def since_plan(manifest: Manifest, args: argparse.Namespace, families: Sequence[
     return affected_plan(manifest, git_changes(manifest.root, args.since), args.service, families)
 
 
-def nothing_affected(command: str, notes: Sequence[str], err: Console) -> int:
-    """A `--since` run that selected no service: it passes, saying why."""
+def nothing_affected(
+    command: str, notes: Sequence[str], err: Console, junit: Path | None = None
+) -> int:
+    """A `--since` run that selected no service: it passes, saying why (and an empty JUnit
+    report when one was asked for, so a CI step uploading it finds it)."""
     for note in notes:
         err.print(f"note: {note}", markup=False)
+    if junit is not None:
+        write_junit(RunReport(results=()), junit, notes)
     print(f"{command}: nothing to run (no service is affected)")
     return 0
 

@@ -381,7 +381,7 @@ def _check(args: argparse.Namespace, err: Console) -> int:
     if args.since is not None:  # --since: only the affected services (affected.py)
         plan = affected_cli.since_plan(manifest, args, _CHECKS[args.command])
         if not plan.services:
-            return affected_cli.nothing_affected(args.command, plan.notes, err)
+            return affected_cli.nothing_affected(args.command, plan.notes, err, args.junit)
     else:
         plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
     if not plan.services:
