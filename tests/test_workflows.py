@@ -16,7 +16,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import ROOT, git
+from tests.conftest import ROOT, copy_tree, git
+from wormhole_ci.affected import affected, listed_changes
+from wormhole_ci.manifest import load_manifest
 
 WORKFLOW_DIR = ROOT / ".github" / "workflows"
 WORKFLOWS = sorted(WORKFLOW_DIR.glob("*.yml"))
@@ -198,6 +200,64 @@ def test_ci_runs_check_report_and_uploads_it() -> None:
     assert upload["uses"].startswith("actions/upload-artifact@")
     assert upload["with"]["path"] == "reports/"
     assert "reports/status" in step(ci, "check", "Verdict")["run"]
+
+
+def test_ci_checks_only_the_affected_services_on_pull_requests() -> None:
+    ci = load("ci.yml")
+    changes = step(ci, "check", "Changed paths")
+    # main (push) skips the step: no --since, every service is checked
+    assert changes["if"] == "github.event_name == 'pull_request'"
+    assert changes["env"]["BASE_SHA"] == "${{ github.event.pull_request.base.sha }}"
+    checkout = ci["jobs"]["check"]["steps"][0]
+    assert checkout["with"]["fetch-depth"] == 2
+    dagger = step(ci, "check", "dagger call check-report")
+    assert dagger["with"]["args"] == (
+        "--source=examples/wormhole ${{ steps.changes.outputs.args }} "
+        "check-report export --path=reports"
+    )
+    assert changes["env"]["REPO_PATH"] in dagger["with"]["args"]
+
+
+def changed_paths_step(
+    tmp_path: Path, base: str
+) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    script = step(load("ci.yml"), "check", "Changed paths")["run"]
+    done, outputs, _ = run_step(
+        script, tmp_path, {"BASE_SHA": base, "REPO_PATH": "examples/wormhole"}
+    )
+    return done, outputs
+
+
+def test_ci_changed_paths_step_lists_the_diff(tmp_path: Path) -> None:
+    example = tmp_path / "examples" / "wormhole"
+    copy_tree(ROOT / "examples" / "wormhole", example)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", "-A")
+    commit(tmp_path, "base")
+    base = git(tmp_path, "rev-parse", "HEAD")
+    (example / "web" / "app.vue").write_text("<template><p /></template>\n")
+    git(tmp_path, "add", "-A")
+    commit(tmp_path, "the pull request")
+    done, outputs = changed_paths_step(tmp_path, base)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert outputs == {
+        "args": f"--since={base} --repo-path=examples/wormhole --changed=changed.txt"
+    }
+    listing = (tmp_path / "changed.txt").read_text()
+    assert listing == "examples/wormhole/web/app.vue\n"
+    # what the module makes of it: web only
+    found = affected(load_manifest(example), listed_changes(base, listing, "examples/wormhole"))
+    assert found.services == ("web",)
+
+
+def test_ci_changed_paths_step_without_the_base_checks_everything(tmp_path: Path) -> None:
+    git(tmp_path, "init", "-q")
+    commit(tmp_path, "only commit")
+    done, outputs = changed_paths_step(tmp_path, SHA)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"::notice title=affected::base {SHA} is not in this clone" in done.stdout
+    assert outputs == {"args": f"--since={SHA} --repo-path=examples/wormhole"}
+    assert not (tmp_path / "changed.txt").exists()
 
 
 def test_the_scan_job_is_the_same_in_ci_and_nightly() -> None:

@@ -32,6 +32,7 @@ EXPECTED_FUNCTIONS = {
     "release",
     "hasura_apply",
     "drift",
+    "affected",
 }
 
 
@@ -107,6 +108,7 @@ CACHE_POLICIES = {
             "validate_hasura",
             "build",
             "build_all",
+            "affected",
         ),
         None,
     ),
@@ -155,6 +157,11 @@ def test_registration_lists_functions_args_docs_and_checks(
     assert "**/node_modules" in source["ignore"]
     assert "**/.venv" in source["ignore"]
     assert source["doc"].startswith("The monorepo")
+    # --since/--changed/--repo-path (affected selection) may be left out: then all runs
+    constructor = fns["<constructor>"]["args"]
+    assert (constructor["since"]["default"], constructor["repo_path"]["default"]) == ('""', '""')
+    assert constructor["changed"]["optional"] is True
+    assert constructor["changed"]["type"][0][1]["name"] == "File"
     string = [("typeDef", {}), ("withKind", {"kind": "STRING_KIND"})]
     assert all(
         fns[n]["returns"] == string

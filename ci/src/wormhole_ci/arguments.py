@@ -86,6 +86,7 @@ def parser() -> argparse.ArgumentParser:
             default="auto",
             help="live table on a terminal, plain lines otherwise (default auto)",
         )
+        _since(cmd)
     scan = sub.add_parser(
         "scan",
         help="SAST (Semgrep, Trivy secrets/misconfig), dependency audits and SBOMs under one policy",
@@ -126,6 +127,15 @@ def parser() -> argparse.ArgumentParser:
     )
     scan.add_argument("--jobs", type=_positive, default=os.cpu_count() or 1, metavar="N")
     scan.add_argument("--cache-dir", type=Path, metavar="DIR")
+    _since(scan)
+    _affected_command(
+        sub.add_parser(
+            "affected",
+            help="list the services changed since REF, plus their dependants, and why",
+            description="The services changed since the merge base of REF and HEAD (committed "
+            "or not), plus their dependants, each with the reasons; an unknown REF selects all.",
+        )
+    )
     _image_commands(
         sub.add_parser(
             "build",
@@ -483,6 +493,24 @@ def _environment_commands(
         help="drift.json here, drift.md beside it (default: SOURCE/.wormhole-ci/drift/drift.json)",
     )
     drift.add_argument("--cache-dir", type=Path, metavar="DIR")
+
+
+def _since(cmd: argparse.ArgumentParser) -> None:
+    cmd.add_argument(
+        "--since",
+        metavar="REF",
+        default=None,
+        help="only the services affected since the merge base of REF and HEAD (an unknown "
+        "REF, e.g. in a shallow clone, selects every service, with a note)",
+    )
+
+
+def _affected_command(affected: argparse.ArgumentParser) -> None:
+    _source(affected)
+    affected.add_argument("--since", required=True, metavar="REF", help="a commit, branch or tag")
+    affected.add_argument(
+        "--json", action="store_true", help='print {"services", "reasons", "base", "notes"}'
+    )
 
 
 def _build_arg(text: str) -> tuple[str, str]:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from wormhole_ci import arguments, environment_cli, validate_cli
+from wormhole_ci import affected_cli, arguments, environment_cli, validate_cli
 from wormhole_ci.errors import ImageError, WormholeCiError
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "release": _release,
         "hasura-apply": environment_cli.hasura_apply,
         "drift": environment_cli.drift,
+        "affected": affected_cli.affected_command,
     }
     try:
         return handlers.get(args.command, _check)(args, err)
@@ -379,7 +380,12 @@ def _check(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.toolchains import default_cache_dir, host_fingerprint
 
     manifest = load_manifest(args.source)
-    plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
+    if args.since is not None:  # --since: only the affected services (affected.py)
+        plan = affected_cli.since_plan(manifest, args, _CHECKS[args.command])
+        if not plan.services:
+            return affected_cli.nothing_affected(args.command, plan.notes, err, args.junit)
+    else:
+        plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
     if not plan.services:
         raise WormholeCiError(f"{args.command}: nothing to run for the selected services")
     out = Console(highlight=False, soft_wrap=True)
@@ -446,6 +452,7 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
         cache_dir=(args.cache_dir or default_cache_dir()).resolve(),
         today=dt.date.today(),
         images=tuple(args.image),
+        changes=affected_cli.since_changes(manifest, args.since, err),
     )
     result = run_scan(manifest, options)
     verdict = result.verdict

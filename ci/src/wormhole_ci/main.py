@@ -18,6 +18,7 @@ from dagger import DefaultPath, Doc, Ignore, function, object_type
 # Aliased: the `check` function below would shadow the decorator inside the class body.
 from dagger import check as dagger_check
 
+from wormhole_ci.dagger_runtime.affected import Since, affected_json
 from wormhole_ci.dagger_runtime.check import check_report_directory, run_checks
 from wormhole_ci.dagger_runtime.deploy import deploy_commit
 from wormhole_ci.dagger_runtime.environment import apply_hasura, drift_job
@@ -94,6 +95,20 @@ Explain: TypeAlias = Annotated[
         "command, env and files are unchanged; progress output marks it CACHED)"
     ),
 ]
+SinceRef: TypeAlias = Annotated[
+    str,
+    Doc(
+        "Only the services affected since this base commit (CI: the pull request's base SHA), "
+        "from the paths --changed lists; without --changed every service runs, with a note"
+    ),
+]
+ChangedPaths: TypeAlias = Annotated[
+    dagger.File | None,
+    Doc("`git diff --name-only BASE HEAD`: the paths changed since --since, one a line"),
+]
+RepoPath: TypeAlias = Annotated[
+    str, Doc("The monorepo's folder in the git repository, when --source is not its root")
+]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
 ]
@@ -104,6 +119,9 @@ class WormholeCi:
     """Check, build, scan, migrate and deploy the Wormhole monorepo."""
 
     source: Source
+    since: SinceRef = ""
+    changed: ChangedPaths = None
+    repo_path: RepoPath = ""
 
     @dagger_check
     @cached(PURE)
@@ -457,6 +475,13 @@ class WormholeCi:
             pushgateway_auth=pushgateway_auth,
         )
 
+    @cached(PURE)
+    async def affected(self) -> str:
+        """The services affected since --since (from --changed) and why, as JSON:
+        {"services": [...], "reasons": {name: [...]}, "base": sha, "notes": [...]}."""
+        return await affected_json(self._source())
+
     def _source(self) -> DaggerSource:
         """The monorepo, for the runtime's executors."""
-        return DaggerSource(self.source)
+        since = Since(self.since, self.changed, self.repo_path) if self.since else None
+        return DaggerSource(self.source, since)

@@ -8,13 +8,14 @@ from collections.abc import Callable, Sequence
 import dagger
 from dagger import ReturnType, dag
 
+from wormhole_ci.affected import affected_plan
 from wormhole_ci.check.container import ContainerSpec, Exec, service_spec
 from wormhole_ci.check.explain import ENGINE_EXPLANATION
 from wormhole_ci.check.junit import junit_xml
 from wormhole_ci.check.scheduler import Ran, Reporter, Silent, schedule
 from wormhole_ci.dagger_runtime.source import DaggerSource, with_exec
 from wormhole_ci.errors import WormholeCiError
-from wormhole_ci.plan import Plan, ServicePlan, Task, build_plan
+from wormhole_ci.plan import Plan, ServicePlan, Task
 from wormhole_ci.results import RunReport, Status, TaskResult, status_lines, summary, tail_of
 
 
@@ -97,7 +98,11 @@ async def run_checks(
 
     `explain` adds what decides reuse in Dagger (the engine, not wormhole-ci's result cache).
     """
-    plan = await source.planned(lambda m: build_plan(m, [service] if service else [], families))
+    changes = await source.changes()
+    services = [service] if service else []
+    plan = await source.planned(lambda m: affected_plan(m, changes, services, families))
+    if not plan.services and changes is not None:
+        return "\n".join([*plan.notes, f"{what}: nothing to run (no service is affected)"])
     if not plan.services:
         raise WormholeCiError(f"{what}: nothing to run for {service or 'any service'}")
     report = await execute(source, plan)
@@ -109,7 +114,8 @@ async def run_checks(
 
 async def check_report_directory(source: DaggerSource) -> dagger.Directory:
     """`check-report`: junit.xml, check.txt and `status`, whether the checks passed or not."""
-    plan = await source.planned(build_plan)
+    changes = await source.changes()
+    plan = await source.planned(lambda m: affected_plan(m, changes))
     ran = await execute(source, plan)
     text = "\n".join(status_lines(ran, "check", plan.notes))
     if not ran.ok:

@@ -10,6 +10,7 @@ import anyio
 import dagger
 from dagger import ReturnType, dag
 
+from wormhole_ci.affected import Changes, affected_scan
 from wormhole_ci.containers import (
     MODULE_REQUIREMENTS,
     MODULE_RULES,
@@ -21,7 +22,7 @@ from wormhole_ci.containers import (
     container_path,
     scanner_spec,
 )
-from wormhole_ci.dagger_runtime.source import DaggerSource, tooled
+from wormhole_ci.dagger_runtime.source import DaggerSource, shown, tooled
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.manifest import Manifest
 from wormhole_ci.security.model import Outcome
@@ -43,7 +44,8 @@ async def scan_source(
     enforce: bool,
 ) -> dagger.Directory:
     """Every scan task of `families` over the source: the reports, or a failure per policy."""
-    manifest, tasks, outcomes, artifacts = await scan_outcomes(source, families, {})
+    changes = await source.changes()  # --since; the release's scan (below) never narrows
+    manifest, tasks, outcomes, artifacts = await scan_outcomes(source, families, {}, changes)
     verdict = _verdict(tasks, outcomes, manifest, fail_on, allow_unavailable)
     return _reports(verdict, artifacts, enforce=enforce)
 
@@ -68,11 +70,17 @@ async def scan_image_archive(
 
 
 async def scan_outcomes(
-    source: DaggerSource, families: frozenset[Family], images: dict[str, dagger.Container]
+    source: DaggerSource,
+    families: frozenset[Family],
+    images: dict[str, dagger.Container],
+    changes: Changes | None = None,
 ) -> tuple[Manifest, list[ScanTask], list[Outcome], dict[str, dagger.File]]:
-    """Every scan task of `families` plus a CVE scan of each image, concurrently; the
-    outcomes in task order."""
+    """Every scan task of `families` (those `changes` affect, when given) plus a CVE scan of
+    each image, concurrently; the outcomes in task order."""
     manifest, planned = await source.planned(lambda m: (m, scan_plan(m, families)))
+    planned, notes = affected_scan(planned, manifest, changes)
+    for note in notes:
+        shown(f"note: {note}")
     service_of = services_by_path({s.name: s.path for s in manifest.services})
     every: list[tuple[ScanTask, dagger.Container | None]] = [(t, None) for t in planned]
     every += [(image_scan("/image.tar", name), image) for name, image in images.items()]

@@ -11,8 +11,10 @@ from typing import TypeVar
 import dagger
 from dagger import ReturnType, dag
 
+from wormhole_ci.affected import Changes
 from wormhole_ci.check.container import ContainerSpec, Exec
 from wormhole_ci.containers import MODULE_SOURCE, CacheMount
+from wormhole_ci.dagger_runtime.affected import Since
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.images.spec import ImageSpec
 from wormhole_ci.manifest import Manifest, load_manifest
@@ -53,8 +55,13 @@ T = TypeVar("T")
 class DaggerSource:
     """The monorepo the module was called on (`WormholeCi.source`)."""
 
-    def __init__(self, directory: dagger.Directory) -> None:
+    def __init__(self, directory: dagger.Directory, since: Since | None = None) -> None:
         self.directory = directory
+        self.since = since
+
+    async def changes(self) -> Changes | None:
+        """What changed since `--since` (None without it: no selection)."""
+        return await self.since.changes() if self.since is not None else None
 
     async def planned(self, fn: Callable[[Manifest], T]) -> T:
         """Run `fn` on the manifest, with the planner's input files exported into the module."""

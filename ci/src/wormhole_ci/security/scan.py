@@ -11,6 +11,7 @@ from pathlib import Path
 
 import anyio
 
+from wormhole_ci.affected import Changes, affected_scan
 from wormhole_ci.errors import ProvisionError
 from wormhole_ci.manifest import Manifest
 from wormhole_ci.security.parsers.common import services_by_path
@@ -43,6 +44,8 @@ class ScanOptions:
     today: dt.date
     images: tuple[tuple[str, Path], ...] = ()
     """(name, tarball) of built images to CVE-scan with Trivy."""
+    changes: Changes | None = None
+    """`--since`: only the scans of the services these changes affect (None: every scan)."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +114,8 @@ def tool_version(host: HostTools, binary: str) -> str:
 
 def run_scan(manifest: Manifest, options: ScanOptions) -> ScanResult:
     """Scan, judge and write the reports; never raises for findings or failed scanners."""
-    tasks = scan_plan(manifest, options.families) + tuple(
+    planned, _ = affected_scan(scan_plan(manifest, options.families), manifest, options.changes)
+    tasks = planned + tuple(
         image_scan(str(tarball.resolve()), name) for name, tarball in options.images
     )
     host, versions, _ = provision_scanners({t.tool for t in tasks}, options.cache_dir)
