@@ -60,9 +60,7 @@ class PreviewDatabases:
     def create(self, name: str) -> bool:
         """Create the database unless it exists; True when this call created it."""
         with self._connect() as conn:
-            found = conn.execute(
-                "SELECT 1 FROM pg_database WHERE datname = %s", (name,)
-            ).fetchone()
+            found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
             if found:
                 return False
             try:

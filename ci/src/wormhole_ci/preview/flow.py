@@ -214,7 +214,9 @@ class PreviewRun:
                 reported = reported_version(service.url, self.health)
                 if reported and len(reported) >= 7 and record.sha.startswith(reported):
                     service.status = "verified"
-                    self.say(f"preview PR {record.pr}: {service.service} {service.url} reports {reported[:7]}")
+                    self.say(
+                        f"preview PR {record.pr}: {service.service} {service.url} reports {reported[:7]}"
+                    )
                     waiting.remove(service)
             remaining = deadline - self.timing.clock()
             if not waiting or remaining <= 0:

@@ -100,7 +100,9 @@ class NativePreviewSteps(PreviewSteps):
             jobs=self.options.jobs,
             publish_tags=(tag,),
         )
-        target = Target(self.env.registry, self.env.registry_username, self.secrets.registry_password)
+        target = Target(
+            self.env.registry, self.env.registry_username, self.secrets.registry_password
+        )
         result = await anyio.to_thread.run_sync(
             lambda: publish_images(
                 self.manifest, specs, self.engine, build, target=target, say=self.say
