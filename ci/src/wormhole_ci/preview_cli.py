@@ -82,7 +82,7 @@ def preview(args: argparse.Namespace, err: Console) -> int:
     env = manifest.environment(args.environment)
     preview_of(env)  # a missing [preview] table fails before anything else
     rev = revision(manifest.root, args.tag)
-    secrets = preview_secrets(env)
+    secrets = preview_secrets(env, close=args.close)
     work = (args.work_dir or manifest.root / ".wormhole-ci" / "preview").resolve()
 
     def say(line: str) -> None:

@@ -65,6 +65,8 @@ class PreviewRecord:
     services: list[PreviewService] = field(default_factory=list[PreviewService])
     undone: list[str] = field(default_factory=list[str])
     """What a failed open removed again."""
+    deploy_requested: bool = False
+    """The deploy was sent to Coolify (from then on a preview may exist)."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -187,6 +189,7 @@ class PreviewRun:
                 if done.created_uuid:
                     created.append(done)
                 self.say(f"preview PR {record.pr}: {service.service}: preview {key} set")
+            record.deploy_requested = True
             try:
                 deployments = self.coolify.deploy_preview(apps, pr=record.pr, docker_tag=record.tag)
             except NotAllQueued as exc:
@@ -240,7 +243,7 @@ class PreviewRun:
                 record.undone.append(f"preview variable on {env_set.application}")
             except WormholeCiError as exc:
                 problems.append(str(exc))
-        if record.database_created:
+        if record.database_created and record.deploy_requested:
             # A first open: any preview Coolify holds for this PR was started by this run.
             for service in record.services:
                 try:
@@ -248,6 +251,7 @@ class PreviewRun:
                         record.undone.append(f"{service.service} preview")
                 except WormholeCiError as exc:
                     problems.append(str(exc))
+        if record.database_created:
             try:
                 self.databases.drop(record.database)
                 record.undone.append(f"database {record.database}")

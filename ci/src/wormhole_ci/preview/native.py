@@ -41,13 +41,15 @@ class PreviewSecrets:
         return tuple(out)
 
 
-def preview_secrets(env: Environment, environ: Mapping[str, str] | None = None) -> PreviewSecrets:
+def preview_secrets(
+    env: Environment, environ: Mapping[str, str] | None = None, *, close: bool = False
+) -> PreviewSecrets:
     """The preview's secrets from the variables the manifest names; one error listing every
-    missing variable by name."""
+    missing variable by name (a close pushes nothing: no registry password then)."""
     source = os.environ if environ is None else environ
     named = {"coolify_token": env.secrets["coolify_token"]}
     named["preview database_url"] = preview_of(env).database_url
-    if "registry_password" in env.secrets:
+    if "registry_password" in env.secrets and not close:
         named["registry_password"] = env.secrets["registry_password"]
     missing = [f"{role} (${var})" for role, var in named.items() if not source.get(var)]
     if missing:
