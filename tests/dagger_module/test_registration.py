@@ -32,6 +32,7 @@ EXPECTED_FUNCTIONS = {
     "release",
     "hasura_apply",
     "drift",
+    "preview",
 }
 
 
@@ -95,7 +96,10 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
 # What each function's cache policy must be (DESIGN.md §3): side effects never cached, scans
 # fresh per session, pure checks and builds of a Directory left to the engine's default.
 CACHE_POLICIES = {
-    **dict.fromkeys(("release", "deploy", "migrate", "publish", "hasura_apply", "drift"), "Never"),
+    **dict.fromkeys(
+        ("release", "deploy", "migrate", "publish", "hasura_apply", "drift", "preview"),
+        "Never",
+    ),
     **dict.fromkeys(("scan", "scan_report", "sast", "audit", "scan_image"), "PerSession"),
     **dict.fromkeys(
         (

@@ -80,8 +80,10 @@ async def publish_images(
     version_tag: str = "",
     platforms: Sequence[str] = (),
     build_arg: Sequence[str] = (),
+    tags: Sequence[str] = (),
 ) -> list[Published]:
-    """The guarded publish (images/publish.py) with this engine as the executor."""
+    """The guarded publish (images/publish.py) with this engine as the executor; `tags`
+    replace the SHA/version tags (a preview pushes `pr-N-<sha7>` only)."""
     if bool(username) != (password is not None):
         raise ImageError("publish: pass both --username and --password, or neither")
     address = check_registry(registry)
@@ -105,7 +107,7 @@ async def publish_images(
         ]
         return await guarded_publish(
             candidates,
-            image_tags(rev, version),
+            tuple(tags) or image_tags(rev, version),
             DaggerPublisher(client, host, username, password),
         )
 
