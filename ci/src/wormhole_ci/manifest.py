@@ -281,6 +281,15 @@ def _parse_environments(path: Path, raw: object, services: set[str]) -> tuple[En
                 f"{seen[var]}'s: each environment needs its own database (and its own secret)"
             )
         seen[var] = env.name
+    for env in envs:
+        # The preview server's role creates and drops databases: never an environment's own.
+        preview_var = env.preview.database_url if env.preview else None
+        if preview_var in seen:
+            raise ManifestError(
+                f"{path}: environments.{env.name}.preview.database_url = {preview_var!r} is "
+                f"{seen[preview_var]}'s database secret: previews need their own PostgreSQL "
+                "URL (a role that may create databases), never an environment's database"
+            )
     apps: dict[str, str] = {}
     for env in envs:
         for target in env.targets:
