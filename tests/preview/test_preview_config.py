@@ -3,6 +3,9 @@ on the Coolify contract server (each documented error case)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -213,3 +216,28 @@ def test_a_token_without_write_cannot_set_variables(coolify: CoolifyServer) -> N
     ):
         api.set_preview_env(APP, "DATABASE_URL", "postgresql://secret-value")
     assert "secret-value" not in str(info.value) and "readonly" not in str(info.value)
+
+
+def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "wormhole_ci", "preview", *args],
+        capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_cli_refuses_bad_input_before_doing_anything(tmp_path: Path) -> None:
+    root = write(tmp_path, BASE.split("[environments.staging.preview]", maxsplit=1)[0])
+    done = cli("--source", str(root), "--environment", "staging", "--pr", "3", "--tag", "a" * 40)
+    assert done.returncode == 2
+    assert "has no [environments.staging.preview] table" in done.stderr
+    bad_pr = cli("--source", str(root), "--environment", "staging", "--pr", "0")
+    assert bad_pr.returncode == 2 and "a pull request number is at least 1" in bad_pr.stderr
+    write(tmp_path, BASE)
+    missing = cli(
+        "--source", str(root), "--environment", "staging", "--pr", "3", "--tag", "a" * 40,
+        "--close", env={"T": "tok-value", "PREVIEW_DB": ""},
+    )  # fmt: skip
+    assert missing.returncode == 2
+    assert "missing secrets: preview database_url ($PREVIEW_DB)" in missing.stderr
+    assert "tok-value" not in missing.stderr + missing.stdout
