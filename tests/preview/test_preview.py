@@ -25,12 +25,19 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from dagger import dag
 from psycopg import sql
 
 from tests.conftest import copy_example, new_password
+from tests.dagger_module.conftest import call
+from tests.dagger_module.fake_engine import FakeEngine
+from tests.dagger_module.test_images import pushes_to, write_archive
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
+from tests.deploy.dagger_release import HostMigrate
+from tests.images.registry_server import RegistryServer, registry_or_skip
 from wormhole_ci.errors import MigrateError
 from wormhole_ci.images.spec import Revision
+from wormhole_ci.main import WormholeCi
 from wormhole_ci.manifest import Manifest, load_manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
@@ -192,13 +199,15 @@ def stage(tmp_path_factory: pytest.TempPathFactory, pg_server: TempPostgres) -> 
         text = toml.read_text().replace("http://192.168.1.66:8000", coolify.url, 2)
         text = text.replace('"STAGING_DATABASE_URL"', '"TEST_STAGING_DATABASE_URL"', 1)
         text = text.replace('"COOLIFY_TOKEN"', '"TEST_COOLIFY_TOKEN"')
+        # the example's own preview table, pointed at the loopback servers
         base = f"http://127.0.0.1:{health.port}/pr-{{pr}}"
-        text += (
-            "\n[environments.staging.preview]\n"
-            'database_url = "TEST_PREVIEW_DATABASE_URL"\n'
-            f'services.api.health_url = "{base}/api/healthz"\n'
-            f'services.web.health_url = "{base}/web/healthz"\n'
-        )
+        for old, new in (
+            ('"PREVIEW_DATABASE_URL"', '"TEST_PREVIEW_DATABASE_URL"'),
+            ('"http://{pr}.preview.192.168.1.66.sslip.io/api/healthz"', f'"{base}/api/healthz"'),
+            ('"http://{pr}.preview.192.168.1.66.sslip.io/healthz"', f'"{base}/web/healthz"'),
+        ):
+            assert old in text
+            text = text.replace(old, new)
         toml.write_text(text)
         # only the staging coolify_url is the contract server's; everything else stays put
         assert "192.168.1.66" in text
@@ -363,3 +372,77 @@ def test_refused_deploy_is_an_error_with_nothing_left(stage: Stage) -> None:
     assert "404" in str(caught.value)
     assert "wormhole_pr_45" not in stage.databases()
     assert all(pr not in stage.coolify.apps[u].previews for u in APPS.values())
+
+
+# --- the same flow through `dagger call preview` on the stand-in engine ----------------------
+
+
+@pytest.fixture(scope="module")
+def preview_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryServer]:
+    with registry_or_skip(
+        tmp_path_factory.mktemp("preview-registry"), users={"wormhole-ci": REGISTRY_PASSWORD}
+    ) as server:
+        yield server
+
+
+def test_dagger_preview_runs_the_same_flow(
+    stage: Stage, preview_registry: RegistryServer, engine_server: FakeEngine, tmp_path: Path
+) -> None:
+    """Open then close PR 46 with the module's `preview`: the stand-in engine pushes its
+    (fake) images to a loopback registry, the migrate container's command (our CLI) runs on
+    the host against the same PostgreSQL; Coolify and /healthz are the same servers."""
+    pr, toml = 46, stage.repo / "wormhole-ci.toml"
+    original = toml.read_text()
+    toml.write_text(
+        original.replace(
+            'registry = "ghcr.io/wormhole-platform"',
+            f'registry = "{preview_registry.address}"',
+            1,
+        )
+    )
+    engine = engine_server
+    engine.reset()
+    try:
+        engine.file_writer = write_archive
+        engine.publisher = pushes_to(preview_registry)
+        migrate = HostMigrate(stage.repo, tmp_path / "out", {})
+        engine.on_exec_run(migrate.matches, migrate)
+        engine.file_contents = migrate.contents
+
+        async def run(close: bool) -> str:
+            module = WormholeCi(source=dag.host().directory(str(stage.repo)))
+            return await module.preview(
+                environment="staging",
+                pr=pr,
+                tag=SHA1,
+                coolify_token=dag.set_secret("coolify-token", TOKEN),
+                database_url=dag.set_secret("preview-database-url", stage.admin_raw),
+                registry_password=dag.set_secret("registry-password", REGISTRY_PASSWORD),
+                close=close,
+            )
+
+        opened = call(lambda: run(False))
+        assert_hidden(stage, opened)
+        record = json.loads(opened)
+        assert record["outcome"] == "verified" and record["database_created"] is True
+        assert stage.applied("wormhole_pr_46") == MIGRATIONS
+        assert deploys(stage, pr) == [
+            {"uuid": f"{APPS['api']},{APPS['web']}", "pr": "46", "docker_tag": "pr-46-1a2b3c4"}
+        ]
+        accept = {"Accept": "application/vnd.oci.image.manifest.v1+json"}
+        with preview_registry.client() as client:
+            for service in APPS:
+                tagged = client.head(
+                    f"/v2/wormhole-{service}/manifests/pr-46-1a2b3c4", headers=accept
+                )
+                assert tagged.status_code == 200
+                # never the bare SHA tag: a preview cannot claim a release's tag
+                bare = client.head(f"/v2/wormhole-{service}/manifests/{SHA1[:7]}", headers=accept)
+                assert bare.status_code == 404
+        closed = json.loads(call(lambda: run(True)))
+        assert closed["outcome"] == "closed"
+        assert "wormhole_pr_46" not in stage.databases()
+        assert all(pr not in stage.coolify.apps[u].previews for u in APPS.values())
+    finally:
+        engine.reset()
+        toml.write_text(original)
