@@ -439,6 +439,9 @@ def test_dagger_preview_runs_the_same_flow(
                 # never the bare SHA tag: a preview cannot claim a release's tag
                 bare = client.head(f"/v2/wormhole-{service}/manifests/{SHA1[:7]}", headers=accept)
                 assert bare.status_code == 404
+            # only the previewed services' images
+            runner = client.head("/v2/wormhole-runner/manifests/pr-46-1a2b3c4", headers=accept)
+            assert runner.status_code == 404
         closed = json.loads(call(lambda: run(True)))
         assert closed["outcome"] == "closed"
         assert "wormhole_pr_46" not in stage.databases()

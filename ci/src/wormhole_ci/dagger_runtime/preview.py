@@ -19,7 +19,7 @@ from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.preview.coolify import PreviewCoolify
 from wormhole_ci.preview.database import PreviewDatabases
-from wormhole_ci.preview.flow import PreviewFailed, PreviewRecord, PreviewRun, preview_of
+from wormhole_ci.preview.flow import PreviewFailed, PreviewRun, preview_of
 from wormhole_ci.results import tail_of
 from wormhole_ci.secretref import redact
 
@@ -78,11 +78,7 @@ async def run_preview(
             record = await (run.close(pr, rev.sha) if close else run.open(pr, rev.sha, steps))
         except PreviewFailed as exc:
             raise PreviewFailed(redact(str(exc), *hidden), exc.record) from None
-    return redact(json.dumps(_public(record), indent=2), *hidden)
-
-
-def _public(record: PreviewRecord) -> dict[str, object]:
-    return record.to_dict()
+    return redact(json.dumps(record.to_dict(), indent=2), *hidden)
 
 
 class DaggerPreviewSteps:
@@ -108,6 +104,7 @@ class DaggerPreviewSteps:
             self.username if self.password is not None else "",
             self.password,
             tags=(tag,),
+            services=tuple(preview_of(self.env).services),
         )
         return ", ".join(p.reference for p in published) or "nothing"
 
