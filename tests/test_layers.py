@@ -27,6 +27,7 @@ CAPABILITIES = frozenset(
         "drift",
         "observability",
         "delivery",
+        "preview",
     }
 )
 RUNTIME = "wormhole_ci.dagger_runtime"

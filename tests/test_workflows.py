@@ -1,4 +1,4 @@
-"""The GitHub workflows (ci, drift, release, rollback, security): actionlint, pinned actions, the Dagger calls,
+"""The GitHub workflows (ci, drift, preview, release, rollback, security): actionlint, pinned actions, the Dagger calls,
 secrets only as env:NAME references, least-privilege permissions, one release per environment;
 and their shell steps, run for real with bash."""
 
@@ -92,10 +92,11 @@ def actionlint(*files: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_the_five_workflows() -> None:
+def test_the_workflows() -> None:
     assert [w.name for w in WORKFLOWS] == [
         "ci.yml",
         "drift.yml",
+        "preview.yml",
         "release.yml",
         "rollback.yml",
         "security.yml",
@@ -1003,3 +1004,96 @@ def test_drift_uploads_before_the_verdict() -> None:
     assert names.index("Drift report in the summary") < names.index("Verdict")
     assert names.index("Upload the drift report") < names.index("Verdict")
     assert names[-1] == "Verdict"
+
+
+# --- preview.yml ------------------------------------------------------------------------------
+
+FORK_GUARD = "github.event.pull_request.head.repo.full_name == github.repository"
+
+
+def preview_command() -> Doc:
+    return step(load("preview.yml"), "preview", "dagger call preview")
+
+
+def test_preview_triggers_are_the_pull_request_lifecycle() -> None:
+    doc = load("preview.yml")
+    assert doc["on"] == {"pull_request": {"types": ["opened", "synchronize", "reopened", "closed"]}}
+    # pull_request_target would run with secrets for forks: never
+    assert "pull_request_target" not in (WORKFLOW_DIR / "preview.yml").read_text()
+
+
+def test_preview_never_runs_for_forks_and_one_run_per_pr() -> None:
+    job = load("preview.yml")["jobs"]["preview"]
+    assert job["if"] == FORK_GUARD
+    assert job["concurrency"] == {
+        "group": "preview-${{ github.event.pull_request.number }}",
+        "cancel-in-progress": False,
+    }
+    assert job["environment"] == {"name": "preview"}
+    checkout = job["steps"][0]
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.head.sha }}"
+
+
+def test_preview_secrets_reach_dagger_as_env_references() -> None:
+    s = preview_command()
+    assert "uses" not in s
+    secret_env = {k: v for k, v in s["env"].items() if "secrets." in v}
+    assert secret_env == {
+        name: f"${{{{ secrets.{name} }}}}"
+        for name in ("REGISTRY_PASSWORD", "COOLIFY_TOKEN", "PREVIEW_DATABASE_URL")
+    }
+    install = step(load("preview.yml"), "preview", "Install Dagger")
+    assert set(install["with"]) == {"version"} and "env" not in install
+
+
+@pytest.mark.parametrize(("action", "close"), [("opened", False), ("synchronize", False),
+                                               ("reopened", False), ("closed", True)])  # fmt: skip
+def test_preview_step_runs_dagger_with_references_not_secrets(
+    tmp_path: Path, action: str, close: bool
+) -> None:
+    """The real script against a stand-in `dagger` recording its argv: `--close` exactly when
+    the PR was closed, and the secret values only in its environment."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "dagger"
+    fake.write_text(
+        '#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\n'
+        'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$PREVIEW_DATABASE_URL" > "$ENV_FILE"\n'
+    )
+    fake.chmod(0o755)
+    secrets = {
+        "REGISTRY_PASSWORD": "pw-value-1",
+        "COOLIFY_TOKEN": "coolify-value-2",
+        "PREVIEW_DATABASE_URL": "postgresql://u:db-value-3@127.0.0.1:5432/previews",
+    }
+    done, _, _ = run_step(
+        preview_command()["run"],
+        tmp_path,
+        {
+            "PR": "17",
+            "SHA": SHA,
+            "ACTION": action,
+            "ARGV_FILE": str(tmp_path / "argv"),
+            "ENV_FILE": str(tmp_path / "env"),
+            **secrets,
+        },
+        path=f"{bin_dir}:{os.environ['PATH']}",
+    )
+    assert done.returncode == 0, done.stderr
+    argv = (tmp_path / "argv").read_text().splitlines()
+    assert argv == [
+        "--progress=plain",
+        "call",
+        "--source=examples/wormhole",
+        "preview",
+        "--environment=staging",
+        "--pr=17",
+        f"--tag={SHA}",
+        "--registry-password=env:REGISTRY_PASSWORD",
+        "--coolify-token=env:COOLIFY_TOKEN",
+        "--database-url=env:PREVIEW_DATABASE_URL",
+        *(["--close"] if close else []),
+    ]
+    assert (tmp_path / "env").read_text().splitlines() == list(secrets.values())
+    for value in secrets.values():
+        assert value not in done.stdout + done.stderr

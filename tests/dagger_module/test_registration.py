@@ -33,6 +33,7 @@ EXPECTED_FUNCTIONS = {
     "hasura_apply",
     "drift",
     "affected",
+    "preview",
 }
 
 
@@ -96,7 +97,10 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
 # What each function's cache policy must be (DESIGN.md §3): side effects never cached, scans
 # fresh per session, pure checks and builds of a Directory left to the engine's default.
 CACHE_POLICIES = {
-    **dict.fromkeys(("release", "deploy", "migrate", "publish", "hasura_apply", "drift"), "Never"),
+    **dict.fromkeys(
+        ("release", "deploy", "migrate", "publish", "hasura_apply", "drift", "preview"),
+        "Never",
+    ),
     **dict.fromkeys(("scan", "scan_report", "sast", "audit", "scan_image"), "PerSession"),
     **dict.fromkeys(
         (
@@ -286,3 +290,27 @@ def test_registration_of_hasura_apply_and_drift(engine: FakeEngine, tmp_path: Pa
         steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
         assert steps == [("typeDef", None), ("withObject", "Directory")], name
         assert fns[name]["cache"] == "Never" and not fns[name]["check"]
+
+
+def test_registration_of_preview(engine: FakeEngine, tmp_path: Path) -> None:
+    fns = main_functions(engine, tmp_path)
+    preview = fns["preview"]
+    assert preview["cache"] == "Never" and not preview["check"]
+    args = preview["args"]
+    assert set(args) == {
+        "environment",
+        "pr",
+        "tag",
+        "coolify_token",
+        "database_url",
+        "registry_password",
+        "registry_username",
+        "close",
+    }
+    for name in ("coolify_token", "database_url", "registry_password"):
+        assert [a["name"] for s, a in args[name]["type"] if s == "withObject"] == ["Secret"]
+    assert args["coolify_token"]["optional"] is False
+    assert args["database_url"]["optional"] is False
+    assert args["registry_password"]["optional"] is True
+    assert args["close"]["default"] == "false"  # a flag: off unless --close
+    assert "INTEGER_KIND" in str(args["pr"]["type"])

@@ -27,6 +27,25 @@ Endpoints (all JSON, `Authorization: Bearer <token>`):
   [{"tag", "created_at", "is_current"}]}`, newest first: the images still on the host
   (`FakeApp.images`; every finished deployment's tag is added). 404 when `rollback_enabled`
   is False.
+- Previews (Coolify's DeployController `deploy`/`by_uuids`/`upsertDockerImagePreview` and
+  ApplicationsController, read at coollabsio/coolify 379abb2): `POST /api/v1/deploy` also
+  takes `pr` (alias `pull_request_id`, which wins) and `docker_tag`: 400 "You can only use
+  tag or pr, not both.", "docker_tag requires pull_request_id.", "You can only use tag or
+  docker_tag, not both."; for a `dockerimage` application the deploy creates the PR's
+  preview (or updates its tag); without one and without `docker_tag` (or for another build
+  pack without a preview) the entry is "Pull request N not found for this resource." with no
+  deployment_uuid; `docker_tag` on another build pack: "docker_tag can only be used with
+  Docker Image applications.". `DELETE /api/v1/applications/{uuid}/previews/{pr}` (write):
+  200 "Preview deletion request queued.", 404 "Application not found." / "Preview not
+  found.", 422 "Invalid pull_request_id.".
+- Environment variables: `GET /api/v1/applications/{uuid}/envs` (read; normal then preview
+  variables, `value` only for a `read:sensitive` token), `POST` (write; 201 `{"uuid"}`, 409
+  "Environment variable already exists. Use PATCH request to update it." for the same key and
+  `is_preview`), `PATCH` (write; by key and `is_preview`: 201 with the variable, 404
+  "Environment variable not found."), both 422 "Validation failed." for a field outside key,
+  value, is_preview, is_literal, is_multiline, is_shown_once, is_runtime, is_buildtime,
+  comment or a non-boolean flag; `DELETE …/envs/{env_uuid}` (write; 200 "Environment
+  variable deleted.", 404 "Environment variable not found.").
 - Anything else → 404 `{"message": "Not found."}`.
 
 Knobs (attributes and methods of `CoolifyServer`):
@@ -59,6 +78,9 @@ Knobs (attributes and methods of `CoolifyServer`):
   `Canned(0, drop=True)` (connection closed without an answer).
 - `requests`: every request as `Logged(method, path, query, body, auth)` (`auth`: an
   Authorization header was sent; its value is never recorded).
+- `on_preview(app_uuid, pr, tag)`: like `on_deploy`, for a PR's preview deployment (which
+  changes `apps[uuid].previews[pr].running`, never the application's own tag).
+  `on_preview_deleted(app_uuid, pr)`: called when a preview is deleted.
 - `on_deploy(app_uuid, tag)`: called when a deployment first shows `finished`, before that
   answer is sent (the release tests start the real image of that tag there). If it
   raises, the deployment shows `failed` instead, with the exception in its log.
@@ -122,6 +144,31 @@ class Logged:
     auth: bool
 
 
+_ENV_FIELDS = {
+    "key", "value", "is_preview", "is_literal", "is_multiline", "is_shown_once", "is_runtime",
+    "is_buildtime", "comment",
+}  # fmt: skip
+_ENV_FLAGS = _ENV_FIELDS - {"key", "value", "comment"}
+_PHP_BOOLEANS = (True, False, 0, 1, "0", "1", "true", "false")  # Laravel's `boolean` rule
+
+
+@dataclass
+class FakePreview:
+    pr: int
+    tag: str | None
+    """The preview's docker_registry_image_tag."""
+    running: str | None = None
+
+
+@dataclass
+class FakeEnv:
+    uuid: str
+    key: str
+    value: str | None
+    is_preview: bool
+    flags: dict[str, bool] = field(default_factory=dict[str, bool])
+
+
 @dataclass
 class FakeApp:
     id: int
@@ -138,6 +185,9 @@ class FakeApp:
     """Every finished deployment's tag, oldest first."""
     images: list[tuple[str, str]] = field(default_factory=list[tuple[str, str]])
     """(tag, created_at) of the images still on the host, what rollback-images lists."""
+    build_pack: str = "dockerimage"
+    previews: dict[int, FakePreview] = field(default_factory=dict[int, FakePreview])
+    envs: list[FakeEnv] = field(default_factory=list[FakeEnv])
 
 
 @dataclass
@@ -150,6 +200,7 @@ class FakeDeployment:
     end_logs: list[str]
     force: bool = False
     rollback: bool = False
+    pr: int = 0
     position: int = 0
     """How many polls have shown a status."""
     overridden: str | None = None
@@ -186,6 +237,8 @@ class CoolifyServer:
         self.queue_limit: int | None = None
         self.deploys_refused = False
         self.on_deploy: Callable[[str, str], None] | None = None
+        self.on_preview: Callable[[str, int, str], None] | None = None
+        self.on_preview_deleted: Callable[[str, int], None] | None = None
         self.lock = threading.RLock()
         self._ids = 0
 
@@ -250,6 +303,7 @@ class CoolifyServer:
         force: bool,
         rollback: bool = False,
         script: Sequence[str] = (),
+        pr: int = 0,
     ) -> FakeDeployment:
         end_logs: list[str] = []
         empty_log = False
@@ -268,6 +322,7 @@ class CoolifyServer:
             end_logs=end_logs,
             force=force,
             rollback=rollback,
+            pr=pr,
             empty_log=empty_log,
             created_at=_now(),
         )
@@ -306,6 +361,12 @@ class CoolifyServer:
     def _finished(self, deployment: FakeDeployment) -> None:
         app = deployment.app
         deployment.notified = True
+        if deployment.pr:
+            preview = app.previews.get(deployment.pr)
+            if preview is not None:
+                preview.running = deployment.tag
+            deployment.log.append(_entry(f"{app.image}:{deployment.tag} is running (preview)."))
+            return
         app.running = deployment.tag
         app.history.append(deployment.tag)
         app.images = [i for i in app.images if i[0] != deployment.tag] + [(deployment.tag, _now())]
@@ -324,7 +385,7 @@ class CoolifyServer:
             "force_rebuild": deployment.force,
             "rollback": deployment.rollback,
             "is_api": True,
-            "pull_request_id": 0,
+            "pull_request_id": deployment.pr,
             "created_at": deployment.created_at,
             "updated_at": _now(),
         }
@@ -424,6 +485,22 @@ def _route(server: CoolifyServer, method: str, rest: list[str]) -> tuple[Route, 
         if method == "PATCH":
             return _patch_app, "write"
         raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
+    if len(rest) == 3 and rest[0] == "applications" and rest[2] == "envs":
+        if method == "GET":
+            return _list_envs, "read"
+        if method == "POST":
+            return _create_env, "write"
+        if method == "PATCH":
+            return _update_env, "write"
+        raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
+    if len(rest) == 4 and rest[0] == "applications" and rest[2] == "envs" and rest[3] != "bulk":
+        if method != "DELETE":
+            raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
+        return _delete_env, "write"
+    if len(rest) == 4 and rest[0] == "applications" and rest[2] == "previews":
+        if method != "DELETE":
+            raise _Answer(405, {"message": f"The {method} method is not supported for this route."})
+        return _delete_preview, "write"
     if len(rest) == 3 and rest[0] == "applications" and rest[2] == "rollback":
         if not server.rollback_enabled:
             raise _Answer(404, {"message": "Not found."})
@@ -449,8 +526,20 @@ def _deploy(
     uuids = str(fields.get("uuid") or "")
     tags = str(fields.get("tag") or "")
     force = _php_true(fields.get("force"))
+    raw_pr = fields.get("pull_request_id", fields.get("pr"))
+    try:  # PHP's max((int) $value, 0): a non-number is 0
+        pr = max(int(str(raw_pr)), 0) if raw_pr else 0
+    except ValueError:
+        pr = 0
+    docker_tag = str(fields.get("docker_tag") or "").strip() or None
     if uuids and tags:
         raise _Answer(400, {"message": "You can only use uuid or tag, not both."})
+    if tags and pr:
+        raise _Answer(400, {"message": "You can only use tag or pr, not both."})
+    if docker_tag and pr == 0:
+        raise _Answer(400, {"message": "docker_tag requires pull_request_id."})
+    if docker_tag and tags:
+        raise _Answer(400, {"message": "You can only use tag or docker_tag, not both."})
     if not uuids and not tags:
         raise _Answer(400, {"message": "You must provide uuid or tag."})
     with server.lock:
@@ -466,6 +555,30 @@ def _deploy(
             app = server.apps.get(uuid)
             if app is None:
                 continue  # Coolify skips resources it cannot find
+            if pr:
+                preview = _upsert_preview(app, pr, docker_tag)
+                if preview is None:
+                    deployments.append(
+                        {
+                            "message": f"Pull request {pr} not found for this resource.",
+                            "resource_uuid": uuid,
+                        }
+                    )
+                    continue
+                if docker_tag is not None and app.build_pack != "dockerimage":
+                    deployments.append(
+                        {
+                            "message": "docker_tag can only be used with Docker Image "
+                            "applications.",
+                            "resource_uuid": uuid,
+                        }
+                    )
+                    continue
+                message, deployment_uuid = _deploy_preview(server, app, preview, force)
+                deployments.append(
+                    {"message": message, "resource_uuid": uuid, "deployment_uuid": deployment_uuid}
+                )
+                continue
             message, deployment_uuid = _deploy_one(server, app, force)
             deployments.append(
                 {"message": message, "resource_uuid": uuid, "deployment_uuid": deployment_uuid}
@@ -514,6 +627,158 @@ def _deploy_one(server: CoolifyServer, app: FakeApp, force: bool) -> tuple[str, 
     return f"Application {app.name} deployment queued.", deployment.uuid
 
 
+def _upsert_preview(app: FakeApp, pr: int, docker_tag: str | None) -> FakePreview | None:
+    preview = app.previews.get(pr)
+    if app.build_pack != "dockerimage":
+        return preview  # only a Docker-image application gets its preview made by a deploy
+    if preview is None:
+        if docker_tag is None:
+            return None
+        preview = app.previews[pr] = FakePreview(pr, docker_tag)
+    elif docker_tag is not None:
+        preview.tag = docker_tag
+    return preview
+
+
+def _deploy_preview(
+    server: CoolifyServer, app: FakeApp, preview: FakePreview, force: bool
+) -> tuple[str, str]:
+    if server.queue_limit is not None and len(server._active()) >= server.queue_limit:
+        raise _Answer(
+            429,
+            {"message": "Deployment queue is full. Please try again later."},
+            {"Retry-After": "60"},
+        )
+    tag = preview.tag or app.image_tag
+    if not force:
+        for existing in server.deployments.values():
+            if (
+                existing.app is app
+                and existing.pr == preview.pr
+                and existing.tag == tag
+                and existing.status in ACTIVE
+            ):
+                return SKIPPED, new_uuid()
+    deployment = server._queue(app, tag, force=force, pr=preview.pr)
+    return f"Application {app.name} deployment queued.", deployment.uuid
+
+
+def _delete_preview(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found."})
+        raw = rest[3]
+        if not raw.isdigit() or int(raw) <= 0:
+            raise _Answer(422, {"message": "Invalid pull_request_id."})
+        pr = int(raw)
+        if app.previews.pop(pr, None) is None:
+            raise _Answer(404, {"message": "Preview not found."})
+        # Coolify cancels the preview's active deployments as part of the cleanup.
+        for deployment in server.deployments.values():
+            if deployment.app is app and deployment.pr == pr and deployment.status in ACTIVE:
+                deployment.overridden = "cancelled-by-user"
+        hook = server.on_preview_deleted
+    if hook is not None:
+        hook(app.uuid, pr)
+    return 200, {"message": "Preview deletion request queued."}, {}, None
+
+
+def _env_json(env: FakeEnv, *, sensitive: bool) -> dict[str, object]:
+    row: dict[str, object] = {"uuid": env.uuid, "key": env.key, "is_preview": env.is_preview}
+    row.update(env.flags)
+    if sensitive:  # removeSensitiveData: `value` is visible to read:sensitive tokens only
+        row["value"] = env.value
+    return row
+
+
+def _list_envs(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found"})
+        ordered = [e for e in app.envs if not e.is_preview] + [e for e in app.envs if e.is_preview]
+        return 200, [_env_json(e, sensitive=sensitive) for e in ordered], {}, None
+
+
+def _create_env(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    return _write_env(server, rest, body, sensitive, create=True)
+
+
+def _update_env(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    return _write_env(server, rest, body, sensitive, create=False)
+
+
+def _write_env(
+    server: CoolifyServer, rest: list[str], body: object, sensitive: bool, *, create: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found"})
+        fields = {str(k): v for k, v in body.items()} if isinstance(body, dict) else {}
+        errors: dict[str, list[str]] = {}
+        key = fields.get("key")
+        if not isinstance(key, str) or not key.strip():
+            errors["key"] = ["The key field is required."]
+        value = fields.get("value")
+        if value is not None and not isinstance(value, str):
+            errors["value"] = ["The value field must be a string."]
+        for flag in _ENV_FLAGS & fields.keys():
+            if fields[flag] not in _PHP_BOOLEANS:
+                errors[flag] = [f"The {flag} field must be true or false."]
+        for extra in sorted(fields.keys() - _ENV_FIELDS):
+            errors.setdefault(extra, []).append("This field is not allowed.")
+        if errors:
+            raise _Answer(422, {"message": "Validation failed.", "errors": errors})
+        assert isinstance(key, str)
+        key = key.strip().replace(" ", "_")
+        is_preview = _php_true(fields.get("is_preview"))
+        found = next((e for e in app.envs if e.key == key and e.is_preview == is_preview), None)
+        flags = {f: _php_true(fields[f]) for f in _ENV_FLAGS - {"is_preview"} if f in fields}
+        text = value if isinstance(value, str) else None
+        if create:
+            if found is not None:
+                raise _Answer(
+                    409,
+                    {
+                        "message": "Environment variable already exists. Use PATCH request to "
+                        "update it."
+                    },
+                )
+            flags = {"is_runtime": True, "is_buildtime": True, **flags}
+            created = FakeEnv(new_uuid(), key, text, is_preview, flags)
+            app.envs.append(created)
+            return 201, {"uuid": created.uuid}, {}, None
+        if found is None:
+            raise _Answer(404, {"message": "Environment variable not found."})
+        found.value = text
+        found.flags.update(flags)
+        return 201, _env_json(found, sensitive=sensitive), {}, None
+
+
+def _delete_env(
+    server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
+) -> Result:
+    with server.lock:
+        app = server.apps.get(rest[1])
+        if app is None:
+            raise _Answer(404, {"message": "Application not found."})
+        found = next((e for e in app.envs if e.uuid == rest[3]), None)
+        if found is None:
+            raise _Answer(404, {"message": "Environment variable not found."})
+        app.envs.remove(found)
+        return 200, {"message": "Environment variable deleted."}, {}, None
+
+
 def _get_deployment(
     server: CoolifyServer, rest: list[str], query: dict[str, str], body: object, sensitive: bool
 ) -> Result:
@@ -527,8 +792,12 @@ def _get_deployment(
 
     def finish() -> None:
         hook = server.on_deploy
+        preview_hook = server.on_preview
         try:
-            if hook is not None:
+            if deployment.pr:
+                if preview_hook is not None:
+                    preview_hook(deployment.app.uuid, deployment.pr, deployment.tag)
+            elif hook is not None:
                 hook(deployment.app.uuid, deployment.tag)
         except Exception as exc:  # the hook's failure is the deployment's failure
             with server.lock:

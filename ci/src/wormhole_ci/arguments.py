@@ -7,7 +7,7 @@ import os
 import platform as platform_module
 from pathlib import Path
 
-from wormhole_ci import __version__
+from wormhole_ci import __version__, preview_cli
 from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT
 from wormhole_ci.security.policy import FailOn
 from wormhole_ci.security.tasks import Family
@@ -188,6 +188,7 @@ def parser() -> argparse.ArgumentParser:
             ),
         ),
     )
+    preview_cli.add_parser(sub)
     _environment_commands(
         sub.add_parser(
             "hasura-apply",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from wormhole_ci import affected_cli, arguments, environment_cli, validate_cli
+from wormhole_ci import affected_cli, arguments, environment_cli, preview_cli, validate_cli
 from wormhole_ci.errors import ImageError, WormholeCiError
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "hasura-apply": environment_cli.hasura_apply,
         "drift": environment_cli.drift,
         "affected": affected_cli.affected_command,
+        "preview": preview_cli.preview,
     }
     try:
         return handlers.get(args.command, _check)(args, err)

@@ -25,6 +25,7 @@ from wormhole_ci.dagger_runtime.environment import apply_hasura, drift_job
 from wormhole_ci.dagger_runtime.hasura import validate_hasura_metadata
 from wormhole_ci.dagger_runtime.images import build_image, build_images, publish_images
 from wormhole_ci.dagger_runtime.migrate import migrate_job
+from wormhole_ci.dagger_runtime.preview import run_preview
 from wormhole_ci.dagger_runtime.release import run_release
 from wormhole_ci.dagger_runtime.scan import scan_image_archive, scan_source
 from wormhole_ci.dagger_runtime.source import SOURCE_IGNORE, DaggerSource
@@ -480,6 +481,41 @@ class WormholeCi:
         """The services affected since --since (from --changed) and why, as JSON:
         {"services": [...], "reasons": {name: [...]}, "base": sha, "notes": [...]}."""
         return await affected_json(self._source())
+
+    @cached(SIDE_EFFECTS)
+    async def preview(
+        self,
+        *,
+        environment: Annotated[str, Doc("An [environments.NAME] with a .preview table")],
+        pr: Annotated[int, Doc("The pull request number")],
+        tag: Annotated[str, Doc("The PR's head commit SHA")],
+        coolify_token: Annotated[dagger.Secret, Doc("The environment's Coolify API token")],
+        database_url: Annotated[
+            dagger.Secret,
+            Doc("The preview PostgreSQL's URL (a role that may create databases)"),
+        ],
+        registry_password: Annotated[
+            dagger.Secret | None, Doc("Password/token for the environment's registry")
+        ] = None,
+        registry_username: Annotated[
+            str, Doc("Registry user (default: the environment's registry_username)")
+        ] = "",
+        close: Annotated[bool, Doc("Delete the PR's previews and drop its database")] = False,
+    ) -> str:
+        """A pull request's preview: images tagged pr-N-<sha7>, its own database (created,
+        migrated), the Coolify preview deployed and verified; --close removes both. A failure
+        undoes what the call created. Returns the record as JSON."""
+        return await run_preview(
+            self._source(),
+            environment=environment,
+            pr=pr,
+            tag=tag,
+            coolify_token=coolify_token,
+            database_url=database_url,
+            registry_password=registry_password,
+            registry_username=registry_username,
+            close=close,
+        )
 
     def _source(self) -> DaggerSource:
         """The monorepo, for the runtime's executors."""

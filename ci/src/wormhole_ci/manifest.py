@@ -110,6 +110,19 @@ class ObservabilityTarget:
 
 
 @dataclass(frozen=True)
+class PreviewTarget:
+    """`[environments.<name>.preview]`: per-pull-request previews of the environment's apps."""
+
+    database_url: str
+    """The environment variable holding the preview PostgreSQL's URL (a role that may create
+    databases); never the URL itself."""
+    services: Mapping[str, str]
+    """Service → its preview health URL template (`{pr}` is the pull request number)."""
+    database_env: str = "DATABASE_URL"
+    """The key of the preview environment variable set on each app to its PR's database URL."""
+
+
+@dataclass(frozen=True)
 class Environment:
     """`[environments.<name>]`: where a release of the monorepo goes."""
 
@@ -126,6 +139,8 @@ class Environment:
     """None: the environment runs no Hasura engine (the release skips the hasura step)."""
     observability: ObservabilityTarget | None = None
     """None: release, migrate and deploy push no metrics for this environment."""
+    preview: PreviewTarget | None = None
+    """None: `wormhole-ci preview` refuses this environment."""
 
 
 SECRET_ROLES = ("coolify_token", "database_url", "registry_password")
@@ -177,7 +192,10 @@ _ENVIRONMENT_KEYS = {
     "verify_timeout",
     "hasura",
     "observability",
+    "preview",
 }
+_PREVIEW_KEYS = {"database_url", "database_env", "services"}
+_PREVIEW_SERVICE_KEYS = {"health_url"}
 _OBSERVABILITY_KEYS = {"pushgateway_url", "pushgateway_auth"}
 _HASURA_KEYS = {"url", "admin_secret", "application"}
 _TARGET_KEYS = {"application", "tag", "health_url"}
@@ -263,6 +281,15 @@ def _parse_environments(path: Path, raw: object, services: set[str]) -> tuple[En
                 f"{seen[var]}'s: each environment needs its own database (and its own secret)"
             )
         seen[var] = env.name
+    for env in envs:
+        # The preview server's role creates and drops databases: never an environment's own.
+        preview_var = env.preview.database_url if env.preview else None
+        if preview_var in seen:
+            raise ManifestError(
+                f"{path}: environments.{env.name}.preview.database_url = {preview_var!r} is "
+                f"{seen[preview_var]}'s database secret: previews need their own PostgreSQL "
+                "URL (a role that may create databases), never an environment's database"
+            )
     apps: dict[str, str] = {}
     for env in envs:
         for target in env.targets:
@@ -323,6 +350,7 @@ def _parse_environment(path: Path, name: str, raw: object, services: set[str]) -
         targets=tuple(targets),
         hasura=_parse_hasura(path, where, name, table.get("hasura")),
         observability=_parse_observability(path, where, name, table.get("observability")),
+        preview=_parse_preview(path, where, name, table.get("preview"), targets),
         **timeouts,
     )
 
@@ -389,6 +417,54 @@ def _parse_observability(
         pushgateway_url=url.rstrip("/"),
         pushgateway_auth=var if isinstance(var, str) else None,
     )
+
+
+def _parse_preview(
+    path: Path, where: str, env_name: str, raw: object, targets: tuple[DeployTarget, ...]
+) -> PreviewTarget | None:
+    if raw is None:
+        return None
+    where = f"{where}.preview"
+    table = _table(path, where, raw)
+    _reject_unknown(path, f"{where}.", table, _PREVIEW_KEYS)
+    var = table.get("database_url")
+    if not isinstance(var, str) or not _ENV_RE.match(var):
+        raise ManifestError(
+            f"{path}: {where}.database_url must name the environment variable holding the "
+            f'preview PostgreSQL URL (e.g. database_url = "{env_name.upper()}_PREVIEW_'
+            'DATABASE_URL"); secrets never go in the manifest'
+        )
+    key = table.get("database_env", "DATABASE_URL")
+    if not isinstance(key, str) or not _ENV_RE.match(key):
+        raise ManifestError(
+            f"{path}: {where}.database_env must be the environment variable name the apps "
+            'read their database URL from (e.g. "DATABASE_URL")'
+        )
+    by_application = {t.service: t for t in targets if t.application}
+    services: dict[str, str] = {}
+    for service, value in _table(path, f"{where}.services", table.get("services")).items():
+        swhere = f"{where}.services.{service}"
+        if service not in by_application:
+            # Coolify deploys a preview by application uuid only ("tag or pr, not both").
+            raise ManifestError(
+                f"{path}: [{swhere}]: {service!r} is not deployed by application uuid in "
+                f"[environments.{env_name}.services]; previews need its application uuid"
+            )
+        entry = _table(path, swhere, value)
+        _reject_unknown(path, f"{swhere}.", entry, _PREVIEW_SERVICE_KEYS)
+        url = entry.get("health_url")
+        if not isinstance(url, str) or "{pr}" not in url or not _URL_RE.match(url):
+            raise ManifestError(
+                f"{path}: {swhere}.health_url is required: the preview's http(s) /healthz URL "
+                f"with {{pr}} for the pull request number, e.g. "
+                f'"https://{{pr}}.preview.example/healthz" (got {url!r})'
+            )
+        services[service] = url
+    if not services:
+        raise ManifestError(
+            f"{path}: {where}: no [{where}.services.<name>] tables; declare which apps get a preview"
+        )
+    return PreviewTarget(database_url=var, services=services, database_env=key)
 
 
 def _parse_secrets(

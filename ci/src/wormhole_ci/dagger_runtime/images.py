@@ -80,13 +80,19 @@ async def publish_images(
     version_tag: str = "",
     platforms: Sequence[str] = (),
     build_arg: Sequence[str] = (),
+    tags: Sequence[str] = (),
+    services: Sequence[str] = (),
 ) -> list[Published]:
-    """The guarded publish (images/publish.py) with this engine as the executor."""
+    """The guarded publish (images/publish.py) with this engine as the executor; `tags`
+    replace the SHA/version tags (a preview pushes `pr-N-<sha7>` only); `services` narrows
+    the images (default: every service with a Dockerfile)."""
     if bool(username) != (password is not None):
         raise ImageError("publish: pass both --username and --password, or neither")
     address = check_registry(registry)
     version = check_version_tag(version_tag) if version_tag else None
-    specs, source_url = await source.planned(lambda m: (image_specs(m), m.repository))
+    specs, source_url = await source.planned(
+        lambda m: (image_specs(m, tuple(services)), m.repository)
+    )
     args = image_args(rev, version_tag, source_url, build_arg)
     host, _, prefix = address.partition("/")
     plaintext = await password.plaintext() if password else None
@@ -105,7 +111,7 @@ async def publish_images(
         ]
         return await guarded_publish(
             candidates,
-            image_tags(rev, version),
+            tuple(tags) or image_tags(rev, version),
             DaggerPublisher(client, host, username, password),
         )
 

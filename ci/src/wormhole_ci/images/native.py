@@ -44,6 +44,9 @@ class BuildOptions:
     jobs: int = 2
     no_cache: bool = False
     """Rebuild every layer instead of reusing the engine's layer cache."""
+    publish_tags: tuple[str, ...] = ()
+    """Push these tags instead of the SHA (and version) tags: a preview pushes `pr-N-<sha7>`
+    only, so it never claims a release's tag."""
 
 
 @dataclass(frozen=True)
@@ -178,7 +181,7 @@ def publish_images(
             partial(
                 publish,
                 candidates,
-                tags(options.revision, options.version_tag),
+                options.publish_tags or tags(options.revision, options.version_tag),
                 executor,
                 say=say,
             )

@@ -1,0 +1,1 @@
+"""Per-pull-request preview environments: images, a database, Coolify previews, verified."""
