@@ -8,7 +8,7 @@ import platform as platform_module
 from pathlib import Path
 
 from wormhole_ci import __version__, preview_cli
-from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT
+from wormhole_ci.check import DEFAULT_TASK_TIMEOUT
 from wormhole_ci.security.policy import FailOn
 from wormhole_ci.security.tasks import Family
 

@@ -370,23 +370,25 @@ def _images(args: argparse.Namespace, err: Console) -> int:
 
 
 def _check(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.plan import build_plan
+
+    manifest = load_manifest(args.source)
+    if args.since is not None:  # --since: only the affected services (affected.py)
+        plan = affected_cli.since_plan(manifest, args, _CHECKS[args.command])
+        if not plan.services:  # answered before the runtime is even imported
+            return affected_cli.nothing_affected(args.command, plan.notes, err, args.junit)
+    else:
+        plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
+
     from wormhole_ci.check.explain import explain_lines
     from wormhole_ci.check.junit import write_junit
     from wormhole_ci.check.native import NativeOptions
     from wormhole_ci.check.progress import print_report
     from wormhole_ci.check.report import write_report_json
-    from wormhole_ci.manifest import load_manifest
-    from wormhole_ci.plan import build_plan
     from wormhole_ci.results import summary
     from wormhole_ci.toolchains import default_cache_dir, host_fingerprint
 
-    manifest = load_manifest(args.source)
-    if args.since is not None:  # --since: only the affected services (affected.py)
-        plan = affected_cli.since_plan(manifest, args, _CHECKS[args.command])
-        if not plan.services:
-            return affected_cli.nothing_affected(args.command, plan.notes, err, args.junit)
-    else:
-        plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
     if not plan.services:
         raise WormholeCiError(f"{args.command}: nothing to run for the selected services")
     out = Console(highlight=False, soft_wrap=True)

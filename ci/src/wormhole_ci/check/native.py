@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from wormhole_ci.check import explain
+from wormhole_ci.check import DEFAULT_TASK_TIMEOUT, explain
 from wormhole_ci.check.explain import KeyInputs, Record, RunRecords
 from wormhole_ci.check.scheduler import Ran, Reporter, schedule
 from wormhole_ci.check.taskcache import (
@@ -31,7 +31,6 @@ from wormhole_ci.plan import Plan, ServicePlan, Task
 from wormhole_ci.results import Explanation, RunReport, Status, TaskResult, tail_of
 from wormhole_ci.toolchains import HostTools, Provisioner
 
-DEFAULT_TASK_TIMEOUT = 1800.0
 # Expected duration of a task never timed before: only orders the first run.
 _UNKNOWN_TASK_SECONDS = 5.0
 

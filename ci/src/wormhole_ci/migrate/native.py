@@ -8,7 +8,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, NativeOptions, run_plan
+from wormhole_ci.check import DEFAULT_TASK_TIMEOUT
+from wormhole_ci.check.native import NativeOptions, run_plan
 from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.errors import MigrateError
 from wormhole_ci.manifest import Manifest, ServiceSpec

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import anyio
 
-from wormhole_ci.check.native import DEFAULT_TASK_TIMEOUT, NativeOptions, run_plan
+from wormhole_ci.check import DEFAULT_TASK_TIMEOUT
+from wormhole_ci.check.native import NativeOptions, run_plan
 from wormhole_ci.check.progress import PlainReporter
 from wormhole_ci.deploy.coolify import Coolify
 from wormhole_ci.errors import WormholeCiError
