@@ -19,6 +19,10 @@ from wormhole_ci.secretref import Secret
 
 Say = Callable[[str], None]
 
+RELEASE_RETRY = Retry()
+"""Each report's budget in a release: at most three requests wait (deployment, its final
+status, the webhook), so a dead GitHub adds at most ~90 s to a release and never fails it."""
+
 
 @dataclass
 class ReleaseStatus:
@@ -65,6 +69,7 @@ def release_status(
 ) -> ReleaseStatus | None:
     """The environment's reporters; None when neither GitHub nor a webhook is configured.
     A [notify] whose URL variable is absent is one warning (`missing` says why), not an error."""
+    retry = retry or RELEASE_RETRY
     hook: Webhook | None = None
     if env.notify is not None:
         if webhook_url is None:
