@@ -292,7 +292,7 @@ def test_release_secrets_reach_dagger_as_env_references() -> None:
 
 
 def test_release_reports_to_github_with_the_runner_defaults() -> None:
-    s, argv = release_command()
+    _, argv = release_command()
     # GitHub's default variables on the runner (GITHUB_API_URL is the server's API base)
     assert "--github-repository=$GITHUB_REPOSITORY" in argv
     assert "--github-api-url=$GITHUB_API_URL" in argv
