@@ -121,3 +121,10 @@ def test_a_bad_notify_table_is_refused(tmp_path: Path, table: str, message: str)
     with pytest.raises(ManifestError, match=message) as info:
         load_manifest(manifest_with(tmp_path, table))
     assert "hooks.slack.com" not in str(info.value)
+
+
+def test_a_malformed_webhook_url_is_a_notify_error_not_a_crash() -> None:
+    url = Secret("env:HOOK_URL", "not a url at all " + HOOK_SECRET)
+    with pytest.raises(NotifyError) as info:
+        Webhook("webhook", url, retry=Retry(deadline=0.2, first_delay=0.05)).send(Message("x", {}))
+    assert HOOK_SECRET not in str(info.value)

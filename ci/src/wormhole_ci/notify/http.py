@@ -67,8 +67,9 @@ class JsonClient:
                     headers=headers,
                     timeout=max(0.1, min(self.retry.timeout, left)),
                 )
-            except httpx.HTTPError as exc:
-                # The exception text can carry the URL; only its type is kept.
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                # The exception text can carry the URL (a credential for webhooks): only its
+                # type is kept. A malformed URL is retried pointlessly but stays bounded.
                 last, wait = f"{type(exc).__name__} (no answer)", delay
             else:
                 if response.is_success:
