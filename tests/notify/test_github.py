@@ -211,3 +211,36 @@ def test_target_defaults_and_run_url() -> None:
     }
     assert actions_run_url(run) == "https://github.com/a/b/actions/runs/9"
     assert actions_run_url({}) == ""
+
+
+def test_a_preview_deployment_is_transient_and_goes_inactive(server: GitHubServer) -> None:
+    # the API `preview` calls: a transient environment per PR, inactive when it closes
+    reporter = DeploymentReporter(client(server), print)
+    reporter.start(ref=SHA, environment="pr-7", description="preview of #7", transient=True)
+    reporter.finish(DeploymentState.SUCCESS, "preview ready", "https://pr-7.example")
+    reporter.finish(DeploymentState.INACTIVE, "preview closed")
+    (deployment,) = server.deployments.values()
+    assert deployment["transient_environment"] is True
+    assert deployment["production_environment"] is False
+    assert [s["state"] for s in server.statuses[deployment["id"]]] == [
+        "in_progress",
+        "success",
+        "inactive",
+    ]
+
+
+def test_check_summary() -> None:
+    from wormhole_ci.notify.status import check_summary
+    from wormhole_ci.results import RunReport, Status, TaskResult
+
+    report = RunReport(
+        (
+            TaskResult("api", "lint", Status.PASSED, cached=True),
+            TaskResult("api", "test", Status.FAILED),
+            TaskResult("web", "test", Status.BLOCKED),
+        ),
+        wall_time=3.25,
+    )
+    assert check_summary(report) == (
+        "failed: api test\nblocked: web test\n1 of 3 tasks passed (1 reused), 3.2 s"
+    )

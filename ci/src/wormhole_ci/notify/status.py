@@ -10,6 +10,7 @@ from enum import StrEnum
 
 from wormhole_ci.notify.github import GitHub
 from wormhole_ci.notify.http import NotifyError
+from wormhole_ci.results import RunReport, Status
 
 Say = Callable[[str], None]
 
@@ -73,6 +74,20 @@ class DeploymentReporter:
             )
         except NotifyError as exc:
             self.warn(f"warning: {exc}")
+
+
+def check_summary(report: RunReport) -> str:
+    """The check lines a PR comment shows: one per task that did not pass, then the count."""
+    lines = [
+        f"{r.status}: {r.service} {r.task}" for r in report.results if r.status is not Status.PASSED
+    ]
+    passed = sum(r.status is Status.PASSED for r in report.results)
+    reused = sum(r.cached for r in report.results)
+    lines.append(
+        f"{passed} of {len(report.results)} tasks passed ({reused} reused), "
+        f"{report.wall_time:.1f} s"
+    )
+    return "\n".join(lines)
 
 
 def render_pr_comment(sha: str, previews: Mapping[str, str], checks: str) -> str:
