@@ -31,6 +31,8 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 WRITE_SCOPES = {
     ("ci.yml", "scan-report"): {"security-events"},
     ("security.yml", "scan-report"): {"security-events"},
+    # the release's GitHub Deployment and the PR status comment (notify/)
+    ("release.yml", "release"): {"deployments", "pull-requests"},
 }
 
 Doc = dict[str, Any]
@@ -332,7 +334,7 @@ def test_release_secrets_reach_dagger_as_env_references() -> None:
     secret_args = {
         a.split("=", 1)[0]: a.split("=", 1)[1]
         for a in argv
-        if re.match(r"--([\w-]*-(password|token|secret|auth)|database-url)=", a)
+        if re.match(r"--([\w-]*-(password|token|secret|auth)|database-url|notify-url)=", a)
     }
     assert set(secret_args) == {
         "--registry-password",
@@ -340,12 +342,30 @@ def test_release_secrets_reach_dagger_as_env_references() -> None:
         "--database-url",
         "--hasura-admin-secret",
         "--pushgateway-auth",
+        "--github-token",
+        "--notify-url",
     }
     for flag, value in secret_args.items():
         m = re.fullmatch(r"env:([A-Z][A-Z0-9_]*)", value)
         assert m, f"{flag} must be env:NAME, not {value!r}"
         assert s["env"][m.group(1)] == f"${{{{ secrets.{m.group(1)} }}}}"
     assert s["env"]["DATABASE_URL"] == "${{ secrets.DATABASE_URL }}"
+
+
+def test_release_reports_to_github_with_the_runner_defaults() -> None:
+    _, argv = release_command()
+    # GitHub's default variables on the runner (GITHUB_API_URL is the server's API base)
+    assert "--github-repository=$GITHUB_REPOSITORY" in argv
+    assert "--github-api-url=$GITHUB_API_URL" in argv
+    assert (
+        "--github-log-url=$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID" in argv
+    )
+    job = load("release.yml")["jobs"]["release"]
+    assert job["permissions"] == {
+        "contents": "read",
+        "deployments": "write",
+        "pull-requests": "write",
+    }
 
 
 def test_release_command_line() -> None:
@@ -551,7 +571,7 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
     fake.write_text(
         '#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\n'
         'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$DATABASE_URL" '
-        '"$HASURA_ADMIN_SECRET" "$PUSHGATEWAY_AUTH" > "$ENV_FILE"\n'
+        '"$HASURA_ADMIN_SECRET" "$PUSHGATEWAY_AUTH" "$GITHUB_TOKEN" "$NOTIFY_URL" > "$ENV_FILE"\n'
     )
     fake.chmod(0o755)
     s, _ = release_command()
@@ -561,6 +581,14 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
         "DATABASE_URL": "postgresql://u:db-value-3@127.0.0.1:5432/wormhole",
         "HASURA_ADMIN_SECRET": "hasura-value-4",
         "PUSHGATEWAY_AUTH": "ci:gateway-value-5",
+        "GITHUB_TOKEN": "ghs_token-value-6",
+        "NOTIFY_URL": "https://hooks.example/value-7",
+    }
+    runner = {  # the runner's default variables
+        "GITHUB_REPOSITORY": "acme/wormhole",
+        "GITHUB_API_URL": "https://api.github.com",
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_RUN_ID": "42",
     }
     done, _, _ = run_step(
         s["run"],
@@ -571,6 +599,7 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
             "ARGV_FILE": str(tmp_path / "argv"),
             "ENV_FILE": str(tmp_path / "env"),
             **secrets,
+            **runner,
         },
         path=f"{bin_dir}:{os.environ['PATH']}",
     )
@@ -588,6 +617,11 @@ def test_release_step_runs_dagger_with_references_not_secrets(tmp_path: Path) ->
         "--database-url=env:DATABASE_URL",
         "--hasura-admin-secret=env:HASURA_ADMIN_SECRET",
         "--pushgateway-auth=env:PUSHGATEWAY_AUTH",
+        "--github-token=env:GITHUB_TOKEN",
+        "--github-repository=acme/wormhole",
+        "--github-api-url=https://api.github.com",
+        "--github-log-url=https://github.com/acme/wormhole/actions/runs/42",
+        "--notify-url=env:NOTIFY_URL",
         "export",
         "--path=release",
     ]

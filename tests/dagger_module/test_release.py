@@ -20,9 +20,12 @@ from tests.dagger_module.test_images import pushes_to, write_archive
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.healthz import Health, run_health
 from tests.images.registry_server import Platform, RegistryServer, make_image, push_image
+from tests.notify.github_server import run_github
 from tests.observability.gateway import run_pushgateway
 from wormhole_ci.errors import WormholeCiError
 from wormhole_ci.main import WormholeCi
+from wormhole_ci.notify import release as notify_release
+from wormhole_ci.notify.http import Retry
 
 TOKEN = "dagger-coolify-T0KEN-55aa"
 DB_URL = "postgresql://wormhole:Db-pa55@db.internal:5432/wormhole"
@@ -342,3 +345,83 @@ def test_a_deploy_pushes_its_outcome_from_the_module(
         assert (labels["outcome"], labels["sha"], value) == ("refused", DEPLOYED[:7], 0.0)
         assert gateway.value("wormhole_ci_failures_total", "deploy", "staging")[1] == 1.0
         assert TOKEN not in gateway.exposition() and PASSWORD not in gateway.exposition()
+
+
+GH_TOKEN = "ghs_dagger_T0ken_never_printed_77"
+HOOK = "/hook/never-printed-hook-secret"
+
+
+def test_the_module_release_reports_to_github_and_the_webhook(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # the same reporters as the native release (notify/release.py via the core machine)
+    staged(example, coolify, registry, health)
+    engine.file_writer = write_archive
+    engine.publisher = pushes_to(registry)
+    engine.file_contents = lambda chain: json.dumps({"outcome": "applied", "applied": ["x"]})
+    manifest = example / "wormhole-ci.toml"
+    manifest.write_text(
+        manifest.read_text()
+        + '\n[environments.staging.notify]\nkind = "webhook"\nurl_secret = "STAGING_HOOK"\n'
+    )
+    with run_github(GH_TOKEN) as github:
+        github.fail("POST", "/repos/acme/wormhole/deployments", 502)  # retried, not fatal
+        files = release(
+            example,
+            allow_unavailable_scanners=True,
+            github_token=dag.set_secret("github-token", GH_TOKEN),
+            github_repository="acme/wormhole",
+            github_api_url=github.url,
+            github_log_url="https://github.com/acme/wormhole/actions/runs/5",
+            notify_url=dag.set_secret("notify-url", f"{github.url}{HOOK}"),
+        )
+        assert files["status"] == "released\n"
+        (ident,) = github.deployments
+        assert github.deployments[ident]["ref"] == SHA
+        assert [(s["state"], s.get("environment_url")) for s in github.statuses[ident]] == [
+            ("in_progress", None),
+            ("success", f"http://127.0.0.1:{health.ports['api']}"),
+        ]
+        for request in github.api():
+            assert request.headers["authorization"] == f"Bearer {GH_TOKEN}"
+            assert request.headers["x-github-api-version"] == "2022-11-28"
+        (hook,) = github.webhooks
+        assert hook.path == HOOK and hook.body["outcome"] == "released"
+    printed = capsys.readouterr()
+    for secret in (GH_TOKEN, "never-printed-hook-secret"):
+        assert secret not in json.dumps(files) and secret not in printed.err + printed.out
+
+
+def test_the_module_release_survives_a_github_outage(
+    engine: FakeEngine,
+    example: Path,
+    coolify: CoolifyServer,
+    registry: RegistryServer,
+    health: Health,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a short budget so the test does not wait out the production deadline
+    monkeypatch.setattr(notify_release, "RELEASE_RETRY", Retry(deadline=1.0, first_delay=0.05))
+    staged(example, coolify, registry, health)
+    engine.file_writer = write_archive
+    engine.publisher = pushes_to(registry)
+    engine.file_contents = lambda chain: json.dumps({"outcome": "applied", "applied": ["x"]})
+    with run_github(GH_TOKEN) as github:
+        github.fail("POST", "/repos/", *([503] * 10_000))
+        files = release(
+            example,
+            allow_unavailable_scanners=True,
+            github_token=dag.set_secret("github-token", GH_TOKEN),
+            github_repository="acme/wormhole",
+            github_api_url=github.url,
+        )
+    assert files["status"] == "released\n"
+    printed = capsys.readouterr().err
+    assert "warning: GitHub create deployment: HTTP 503" in printed
+    assert GH_TOKEN not in printed and GH_TOKEN not in json.dumps(files)

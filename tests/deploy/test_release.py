@@ -41,6 +41,7 @@ from tests.images.registry_server import (
     push_image,
     registry_or_skip,
 )
+from tests.notify.github_server import run_github
 from wormhole_ci.hasura.diff import diff_metadata
 from wormhole_ci.hasura.metadata import repo_metadata
 from wormhole_ci.migrate.dburl import DatabaseUrl
@@ -82,7 +83,9 @@ class Stage:
     def secrets(self) -> tuple[str, ...]:
         return (TOKEN, PASSWORD, ADMIN, self.database.password, self.database.raw)
 
-    def release(self, *extra: str) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    def release(
+        self, *extra: str, environ: dict[str, str] | None = None
+    ) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
         out = self.repo.parent / "release.json"
         out.unlink(missing_ok=True)
         done = subprocess.run(
@@ -93,7 +96,8 @@ class Stage:
                 "--output", str(out), "--work-dir", str(self.repo.parent / "work"),
                 "--poll-interval", "0.2", *extra,
             ],
-            capture_output=True, text=True, timeout=1500, env=self.env(), check=False,
+            capture_output=True, text=True, timeout=1500, env={**self.env(), **(environ or {})},
+            check=False,
         )  # fmt: skip
         text = out.read_text() if out.exists() else "{}"
         artifacts = [
@@ -687,6 +691,32 @@ def test_10_busy_coolify_refuses_in_both_runtimes(
         assert "migrate/status" not in dagger.files
         assert stage.applied() == applied_before and stage.coolify_changes() == coolify_before
         assert stage.registry.requests_seen() == registry_before
+    finally:
+        stage.coolify.deployments.pop(running)
+
+
+def test_10b_the_native_cli_reports_the_release_to_github(stage: Stage) -> None:
+    """--github-token through the CLI: the refused release (nothing heavy runs) is a GitHub
+    Deployment that went in_progress then error, against the loopback contract server; the
+    token is in no output."""
+    gh_token = "ghs_native_cli_T0ken_never_printed"
+    running = stage.coolify.queue("app-api", statuses=("in_progress",))
+    try:
+        with run_github(gh_token) as github:
+            done, record = stage.release(
+                "--github-token", "env:TEST_GITHUB_TOKEN",
+                environ={
+                    "TEST_GITHUB_TOKEN": gh_token,
+                    "GITHUB_REPOSITORY": "acme/wormhole",
+                    "GITHUB_API_URL": github.url,
+                },
+            )  # fmt: skip
+        assert done.returncode == 1 and record["outcome"] == "refused"
+        ((ident, deployment),) = github.deployments.items()
+        assert deployment["ref"] == record["sha"] and deployment["environment"] == "staging"
+        assert [s["state"] for s in github.statuses[ident]] == ["in_progress", "error"]
+        for where in (done.stdout, done.stderr, json.dumps(record)):
+            assert gh_token not in where
     finally:
         stage.coolify.deployments.pop(running)
 

@@ -453,6 +453,18 @@ def _release_commands(deploy: argparse.ArgumentParser, release: argparse.Argumen
     )
     release.add_argument("--cache-dir", type=Path, metavar="DIR")
     release.add_argument("--jobs", type=_positive, default=2, metavar="N")
+    release.add_argument(
+        "--github-token",
+        metavar="REF",
+        help="env:NAME or file:PATH of a token that may write deployments: the release is "
+        "reported as a GitHub Deployment (API base $GITHUB_API_URL); without it, nothing is",
+    )
+    release.add_argument(
+        "--github-repository",
+        metavar="OWNER/NAME",
+        default="",
+        help="the repository of that deployment (default: $GITHUB_REPOSITORY)",
+    )
 
 
 def _environment_commands(

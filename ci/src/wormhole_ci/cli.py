@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
 import os
 import sys
@@ -259,6 +260,11 @@ def _release(args: argparse.Namespace, err: Console) -> int:
             print(line)
         return 0
     secrets = environment_secrets(env)
+    if args.github_token:
+        from wormhole_ci.secretref import resolve_secret
+
+        token = resolve_secret(args.github_token, "--github-token")
+        secrets = dataclasses.replace(secrets, github_token=token)
     engine = detect_engine(args.engine)
     options = ReleaseOptions(
         revision=rev,
@@ -271,6 +277,7 @@ def _release(args: argparse.Namespace, err: Console) -> int:
         allow_destructive=args.allow_destructive,
         rollback=not args.no_rollback,
         poll_interval=args.poll_interval,
+        github_repository=args.github_repository,
     )
 
     def say(line: str) -> None:

@@ -26,7 +26,7 @@ from wormhole_ci.dagger_runtime.hasura import validate_hasura_metadata
 from wormhole_ci.dagger_runtime.images import build_image, build_images, publish_images
 from wormhole_ci.dagger_runtime.migrate import migrate_job
 from wormhole_ci.dagger_runtime.preview import run_preview
-from wormhole_ci.dagger_runtime.release import run_release
+from wormhole_ci.dagger_runtime.release import GitHubInputs, run_release
 from wormhole_ci.dagger_runtime.scan import scan_image_archive, scan_source
 from wormhole_ci.dagger_runtime.source import SOURCE_IGNORE, DaggerSource
 from wormhole_ci.errors import WormholeCiError
@@ -109,6 +109,20 @@ ChangedPaths: TypeAlias = Annotated[
 ]
 RepoPath: TypeAlias = Annotated[
     str, Doc("The monorepo's folder in the git repository, when --source is not its root")
+]
+GitHubToken: TypeAlias = Annotated[
+    dagger.Secret | None,
+    Doc(
+        "A token that may write deployments (Actions: GITHUB_TOKEN with deployments: write): "
+        "the release is reported as a GitHub Deployment; without it nothing is"
+    ),
+]
+NotifyUrl: TypeAlias = Annotated[
+    dagger.Secret | None,
+    Doc(
+        "The webhook URL of the environment's [notify] (a credential); without it the "
+        "outcome is not announced"
+    ),
 ]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
@@ -456,6 +470,15 @@ class WormholeCi:
         allow_destructive: Annotated[bool, Doc("Let destructive migrations apply")] = False,
         no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
         pushgateway_auth: PushgatewayAuth = None,
+        github_token: GitHubToken = None,
+        github_repository: Annotated[
+            str, Doc("owner/name of the GitHub Deployment (Actions: github.repository)")
+        ] = "",
+        github_api_url: Annotated[
+            str, Doc("GitHub's API base (Actions: github.api_url; default https://api.github.com)")
+        ] = "",
+        github_log_url: Annotated[str, Doc("The deployment's log_url (the Actions run)")] = "",
+        notify_url: NotifyUrl = None,
     ) -> dagger.Directory:
         """check → build → scan → publish → migrate → hasura → deploy → verify, stopping at
         the first red gate (nothing starts while Coolify deploys these applications). Returns, whether
@@ -474,6 +497,8 @@ class WormholeCi:
             allow_destructive=allow_destructive,
             rollback=not no_rollback,
             pushgateway_auth=pushgateway_auth,
+            github=GitHubInputs(github_token, github_repository, github_api_url, github_log_url),
+            notify_url=notify_url,
         )
 
     @cached(PURE)

@@ -123,6 +123,16 @@ class PreviewTarget:
 
 
 @dataclass(frozen=True)
+class NotifyTarget:
+    """`[environments.<name>.notify]`: where release outcomes are announced."""
+
+    kind: str
+    """`slack` (an incoming webhook: `{"text"}`) or `webhook` (a generic JSON POST)."""
+    url_secret: str
+    """The environment variable holding the webhook URL (it is a credential: never printed)."""
+
+
+@dataclass(frozen=True)
 class Environment:
     """`[environments.<name>]`: where a release of the monorepo goes."""
 
@@ -141,6 +151,8 @@ class Environment:
     """None: release, migrate and deploy push no metrics for this environment."""
     preview: PreviewTarget | None = None
     """None: `wormhole-ci preview` refuses this environment."""
+    notify: NotifyTarget | None = None
+    """None: release outcomes go to no chat or webhook."""
 
 
 SECRET_ROLES = ("coolify_token", "database_url", "registry_password")
@@ -193,9 +205,12 @@ _ENVIRONMENT_KEYS = {
     "hasura",
     "observability",
     "preview",
+    "notify",
 }
 _PREVIEW_KEYS = {"database_url", "database_env", "services"}
 _PREVIEW_SERVICE_KEYS = {"health_url"}
+_NOTIFY_KEYS = {"kind", "url_secret"}
+NOTIFY_KINDS = ("slack", "webhook")
 _OBSERVABILITY_KEYS = {"pushgateway_url", "pushgateway_auth"}
 _HASURA_KEYS = {"url", "admin_secret", "application"}
 _TARGET_KEYS = {"application", "tag", "health_url"}
@@ -351,6 +366,7 @@ def _parse_environment(path: Path, name: str, raw: object, services: set[str]) -
         hasura=_parse_hasura(path, where, name, table.get("hasura")),
         observability=_parse_observability(path, where, name, table.get("observability")),
         preview=_parse_preview(path, where, name, table.get("preview"), targets),
+        notify=_parse_notify(path, where, name, table.get("notify")),
         **timeouts,
     )
 
@@ -465,6 +481,27 @@ def _parse_preview(
             f"{path}: {where}: no [{where}.services.<name>] tables; declare which apps get a preview"
         )
     return PreviewTarget(database_url=var, services=services, database_env=key)
+
+
+def _parse_notify(path: Path, where: str, env_name: str, raw: object) -> NotifyTarget | None:
+    if raw is None:
+        return None
+    where = f"{where}.notify"
+    table = _table(path, where, raw)
+    _reject_unknown(path, f"{where}.", table, _NOTIFY_KEYS)
+    kind = table.get("kind")
+    if kind not in NOTIFY_KINDS:
+        raise ManifestError(
+            f"{path}: {where}.kind must be one of {', '.join(NOTIFY_KINDS)} (got {kind!r})"
+        )
+    var = table.get("url_secret")
+    if not isinstance(var, str) or not _ENV_RE.match(var):
+        raise ManifestError(
+            f"{path}: {where}.url_secret must name the environment variable holding the "
+            f'webhook URL (e.g. url_secret = "{env_name.upper()}_NOTIFY_URL"); a webhook URL '
+            "is a credential and never goes in the manifest"
+        )
+    return NotifyTarget(kind=str(kind), url_secret=var)
 
 
 def _parse_secrets(

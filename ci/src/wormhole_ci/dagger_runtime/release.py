@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import dagger
 from dagger import dag
@@ -22,6 +23,8 @@ from wormhole_ci.images.spec import ImageSpec, Revision, check_sha, image_specs,
 from wormhole_ci.jsonish import as_dict, as_list
 from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.notify.github import github_target
+from wormhole_ci.notify.release import release_status
 from wormhole_ci.observability.push import pushgateway_with
 from wormhole_ci.plan import Plan, build_plan
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
@@ -34,9 +37,19 @@ from wormhole_ci.release.record import (
     utc_now,
 )
 from wormhole_ci.results import tail_of
-from wormhole_ci.secretref import redact
+from wormhole_ci.secretref import Secret, redact
 from wormhole_ci.security.tasks import Family
 from wormhole_ci.security.wrapup import render_reports
+
+
+@dataclass(frozen=True)
+class GitHubInputs:
+    """The release function's GitHub arguments (all optional: no token, no GitHub calls)."""
+
+    token: dagger.Secret | None = None
+    repository: str = ""
+    api_url: str = ""
+    log_url: str = ""
 
 
 async def run_release(
@@ -53,6 +66,8 @@ async def run_release(
     allow_destructive: bool,
     rollback: bool,
     pushgateway_auth: dagger.Secret | None = None,
+    github: GitHubInputs | None = None,
+    notify_url: dagger.Secret | None = None,
 ) -> dagger.Directory:
     """Run the release machine with these steps; release.json, `status` and migrate/,
     whatever happened (the outcome pushed to the environment's Pushgateway, if it has one)."""
@@ -62,7 +77,10 @@ async def run_release(
     url = await database_url.plaintext()
     admin = await hasura_admin_secret.plaintext() if hasura_admin_secret else None
     gateway_auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
-    values = (token, password, url, admin, gateway_auth)
+    github = github or GitHubInputs()
+    github_token = await github.token.plaintext() if github.token else None
+    hook_url = await notify_url.plaintext() if notify_url else None
+    values = (token, password, url, admin, gateway_auth, github_token, hook_url)
     hidden = tuple(v for v in values if v) + DatabaseUrl.parse(url).secrets
 
     def plan_release(
@@ -96,6 +114,21 @@ async def run_release(
     def say(line: str) -> None:  # progress, shown by `dagger call`
         print(redact(line, *hidden), file=sys.stderr, flush=True)
 
+    # The same reporters as the native release; the engine's environment is not the
+    # runner's, so what GITHUB_* would say comes in as arguments.
+    status = release_status(
+        env,
+        github=github_target(
+            Secret("--github-token", github_token) if github_token else None,
+            github.repository,
+            {},
+            github.api_url or None,
+        ),
+        webhook_url=Secret("--notify-url", hook_url) if hook_url else None,
+        warn=say,
+        log_url=github.log_url,
+        missing="no --notify-url was given",
+    )
     machine = ReleaseMachine(
         env=env,
         steps=steps,
@@ -106,6 +139,7 @@ async def run_release(
         hidden=hidden,
         hasura=hasura,
         pushgateway=pushgateway_with(env, gateway_auth, say, "no --pushgateway-auth was given"),
+        status=status,
     )
     record = await machine.run(ReleaseRecord(sha=rev.sha, environment=env.name, started=utc_now()))
     return steps.out.with_new_file(

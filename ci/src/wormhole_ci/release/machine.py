@@ -16,6 +16,7 @@ from wormhole_ci.errors import CoolifyError, WormholeCiError
 from wormhole_ci.hasura.apply import HasuraApplyFailed
 from wormhole_ci.hasura.environment import HasuraRun, apply_environment
 from wormhole_ci.manifest import Environment
+from wormhole_ci.notify.release import ReleaseStatus
 from wormhole_ci.observability.push import Command, Pushgateway, RunSignal, push_signals
 from wormhole_ci.release.record import STEPS, ReleaseOutcome, ReleaseRecord
 from wormhole_ci.secretref import redact
@@ -66,13 +67,22 @@ class ReleaseMachine:
     """The environment's Hasura engine; None when it has none (the step is skipped)."""
     pushgateway: Pushgateway | None = None
     """Where the run's outcome is pushed at the end ([observability]); None: nowhere."""
+    status: ReleaseStatus | None = None
+    """The GitHub Deployment and [notify] webhook; None: no status is reported anywhere."""
     _deployed: str = field(default="", init=False)
     """How the deploy step ended (its rollout's outcome), once it ran."""
 
     async def run(self, record: ReleaseRecord) -> ReleaseRecord:
-        """The release, then its signals pushed (best-effort: never changes the record)."""
+        """The release between its GitHub deployment statuses, then its signals pushed and
+        its outcome announced (best-effort: never changes the record)."""
         started = time.monotonic()
+        status = self.status
+        if status is not None:  # best-effort, like the push: a GitHub outage never stops this
+            await anyio.to_thread.run_sync(lambda: status.started(record))
         record = await self._run(record)
+        if status is not None:
+            await anyio.to_thread.run_sync(lambda: status.finished(record))
+            status.close()
         if self.pushgateway is not None:
             signals = release_signals(record, self._deployed, time.monotonic() - started)
             gateway = self.pushgateway

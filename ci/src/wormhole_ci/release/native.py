@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +31,8 @@ from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.job import MigrateFailed, MigrateResult, database_service, run_migrate
 from wormhole_ci.migrate.native import prepare_migrate
+from wormhole_ci.notify.github import actions_run_url, github_target
+from wormhole_ci.notify.release import release_status
 from wormhole_ci.observability.push import pushgateway_with
 from wormhole_ci.plan import build_plan
 from wormhole_ci.release.machine import ReleaseMachine, Rollout
@@ -59,9 +61,14 @@ class ReleaseSecrets:
     hasura_admin_secret: Secret | None = None
     pushgateway_auth: Secret | None = None
     """The Pushgateway's credential ([observability] pushgateway_auth), when it names one."""
+    notify_url: Secret | None = None
+    """The [notify] webhook URL (a credential), when its variable is set."""
+    github_token: Secret | None = None
+    """The token for the release's GitHub Deployment (--github-token); None: no GitHub calls."""
 
     def values(self) -> tuple[str, ...]:
         out = [self.coolify_token.reveal(), self.database_url.reveal()]
+        out.extend(s.reveal() for s in (self.notify_url, self.github_token) if s is not None)
         if self.pushgateway_auth:
             out.append(self.pushgateway_auth.reveal())
         if self.registry_password:
@@ -87,6 +94,8 @@ class ReleaseOptions:
     rollback: bool = True
     lock_timeout: float = 600.0
     poll_interval: float = 2.0
+    github_repository: str = ""
+    """owner/name for the GitHub Deployment (default: $GITHUB_REPOSITORY)."""
 
 
 def environment_secrets(env: Environment, environ: dict[str, str] | None = None) -> ReleaseSecrets:
@@ -109,6 +118,7 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
 
     DatabaseUrl.parse(source[env.secrets["database_url"]])  # a malformed URL fails here, unprinted
     gateway_var = env.observability.pushgateway_auth if env.observability else None
+    notify_var = env.notify.url_secret if env.notify else None
     return ReleaseSecrets(
         coolify_token=secret("coolify_token"),
         database_url=secret("database_url"),
@@ -123,6 +133,10 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
         # optional: without it the release runs and only the push is skipped (with a warning)
         pushgateway_auth=Secret(f"env:{gateway_var}", source[gateway_var])
         if gateway_var and source.get(gateway_var)
+        else None,
+        # optional too: without it the outcome is not announced (one warning)
+        notify_url=Secret(f"env:{notify_var}", source[notify_var])
+        if notify_var and source.get(notify_var)
         else None,
     )
 
@@ -305,6 +319,7 @@ def run_native_release(
     options: ReleaseOptions,
     say: Say,
     coolify: Coolify | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> ReleaseRecord:
     """One release on this host; release.json is written to `options.output` after every step."""
     hidden = secrets.values()  # every secret value once, not a URL parse per line said
@@ -318,6 +333,14 @@ def run_native_release(
 
     client = coolify or Coolify(
         env.coolify_url, secrets.coolify_token.reveal(), poll_interval=options.poll_interval
+    )
+    source = os.environ if environ is None else environ
+    status = release_status(
+        env,
+        github=github_target(secrets.github_token, options.github_repository, source),
+        webhook_url=secrets.notify_url,
+        warn=said,
+        log_url=actions_run_url(source),
     )
     machine = ReleaseMachine(
         env=env,
@@ -343,6 +366,7 @@ def run_native_release(
             said,
             "it is not set",
         ),
+        status=status,
     )
     record = ReleaseRecord(sha=options.revision.sha, environment=env.name, started=utc_now())
     return anyio.run(machine.run, record)
