@@ -12,8 +12,8 @@ scheduler gets to the best any scheduler could do with these task times.
   affected, no-op   `check --since HEAD` on a clean commit: nothing to run (best of 3)
   affected, web     one web file edited, `check --since HEAD`: only web's tasks run
 Targets: that ratio <= 1.15 for the parallel run that executes every task,
-warm <= 0.5 x cold, the no-op affected check <= 0.3 s (the selection, in-process; the CLI
-process's wall time, interpreter start-up and imports included, is reported beside it),
+warm <= 0.5 x cold, the no-op affected check <= 0.3 s wall (the CLI process, interpreter
+start-up and imports included; the selection alone, in-process, is reported beside it),
 and the one-service change running no other service's task.
 """
 
@@ -170,9 +170,10 @@ def affected_only(source: Path, cores: int, reports: Path) -> int:
     print(f"{'run':<18} {'tasks run':>9} {'wall s':>7}")
     print(f"{'affected, no-op':<18} {0:>9} {noop_cli:>7.2f}")
     print(f"{web.label:<18} {len(web.tasks):>9} {web.wall:>7.1f}")
-    print(f"affected no-op, selection:        {noop_selection:.3f} s (target <= 0.3)")
+    print(f"affected no-op, CLI process wall: {noop_cli:.3f} s (target <= 0.3)")
+    print(f"affected no-op, selection:        {noop_selection:.3f} s (in-process)")
     print(f"affected, web edited:             services run {sorted(services)} (target: web only)")
-    ok = noop_selection <= 0.3 and services == {"web"}
+    ok = noop_cli <= 0.3 and services == {"web"}
     print("targets met" if ok else "TARGETS MISSED")
     return 0 if ok else 1
 
@@ -247,8 +248,8 @@ def main() -> int:
     print(f"warm no-cache / cold wall:        {full.wall / cold.wall:.2f}   (every task executed)")
     print(f"no-cache ratio to lower bound:    {full.ratio:.2f}   (target <= 1.15)")
     print(f"speed-up of jobs={cores} over jobs=1:    {serial.wall / full.wall:.2f}x")
-    print(f"affected no-op, selection:        {noop_selection:.3f} s (target <= 0.3)")
-    print(f"affected no-op, CLI process wall: {noop_cli:.3f} s (start-up and imports included)")
+    print(f"affected no-op, CLI process wall: {noop_cli:.3f} s (target <= 0.3)")
+    print(f"affected no-op, selection:        {noop_selection:.3f} s (in-process)")
     print(
         f"affected, web edited:             services run {sorted(web_services)}, "
         f"{len(affected_web.tasks)} task(s) executed (target: web only)"
@@ -256,7 +257,7 @@ def main() -> int:
     ok = (
         warm.wall <= 0.5 * cold.wall
         and full.ratio <= 1.15
-        and noop_selection <= 0.3
+        and noop_cli <= 0.3
         and web_services == {"web"}
     )
     print("targets met" if ok else "TARGETS MISSED")

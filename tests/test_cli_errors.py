@@ -12,6 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from wormhole_ci.arguments import FAIL_ON_CHOICES, FAMILY_CHOICES
+from wormhole_ci.security.policy import FailOn
+from wormhole_ci.security.tasks import Family
+
 
 def cli(
     *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
@@ -121,3 +125,8 @@ def test_help_lists_the_commands() -> None:
     assert done.returncode == 0
     for command in ("check", "lint", "typecheck", "test", "validate-hasura"):
         assert command in done.stdout
+
+
+def test_the_parsers_scan_choices_are_the_enums() -> None:
+    assert tuple(f.value for f in FailOn) == FAIL_ON_CHOICES
+    assert tuple(f.value for f in Family) == FAMILY_CHOICES

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from wormhole_ci.affected import Changes
     from wormhole_ci.manifest import Manifest
     from wormhole_ci.plan import Plan
@@ -41,17 +42,31 @@ def since_plan(manifest: Manifest, args: argparse.Namespace, families: Sequence[
     return affected_plan(manifest, git_changes(manifest.root, args.since), args.service, families)
 
 
-def nothing_affected(
-    command: str, notes: Sequence[str], err: Console, junit: Path | None = None
-) -> int:
+def nothing_to_check(args: argparse.Namespace, families: Sequence[str]) -> int | None:
+    """A `--since` check that selects no service, answered before rich or the check runtime
+    is imported (a no-op pull request costs start-up only); None when there is something to
+    run or an error to report, both of which the normal path does."""
+    from wormhole_ci.errors import WormholeCiError
+    from wormhole_ci.manifest import load_manifest
+
+    try:
+        plan = since_plan(load_manifest(args.source), args, families)
+    except WormholeCiError:
+        return None
+    if plan.services:
+        return None
+    return nothing_affected(args.command, plan.notes, args.junit)
+
+
+def nothing_affected(command: str, notes: Sequence[str], junit: Path | None = None) -> int:
     """A `--since` run that selected no service: it passes, saying why (and an empty JUnit
     report when one was asked for, so a CI step uploading it finds it)."""
-    from wormhole_ci.check.junit import write_junit
-    from wormhole_ci.results import RunReport
-
     for note in notes:
-        err.print(f"note: {note}", markup=False)
+        print(f"note: {note}", file=sys.stderr)
     if junit is not None:
+        from wormhole_ci.check.junit import write_junit
+        from wormhole_ci.results import RunReport
+
         write_junit(RunReport(results=()), junit, notes)
     print(f"{command}: nothing to run (no service is affected)")
     return 0

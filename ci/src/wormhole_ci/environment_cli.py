@@ -7,9 +7,10 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.markup import escape
+if TYPE_CHECKING:
+    from rich.console import Console
 
 EXIT_FAILED = 1
 
@@ -55,6 +56,8 @@ def hasura_apply(args: argparse.Namespace, err: Console) -> int:
         )
     except HasuraApplyFailed as exc:
         _write(args.output, exc.result.to_dict(), hidden, err)
+        from rich.markup import escape
+
         err.print(
             f"[bold red]hasura-apply {exc.result.outcome}:[/] {escape(redact(str(exc), *hidden))}"
         )

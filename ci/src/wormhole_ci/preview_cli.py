@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
+from typing import TYPE_CHECKING, Any
 
 from wormhole_ci.errors import WormholeCiError
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def add_parser(sub: argparse._SubParsersAction[Any]) -> None:  # pyright: ignore[reportPrivateUsage]
@@ -65,18 +65,18 @@ def add_parser(sub: argparse._SubParsersAction[Any]) -> None:  # pyright: ignore
 
 
 def preview(args: argparse.Namespace, err: Console) -> int:
-    from wormhole_ci.images.engine import detect_engine  # noqa: PLC0415
-    from wormhole_ci.images.gitinfo import revision  # noqa: PLC0415
-    from wormhole_ci.manifest import load_manifest  # noqa: PLC0415
-    from wormhole_ci.preview.flow import PreviewFailed, PreviewRecord, preview_of  # noqa: PLC0415
-    from wormhole_ci.preview.native import (  # noqa: PLC0415
+    from wormhole_ci.images.engine import detect_engine
+    from wormhole_ci.images.gitinfo import revision
+    from wormhole_ci.manifest import load_manifest
+    from wormhole_ci.preview.flow import PreviewFailed, PreviewRecord, preview_of
+    from wormhole_ci.preview.native import (
         NativePreviewOptions,
         NativePreviewSteps,
         preview_secrets,
         run_native_preview,
     )
-    from wormhole_ci.secretref import redact  # noqa: PLC0415
-    from wormhole_ci.toolchains import default_cache_dir  # noqa: PLC0415
+    from wormhole_ci.secretref import redact
+    from wormhole_ci.toolchains import default_cache_dir
 
     manifest = load_manifest(args.source)
     env = manifest.environment(args.environment)
@@ -125,6 +125,8 @@ def preview(args: argparse.Namespace, err: Console) -> int:
     except PreviewFailed as exc:
         write(exc.record)
         message = redact(str(exc), *secrets.values())
+        from rich.markup import escape
+
         err.print(f"[bold red]preview failed:[/] {escape(message)}")
         return 1
     except WormholeCiError as exc:

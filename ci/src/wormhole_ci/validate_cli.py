@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
 from wormhole_ci.errors import WormholeCiError
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from wormhole_ci.manifest import Manifest, ServiceKind
 
 EXIT_FAILED = 1
