@@ -7,7 +7,7 @@ import os
 import platform as platform_module
 from pathlib import Path
 
-from wormhole_ci import __version__, preview_cli
+from wormhole_ci import __version__
 from wormhole_ci.check import DEFAULT_TASK_TIMEOUT
 
 # security.policy.FailOn and security.tasks.Family, written out so that parsing the command
@@ -191,7 +191,19 @@ def parser() -> argparse.ArgumentParser:
             ),
         ),
     )
-    preview_cli.add_parser(sub)
+    _preview_command(
+        sub.add_parser(
+            "preview",
+            help="open (or --close) a pull request's preview: images, database, Coolify preview",
+            description=(
+                "Publish the PR's images tagged pr-N-<sha7>, create (or reuse) the PR's database on "
+                "the environment's preview PostgreSQL and migrate it, set the apps' preview "
+                "database URL, deploy the PR preview on Coolify and verify each preview URL reports "
+                "the SHA. A failure undoes what the run created. --close deletes the previews and "
+                "drops the database."
+            ),
+        )
+    )
     _environment_commands(
         sub.add_parser(
             "hasura-apply",
@@ -470,6 +482,42 @@ def _release_commands(deploy: argparse.ArgumentParser, release: argparse.Argumen
     )
 
 
+def _preview_command(cmd: argparse.ArgumentParser) -> None:
+    _source(cmd)
+    cmd.add_argument(
+        "--environment",
+        required=True,
+        metavar="NAME",
+        help="an [environments.NAME] with a [environments.NAME.preview] table",
+    )
+    cmd.add_argument(
+        "--pr", required=True, type=_pull_request, metavar="N", help="the pull request number"
+    )
+    cmd.add_argument(
+        "--tag", metavar="SHA", default=None, help="the PR's head commit (default: git HEAD)"
+    )
+    cmd.add_argument(
+        "--close", action="store_true", help="delete the PR's previews and drop its database"
+    )
+    cmd.add_argument("--output", type=Path, metavar="FILE", help="the result as JSON")
+    cmd.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_build_arg,
+        help="extra image build argument (repeatable)",
+    )
+    cmd.add_argument(
+        "--engine", choices=("auto", "docker", "buildah"), default="auto", help="image engine"
+    )
+    cmd.add_argument("--work-dir", type=Path, metavar="DIR")
+    cmd.add_argument("--cache-dir", type=Path, metavar="DIR")
+    cmd.add_argument(
+        "--poll-interval", type=float, default=2.0, metavar="SECONDS", help=argparse.SUPPRESS
+    )
+
+
 def _environment_commands(
     hasura_apply: argparse.ArgumentParser, drift: argparse.ArgumentParser
 ) -> None:
@@ -560,6 +608,16 @@ def _image(text: str) -> tuple[str, Path]:
             f"{tarball}: no such image tarball (docker save -o FILE IMAGE)"
         )
     return (name or tarball.stem, tarball)
+
+
+def _pull_request(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a pull request number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a pull request number is at least 1")
+    return value
 
 
 def _positive(text: str) -> int:

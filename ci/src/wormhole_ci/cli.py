@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from wormhole_ci import affected_cli, arguments, environment_cli, preview_cli, validate_cli
+from wormhole_ci import (
+    affected_cli,
+    arguments,
+    environment_cli,
+    preview_cli,
+    terminal,
+    validate_cli,
+)
 from wormhole_ci.errors import ImageError, WormholeCiError
 
 if TYPE_CHECKING:
@@ -38,19 +45,6 @@ _CHECKS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _console(*, stderr: bool = False, highlight: bool = False, soft_wrap: bool = True) -> Console:
-    """A rich Console, imported on first use: a no-op `--since` run never loads rich."""
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=highlight, soft_wrap=soft_wrap)
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = arguments.parser()
@@ -59,7 +53,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         quick = affected_cli.nothing_to_check(args, _CHECKS[args.command])
         if quick is not None:
             return quick
-    err = _console(stderr=True, highlight=False, soft_wrap=True)
+    err = terminal.console(stderr=True)
     handlers: dict[str, Callable[[argparse.Namespace, Console], int]] = {
         "validate-hasura": validate_cli.validate_hasura,
         "validate-delivery": validate_cli.validate_delivery,
@@ -78,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handlers.get(args.command, _check)(args, err)
     except WormholeCiError as exc:
-        err.print(f"[bold red]error:[/] {_escape(str(exc))}")
+        err.print(f"[bold red]error:[/] {terminal.escape(str(exc))}")
         return EXIT_USAGE
     except KeyboardInterrupt:
         err.print("interrupted")
@@ -143,7 +137,7 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
         _write_result(args.output, exc.result.to_json(), err)
         pushed(exc.result.outcome)
         err.print(
-            f"[bold red]migrate {exc.result.outcome}:[/] {_escape(redact(str(exc), *url.secrets))}"
+            f"[bold red]migrate {exc.result.outcome}:[/] {terminal.escape(redact(str(exc), *url.secrets))}"
         )
         return EXIT_FAILED
     _write_result(args.output, result.to_json(), err)
@@ -302,11 +296,13 @@ def _release(args: argparse.Namespace, err: Console) -> int:
     record = run_native_release(manifest, env, engine, secrets, options=options, say=say)
     err.print(f"wrote {output}", markup=False)
     if record.outcome is ReleaseOutcome.REFUSED:
-        err.print(f"[bold red]release refused:[/] {_escape(record.refused or '')}")
+        err.print(f"[bold red]release refused:[/] {terminal.escape(record.refused or '')}")
         return EXIT_FAILED
     if record.outcome is not ReleaseOutcome.RELEASED:
         stopped = record.step(record.stopped_at or "")
-        err.print(f"[bold red]release stopped at {stopped.name}:[/] {_escape(stopped.detail)}")
+        err.print(
+            f"[bold red]release stopped at {stopped.name}:[/] {terminal.escape(stopped.detail)}"
+        )
         return EXIT_FAILED
     print(
         f"released {rev.short} to {env.name}: "
@@ -414,7 +410,7 @@ def _check(args: argparse.Namespace, err: Console) -> int:
 
     if not plan.services:
         raise WormholeCiError(f"{args.command}: nothing to run for the selected services")
-    out = _console(highlight=False, soft_wrap=True)
+    out = terminal.console()
     for note in plan.notes:
         err.print(f"note: {note}", markup=False)
     options = NativeOptions(
@@ -482,7 +478,7 @@ def _scan(args: argparse.Namespace, err: Console) -> int:
     )
     result = run_scan(manifest, options)
     verdict = result.verdict
-    out = _console(highlight=False, soft_wrap=True)
+    out = terminal.console()
     out.print(scan_table(verdict, out.width))
     for finding in sorted(verdict.blocking, key=lambda f: (-effective_severity(f), f.tool)):
         out.print(

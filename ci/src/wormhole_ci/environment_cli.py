@@ -16,6 +16,7 @@ EXIT_FAILED = 1
 
 
 def hasura_apply(args: argparse.Namespace, err: Console) -> int:
+    from wormhole_ci import terminal
     from wormhole_ci.deploy.coolify import Coolify
     from wormhole_ci.errors import WormholeCiError
     from wormhole_ci.hasura.apply import HasuraApplyFailed
@@ -56,10 +57,9 @@ def hasura_apply(args: argparse.Namespace, err: Console) -> int:
         )
     except HasuraApplyFailed as exc:
         _write(args.output, exc.result.to_dict(), hidden, err)
-        from rich.markup import escape
 
         err.print(
-            f"[bold red]hasura-apply {exc.result.outcome}:[/] {escape(redact(str(exc), *hidden))}"
+            f"[bold red]hasura-apply {exc.result.outcome}:[/] {terminal.escape(redact(str(exc), *hidden))}"
         )
         return EXIT_FAILED
     finally:

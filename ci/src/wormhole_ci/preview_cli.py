@@ -4,64 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from wormhole_ci import terminal
 from wormhole_ci.errors import WormholeCiError
 
 if TYPE_CHECKING:
     from rich.console import Console
-
-
-def add_parser(sub: argparse._SubParsersAction[Any]) -> None:  # pyright: ignore[reportPrivateUsage]
-    cmd: argparse.ArgumentParser = sub.add_parser(
-        "preview",
-        help="open (or --close) a pull request's preview: images, database, Coolify preview",
-        description=(
-            "Publish the PR's images tagged pr-N-<sha7>, create (or reuse) the PR's database on "
-            "the environment's preview PostgreSQL and migrate it, set the apps' preview "
-            "database URL, deploy the PR preview on Coolify and verify each preview URL reports "
-            "the SHA. A failure undoes what the run created. --close deletes the previews and "
-            "drops the database."
-        ),
-    )
-    cmd.add_argument(
-        "--source",
-        type=Path,
-        default=Path(),
-        metavar="DIR",
-        help="monorepo root holding wormhole-ci.toml (default: .)",
-    )
-    cmd.add_argument(
-        "--environment",
-        required=True,
-        metavar="NAME",
-        help="an [environments.NAME] with a [environments.NAME.preview] table",
-    )
-    cmd.add_argument("--pr", required=True, type=_pr, metavar="N", help="the pull request number")
-    cmd.add_argument(
-        "--tag", metavar="SHA", default=None, help="the PR's head commit (default: git HEAD)"
-    )
-    cmd.add_argument(
-        "--close", action="store_true", help="delete the PR's previews and drop its database"
-    )
-    cmd.add_argument("--output", type=Path, metavar="FILE", help="the result as JSON")
-    cmd.add_argument(
-        "--build-arg",
-        action="append",
-        default=[],
-        metavar="NAME=VALUE",
-        type=_build_arg,
-        help="extra image build argument (repeatable)",
-    )
-    cmd.add_argument(
-        "--engine", choices=("auto", "docker", "buildah"), default="auto", help="image engine"
-    )
-    cmd.add_argument("--work-dir", type=Path, metavar="DIR")
-    cmd.add_argument("--cache-dir", type=Path, metavar="DIR")
-    cmd.add_argument(
-        "--poll-interval", type=float, default=2.0, metavar="SECONDS", help=argparse.SUPPRESS
-    )
 
 
 def preview(args: argparse.Namespace, err: Console) -> int:
@@ -125,9 +74,8 @@ def preview(args: argparse.Namespace, err: Console) -> int:
     except PreviewFailed as exc:
         write(exc.record)
         message = redact(str(exc), *secrets.values())
-        from rich.markup import escape
 
-        err.print(f"[bold red]preview failed:[/] {escape(message)}")
+        err.print(f"[bold red]preview failed:[/] {terminal.escape(message)}")
         return 1
     except WormholeCiError as exc:
         raise WormholeCiError(redact(str(exc), *secrets.values())) from None
@@ -140,20 +88,3 @@ def preview(args: argparse.Namespace, err: Console) -> int:
             + ", ".join(f"{s.service} {s.url}" for s in record.services)
         )
     return 0
-
-
-def _pr(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: a pull request number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a pull request number is at least 1")
-    return value
-
-
-def _build_arg(text: str) -> tuple[str, str]:
-    name, sep, value = text.partition("=")
-    if not sep or not name.isidentifier():
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=VALUE")
-    return (name, value)
