@@ -80,9 +80,13 @@ def test_service_serves_health_and_metrics_without_redis_and_exits_cleanly_on_si
     entries = json_lines(stderr)
     messages = [entry["message"] for entry in entries]
     assert messages[0] == "runner started"
-    assert messages[-2:] == ["received SIGTERM, shutting down", "runner stopped"]
-    # the unreachable queue is reported, not fatal
-    assert all("unavailable" in m for m in messages[1:-2]), messages
+    assert messages[-1] == "runner stopped"
+    assert messages.count("received SIGTERM, shutting down") == 1, messages
+    # The unreachable queue is reported, not fatal. A probe in flight when the signal lands
+    # may still report once after the shutdown line (the queue stops after the HTTP server),
+    # so the retry lines are allowed on both sides of it.
+    others = [m for m in messages[1:-1] if m != "received SIGTERM, shutting down"]
+    assert all("unavailable" in m for m in others), messages
     startup = entries[0]
     assert (
         startup.items()
