@@ -12,7 +12,9 @@ rebuilds) and a page (Vue client, Vue server and Nitro bundles all rebuilt).
                with its own build cache warm, dependencies installed): what Nuxt itself needs
                for that change, which no image build can beat (Node 20 is pinned by the
                specification, so Nuxt 4 / Vite 8's faster builds are out)
-Prints a table with the times, the ratio against each target, the final image size, its base
+Each one-file rebuild (and, for web, its native floor) is the median of --samples runs,
+interleaved image / native, each with a different changed line (the same line twice would be a
+cache hit in both). Prints a table with the times, the ratio against each target, the final image size, its base
 image's size and what the Dockerfile adds on top. Targets: api and runner one-file rebuild
 <= 0.3 x cold; web one-file rebuild <= 1.2 x the native floor. Exits 0 only when all hold.
 Run from the repository root: `make bench`, or `PYTHONPATH=. .venv/bin/python bench/images.py`.
@@ -24,6 +26,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -151,16 +154,18 @@ def prune_build_cache(engine: Engine) -> None:
     )
 
 
-def changed(repo: Path, service: str, relative: str) -> None:
-    """Append a comment line to one source file (`git checkout` reverts it)."""
+def changed(repo: Path, service: str, relative: str, sample: int) -> None:
+    """Append a comment line, numbered by `sample`, to one source file (`git checkout`
+    reverts it)."""
     source = repo / service / relative
     comment = {".py": "# {}", ".vue": "<!-- {} -->"}.get(source.suffix, "// {}")
-    source.write_text(source.read_text() + "\n" + comment.format("bench: one changed line") + "\n")
+    line = comment.format(f"bench: one changed line, sample {sample}")
+    source.write_text(source.read_text() + "\n" + line + "\n")
 
 
-def change_one_file(engine: Engine, repo: Path, service: str, relative: str) -> float:
+def change_one_file(engine: Engine, repo: Path, service: str, relative: str, sample: int) -> float:
     """Seconds for a rebuild after one source file changed (then reverted)."""
-    changed(repo, service, relative)
+    changed(repo, service, relative, sample)
     try:
         seconds, _ = build(engine, repo, service)  # same commit, dirty tree: build allows it
     finally:
@@ -182,15 +187,15 @@ class NativeNuxt:
             "pnpm_config_store_dir": str(cache / "pnpm-store"),
         }
         run(tools.resolve(("pnpm", "install", "--frozen-lockfile")), self.web, self.env)
-        self.build()  # Nuxt's build cache (node_modules/.cache/nuxt) warm, as in the image
+        self.build()  # node_modules/.cache (Nuxt build cache, jiti) warm, as in the image
 
     def build(self) -> float:
         started = time.monotonic()
         run([str(self.web / "node_modules" / ".bin" / "nuxt"), "build"], self.web, self.env)
         return time.monotonic() - started
 
-    def one_file(self, relative: str) -> float:
-        changed(self.web.parent, "web", relative)
+    def one_file(self, relative: str, sample: int) -> float:
+        changed(self.web.parent, "web", relative, sample)
         try:
             return self.build()
         finally:
@@ -205,7 +210,7 @@ def run(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
         raise SystemExit(f"{' '.join(argv)} failed:\n{done.stdout}\n{done.stderr}")
 
 
-def measure(engine: Engine, repo: Path, native: Path, service: str) -> list[Row]:
+def measure(engine: Engine, repo: Path, native: Path, service: str, samples: int) -> list[Row]:
     prune_build_cache(engine)
     cold, image = build(engine, repo, service, "--no-cache")
     warm, _ = build(engine, repo, service)
@@ -213,19 +218,20 @@ def measure(engine: Engine, repo: Path, native: Path, service: str) -> list[Row]
     base = image_size(engine, SERVICES[service].base_image)
     files = (SERVICES[service].source_file, *MORE_FILES.get(service, ()))
     nuxt = NativeNuxt(native) if service == "web" else None
-    return [
-        Row(
-            service,
-            name,
-            cold,
-            warm,
-            change_one_file(engine, repo, service, name),
-            size,
-            base,
-            nuxt.one_file(name) if nuxt else None,
+    rows: list[Row] = []
+    for name in files:
+        image_runs: list[float] = []
+        native_runs: list[float] = []
+        for sample in range(samples):
+            # Interleaved, so that a slow spell of the machine weighs on both sides alike.
+            image_runs.append(change_one_file(engine, repo, service, name, sample))
+            if nuxt:
+                native_runs.append(nuxt.one_file(name, sample))
+        floor = statistics.median(native_runs) if native_runs else None
+        rows.append(
+            Row(service, name, cold, warm, statistics.median(image_runs), size, base, floor)
         )
-        for name in files
-    ]
+    return rows
 
 
 def main() -> int:
@@ -234,6 +240,12 @@ def main() -> int:
     )
     parser.add_argument("--service", action="append", choices=sorted(SERVICES), default=[])
     parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument(
+        "--samples",
+        type=int,
+        default=3,
+        help="one-file rebuilds per changed file (median reported; default 3)",
+    )
     args = parser.parse_args()
     services = args.service or ["api", "web", "runner"]
     with docker_engine() as engine, tempfile.TemporaryDirectory(prefix="wormhole-ci-bench-") as tmp:
@@ -247,7 +259,7 @@ def main() -> int:
         native = Path(tmp) / "native"
         shutil.copytree(repo, native, symlinks=True)
         print(f"engine: {describe_engine(engine)}", flush=True)
-        rows = [row for s in services for row in measure(engine, repo, native, s)]
+        rows = [row for s in services for row in measure(engine, repo, native, s, args.samples)]
     mb = 1_000_000
     print(
         f"{'service':<8} {'changed file':<24} {'cold s':>7} {'warm s':>7} {'1 file s':>8} {'native s':>8} {'ratio':>6} {'vs':>6} {'target':>6} {'image MB':>9} {'base MB':>8} {'added MB':>9}"
