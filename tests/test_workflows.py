@@ -30,6 +30,10 @@ SHA = "0123456789abcdef0123456789abcdef01234567"
 # The only jobs that may hold a write scope, and which.
 WRITE_SCOPES = {
     ("ci.yml", "scan-report"): {"security-events"},
+    # the check summary in the PR's comment (read-only anyway for forks: a warning)
+    ("ci.yml", "check"): {"pull-requests"},
+    # the preview's GitHub Deployment and the previews section of the PR's comment
+    ("preview.yml", "preview"): {"deployments", "pull-requests"},
     ("security.yml", "scan-report"): {"security-events"},
     # the release's GitHub Deployment and the PR status comment (notify/)
     ("release.yml", "release"): {"deployments", "pull-requests"},
@@ -198,7 +202,9 @@ def test_ci_runs_check_report_and_uploads_it() -> None:
     assert ci["on"] == {"pull_request": None, "push": {"branches": ["main"]}}
     dagger = step(ci, "check", "dagger call check-report")
     assert dagger["with"]["verb"] == "call"
-    assert dagger["with"]["args"].endswith(" check-report export --path=reports")
+    assert dagger["with"]["args"].endswith(
+        " check-report ${{ steps.changes.outputs.comment }} export --path=reports"
+    )
     upload = step(ci, "check", "Upload the check reports (JUnit, summary)")
     assert upload["uses"].startswith("actions/upload-artifact@")
     assert upload["with"]["path"] == "reports/"
@@ -216,9 +222,19 @@ def test_ci_checks_only_the_affected_services_on_pull_requests() -> None:
     dagger = step(ci, "check", "dagger call check-report")
     assert dagger["with"]["args"] == (
         "--source=examples/wormhole ${{ steps.changes.outputs.args }} "
-        "check-report export --path=reports"
+        "check-report ${{ steps.changes.outputs.comment }} export --path=reports"
     )
     assert changes["env"]["REPO_PATH"] in dagger["with"]["args"]
+
+
+def test_ci_check_writes_the_pr_comment_with_a_token_reference() -> None:
+    ci = load("ci.yml")
+    changes = step(ci, "check", "Changed paths")
+    assert changes["env"]["PR"] == "${{ github.event.pull_request.number }}"
+    assert changes["env"]["HEAD_SHA"] == "${{ github.event.pull_request.head.sha }}"
+    dagger = step(ci, "check", "dagger call check-report")
+    assert dagger["env"] == {"GITHUB_TOKEN": "${{ secrets.GITHUB_TOKEN }}"}
+    assert ci["jobs"]["check"]["permissions"] == {"contents": "read", "pull-requests": "write"}
 
 
 def changed_paths_step(
@@ -226,9 +242,25 @@ def changed_paths_step(
 ) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     script = step(load("ci.yml"), "check", "Changed paths")["run"]
     done, outputs, _ = run_step(
-        script, tmp_path, {"BASE_SHA": base, "REPO_PATH": "examples/wormhole"}
+        script,
+        tmp_path,
+        {
+            "BASE_SHA": base,
+            "HEAD_SHA": HEAD,
+            "PR": "17",
+            "REPO_PATH": "examples/wormhole",
+            "GITHUB_REPOSITORY": "acme/wormhole",
+            "GITHUB_API_URL": "https://api.github.com",
+        },
     )
     return done, outputs
+
+
+HEAD = "fedcba9876543210fedcba9876543210fedcba98"
+COMMENT_ARGS = (
+    f"--pr-comment=17 --pr-sha={HEAD} --github-token=env:GITHUB_TOKEN "
+    "--github-repository=acme/wormhole --github-api-url=https://api.github.com"
+)
 
 
 def test_ci_changed_paths_step_lists_the_diff(tmp_path: Path) -> None:
@@ -244,7 +276,8 @@ def test_ci_changed_paths_step_lists_the_diff(tmp_path: Path) -> None:
     done, outputs = changed_paths_step(tmp_path, base)
     assert done.returncode == 0, done.stdout + done.stderr
     assert outputs == {
-        "args": f"--since={base} --repo-path=examples/wormhole --changed=changed.txt"
+        "args": f"--since={base} --repo-path=examples/wormhole --changed=changed.txt",
+        "comment": COMMENT_ARGS,
     }
     listing = (tmp_path / "changed.txt").read_text()
     assert listing == "examples/wormhole/web/app.vue\n"
@@ -259,7 +292,10 @@ def test_ci_changed_paths_step_without_the_base_checks_everything(tmp_path: Path
     done, outputs = changed_paths_step(tmp_path, SHA)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"::notice title=affected::base {SHA} is not in this clone" in done.stdout
-    assert outputs == {"args": f"--since={SHA} --repo-path=examples/wormhole"}
+    assert outputs == {
+        "args": f"--since={SHA} --repo-path=examples/wormhole",
+        "comment": COMMENT_ARGS,
+    }
     assert not (tmp_path / "changed.txt").exists()
 
 
@@ -849,6 +885,11 @@ def test_drift_step_runs_dagger_with_references_not_secrets(tmp_path: Path) -> N
             "EXPECT_SHA": SHA,
             "ARGV_FILE": str(tmp_path / "argv"),
             "ENV_FILE": str(tmp_path / "env"),
+            # the runner's defaults
+            "GITHUB_REPOSITORY": "acme/wormhole",
+            "GITHUB_API_URL": "https://api.github.com",
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": "99",
             **secrets,
         },
         path=f"{bin_dir}:{os.environ['PATH']}",
@@ -1074,7 +1115,13 @@ def test_preview_secrets_reach_dagger_as_env_references() -> None:
     secret_env = {k: v for k, v in s["env"].items() if "secrets." in v}
     assert secret_env == {
         name: f"${{{{ secrets.{name} }}}}"
-        for name in ("REGISTRY_PASSWORD", "COOLIFY_TOKEN", "PREVIEW_DATABASE_URL")
+        for name in ("REGISTRY_PASSWORD", "COOLIFY_TOKEN", "PREVIEW_DATABASE_URL", "GITHUB_TOKEN")
+    }
+    job = load("preview.yml")["jobs"]["preview"]
+    assert job["permissions"] == {
+        "contents": "read",
+        "deployments": "write",
+        "pull-requests": "write",
     }
     install = step(load("preview.yml"), "preview", "Install Dagger")
     assert set(install["with"]) == {"version"} and "env" not in install
@@ -1092,13 +1139,15 @@ def test_preview_step_runs_dagger_with_references_not_secrets(
     fake = bin_dir / "dagger"
     fake.write_text(
         '#!/bin/sh\nprintf "%s\\n" "$@" > "$ARGV_FILE"\n'
-        'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$PREVIEW_DATABASE_URL" > "$ENV_FILE"\n'
+        'printf "%s\\n" "$REGISTRY_PASSWORD" "$COOLIFY_TOKEN" "$PREVIEW_DATABASE_URL" '
+        '"$GITHUB_TOKEN" > "$ENV_FILE"\n'
     )
     fake.chmod(0o755)
     secrets = {
         "REGISTRY_PASSWORD": "pw-value-1",
         "COOLIFY_TOKEN": "coolify-value-2",
         "PREVIEW_DATABASE_URL": "postgresql://u:db-value-3@127.0.0.1:5432/previews",
+        "GITHUB_TOKEN": "ghs_value-4",
     }
     done, _, _ = run_step(
         preview_command()["run"],
@@ -1109,6 +1158,11 @@ def test_preview_step_runs_dagger_with_references_not_secrets(
             "ACTION": action,
             "ARGV_FILE": str(tmp_path / "argv"),
             "ENV_FILE": str(tmp_path / "env"),
+            # the runner's defaults
+            "GITHUB_REPOSITORY": "acme/wormhole",
+            "GITHUB_API_URL": "https://api.github.com",
+            "GITHUB_SERVER_URL": "https://github.com",
+            "GITHUB_RUN_ID": "99",
             **secrets,
         },
         path=f"{bin_dir}:{os.environ['PATH']}",
@@ -1126,6 +1180,10 @@ def test_preview_step_runs_dagger_with_references_not_secrets(
         "--registry-password=env:REGISTRY_PASSWORD",
         "--coolify-token=env:COOLIFY_TOKEN",
         "--database-url=env:PREVIEW_DATABASE_URL",
+        "--github-token=env:GITHUB_TOKEN",
+        "--github-repository=acme/wormhole",
+        "--github-api-url=https://api.github.com",
+        "--github-log-url=https://github.com/acme/wormhole/actions/runs/99",
         *(["--close"] if close else []),
     ]
     assert (tmp_path / "env").read_text().splitlines() == list(secrets.values())

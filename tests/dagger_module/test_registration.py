@@ -95,17 +95,18 @@ def functions(object_chain: tuple[Step, ...]) -> dict[str, dict[str, Any]]:
 
 
 # What each function's cache policy must be (DESIGN.md §3): side effects never cached, scans
-# fresh per session, pure checks and builds of a Directory left to the engine's default.
+# and the checks that may write a PR comment fresh per session, pure checks and builds of a
+# Directory left to the engine's default.
 CACHE_POLICIES = {
     **dict.fromkeys(
         ("release", "deploy", "migrate", "publish", "hasura_apply", "drift", "preview"),
         "Never",
     ),
     **dict.fromkeys(("scan", "scan_report", "sast", "audit", "scan_image"), "PerSession"),
+    # --pr-comment writes the PR's comment: a new session (a re-run) must write it again
+    **dict.fromkeys(("check", "check_report"), "PerSession"),
     **dict.fromkeys(
         (
-            "check",
-            "check_report",
             "lint",
             "typecheck",
             "test",
@@ -150,8 +151,21 @@ def test_registration_lists_functions_args_docs_and_checks(
     for name in ("lint", "typecheck", "test"):
         assert fns[name]["args"]["service"]["optional"] is True
         assert fns[name]["args"]["service"]["doc"].startswith("Only this service")
-    assert set(fns["check"]["args"]) == {"explain"}
+    comment_args = {"pr_comment", "pr_sha", "github_token", "github_repository", "github_api_url"}
+    assert set(fns["check"]["args"]) == {"explain"} | comment_args
+    assert set(fns["check_report"]["args"]) == comment_args
     assert fns["check"]["args"]["explain"]["default"] == "false"  # `dagger check` needs none
+    for name in ("check", "check_report"):
+        args = fns[name]["args"]
+        assert all(args[a]["optional"] or args[a]["default"] is not None for a in comment_args)
+        assert args["pr_comment"]["default"] == "0" and "INTEGER_KIND" in str(
+            args["pr_comment"]["type"]
+        )
+        assert [a["name"] for s, a in args["github_token"]["type"] if s == "withObject"] == [
+            "Secret"
+        ]
+        assert args["github_token"]["optional"] is True
+        assert "pull request's wormhole-ci comment" in args["pr_comment"]["doc"]
     assert "the engine's cache" in fns["check"]["args"]["explain"]["doc"]
     assert fns["check"]["doc"].startswith("Lint, type-check and test every service concurrently")
     assert "the delivery configuration (promtool, amtool" in fns["check"]["doc"]
@@ -255,7 +269,10 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
     for name in ("deploy", "migrate", "release"):
         steps = [(step, args.get("name")) for step, args in fns[name]["returns"]]
         assert steps == [("typeDef", None), ("withObject", "Directory")], name
-    assert fns["check_report"]["args"] == {}
+    # only the optional --pr-comment arguments: CI calls it with none on main
+    assert all(
+        a["default"] is not None or a["optional"] for a in fns["check_report"]["args"].values()
+    )
 
 
 def test_registration_of_hasura_apply_and_drift(engine: FakeEngine, tmp_path: Path) -> None:
@@ -306,11 +323,16 @@ def test_registration_of_preview(engine: FakeEngine, tmp_path: Path) -> None:
         "registry_password",
         "registry_username",
         "close",
+        "github_token",
+        "github_repository",
+        "github_api_url",
+        "github_log_url",
     }
-    for name in ("coolify_token", "database_url", "registry_password"):
+    for name in ("coolify_token", "database_url", "registry_password", "github_token"):
         assert [a["name"] for s, a in args[name]["type"] if s == "withObject"] == ["Secret"]
     assert args["coolify_token"]["optional"] is False
     assert args["database_url"]["optional"] is False
     assert args["registry_password"]["optional"] is True
+    assert args["github_token"]["optional"] is True  # no token: no GitHub calls
     assert args["close"]["default"] == "false"  # a flag: off unless --close
     assert "INTEGER_KIND" in str(args["pr"]["type"])

@@ -3,12 +3,15 @@ webhook sink (Slack incoming webhook, generic JSON), on 127.0.0.1 only.
 
 Written from GitHub's REST documentation (API version 2022-11-28):
 - `POST /repos/{owner}/{repo}/deployments` → 201 `{"id", "ref", "environment", ...}`; 422
-  without `ref`; `GET` lists them (state for the tests).
+  without `ref`. `GET` same path (`sha`, `ref`, `task`, `environment` filters; `per_page`
+  default 30, at most 100; `page`) → 200 the page, newest first.
+  docs.github.com/en/rest/deployments/deployments#list-deployments
 - `POST /repos/{owner}/{repo}/deployments/{id}/statuses` → 201 `{"id", "state", ...}`; 404
   for an unknown deployment; 422 for a state GitHub does not document.
 - `GET /repos/{owner}/{repo}/issues/{n}/comments?per_page&page` → the page, ascending id;
   `POST` same path `{"body"}` → 201 the comment; `PATCH /repos/{owner}/{repo}/issues/comments/
-  {id}` `{"body"}` → 200 the comment, 404 unknown.
+  {id}` `{"body"}` → 200 the comment, 404 unknown; 422 "Validation Failed" for either without
+  a string `body`.
 - Every request needs `Authorization: Bearer <token>` (401 `{"message": "Bad credentials"}`
   otherwise) and `Accept: application/vnd.github+json`; 400 for an unknown
   `X-GitHub-Api-Version`, as GitHub answers.
@@ -68,6 +71,9 @@ class GitHubServer:
             self.next_id += 1
             self.comments.setdefault(issue, []).append({"id": self.next_id, "body": body})
             return self.next_id
+
+    def bodies(self, issue: int) -> list[str]:
+        return [c["body"] for c in self.comments.get(issue, [])]
 
     def api(self) -> list[Logged]:
         """The requests to the GitHub API (not the webhooks)."""
@@ -142,6 +148,20 @@ class _Handler(BaseHTTPRequestHandler):
         s = self.state
         m = re.fullmatch(r"/repos/[^/]+/[^/]+(/.*)", path)
         rest = m.group(1) if m else ""
+        if rest == "/deployments" and self.command == "GET":
+            found = [
+                d
+                for d in sorted(s.deployments.values(), key=lambda d: -d["id"])
+                if all(
+                    d.get(k) == query[k]
+                    for k in ("sha", "ref", "task", "environment")
+                    if k in query
+                )
+            ]
+            per_page = min(int(query.get("per_page", "30")), 100)
+            page = int(query.get("page", "1"))
+            self._answer(200, found[(page - 1) * per_page : page * per_page])
+            return
         if rest == "/deployments" and self.command == "POST":
             if not isinstance(body, dict) or not body.get("ref"):
                 self._answer(422, {"message": "Invalid request.", "errors": ["ref"]})
@@ -174,14 +194,20 @@ class _Handler(BaseHTTPRequestHandler):
                 items = s.comments.get(issue, [])
                 self._answer(200, items[(page - 1) * per_page : page * per_page])
                 return
-            if self.command == "POST" and isinstance(body, dict) and "body" in body:
+            if self.command == "POST":
+                if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                    self._answer(422, {"message": "Validation Failed"})
+                    return
                 self._answer(201, {"id": s.add_comment(issue, body["body"]), "body": body["body"]})
                 return
         if (m := re.fullmatch(r"/issues/comments/(\d+)", rest)) and self.command == "PATCH":
             ident = int(m.group(1))
+            if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+                self._answer(422, {"message": "Validation Failed"})
+                return
             for comments in s.comments.values():
                 for comment in comments:
-                    if comment["id"] == ident and isinstance(body, dict):
+                    if comment["id"] == ident:
                         comment["body"] = body["body"]
                         self._answer(200, comment)
                         return

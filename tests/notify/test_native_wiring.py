@@ -44,3 +44,18 @@ def test_release_takes_a_github_token_reference() -> None:
     assert (args.github_token, args.github_repository) == ("env:GITHUB_TOKEN", "")
     args = parser().parse_args(["release", "--environment", "staging"])
     assert args.github_token is None
+
+
+def test_preview_and_check_take_the_release_s_github_options() -> None:
+    # the same names and the same secret-reference syntax as `release`
+    for argv in (
+        ["preview", "--environment", "staging", "--pr", "3"],
+        ["check", "--pr-comment", "3"],
+        ["test", "--pr-comment", "3"],
+    ):
+        args = parser().parse_args(
+            [*argv, "--github-token", "env:GITHUB_TOKEN", "--github-repository", "acme/w"]
+        )
+        assert (args.github_token, args.github_repository) == ("env:GITHUB_TOKEN", "acme/w")
+    args = parser().parse_args(["check"])
+    assert (args.pr_comment, args.github_token, args.github_repository) == (None, None, "")

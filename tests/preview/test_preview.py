@@ -19,7 +19,7 @@ import sys
 import threading
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -35,11 +35,15 @@ from tests.dagger_module.test_images import pushes_to, write_archive
 from tests.deploy.coolify_server import CoolifyServer, run_coolify
 from tests.deploy.dagger_release import HostMigrate
 from tests.images.registry_server import RegistryServer, registry_or_skip
+from tests.notify.github_server import GitHubServer, run_github
 from wormhole_ci.errors import MigrateError
 from wormhole_ci.images.spec import Revision
 from wormhole_ci.main import WormholeCi
 from wormhole_ci.manifest import Manifest, load_manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.notify import status as notify_status
+from wormhole_ci.notify.http import Retry
+from wormhole_ci.notify.status import Section, render_pr_comment, section_of
 from wormhole_ci.pgtemp import TempPostgres, create_role_and_database, drop_role_and_database
 from wormhole_ci.preview.flow import PreviewFailed, PreviewRecord
 from wormhole_ci.preview.native import (
@@ -49,6 +53,7 @@ from wormhole_ci.preview.native import (
     preview_secrets,
     run_native_preview,
 )
+from wormhole_ci.secretref import Secret
 from wormhole_ci.toolchains import default_cache_dir
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
@@ -386,11 +391,17 @@ def preview_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Regis
 
 
 def test_dagger_preview_runs_the_same_flow(
-    stage: Stage, preview_registry: RegistryServer, engine_server: FakeEngine, tmp_path: Path
+    stage: Stage,
+    preview_registry: RegistryServer,
+    engine_server: FakeEngine,
+    tmp_path: Path,
+    github: GitHubServer,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Open then close PR 46 with the module's `preview`: the stand-in engine pushes its
     (fake) images to a loopback registry, the migrate container's command (our CLI) runs on
-    the host against the same PostgreSQL; Coolify and /healthz are the same servers."""
+    the host against the same PostgreSQL; Coolify and /healthz are the same servers, and the
+    GitHub reports are the core's, from the function's github arguments."""
     pr, toml = 46, stage.repo / "wormhole-ci.toml"
     original = toml.read_text()
     toml.write_text(
@@ -419,12 +430,25 @@ def test_dagger_preview_runs_the_same_flow(
                 database_url=dag.set_secret("preview-database-url", stage.admin_raw),
                 registry_password=dag.set_secret("registry-password", REGISTRY_PASSWORD),
                 close=close,
+                github_token=dag.set_secret("github-token", GH_TOKEN),
+                github_repository="acme/wormhole",
+                github_api_url=github.url,
+                github_log_url=RUN_URL,
             )
 
         opened = call(lambda: run(False))
         assert_hidden(stage, opened)
         record = json.loads(opened)
         assert record["outcome"] == "verified" and record["database_created"] is True
+        (ident,) = github.deployments
+        assert github.deployments[ident]["environment"] == "staging-pr-46"
+        assert github.deployments[ident]["transient_environment"] is True
+        base = f"http://127.0.0.1:{stage.health.port}"
+        assert [(s["state"], s.get("environment_url")) for s in github.statuses[ident]] == [
+            ("in_progress", None),
+            ("success", base),
+        ]
+        assert f"| web | {base}/pr-46/web/ | verified |" in github.bodies(pr)[0]
         assert stage.applied("wormhole_pr_46") == MIGRATIONS
         assert deploys(stage, pr) == [
             {"uuid": f"{APPS['api']},{APPS['web']}", "pr": "46", "docker_tag": "pr-46-1a2b3c4"}
@@ -442,10 +466,172 @@ def test_dagger_preview_runs_the_same_flow(
             # only the previewed services' images
             runner = client.head("/v2/wormhole-runner/manifests/pr-46-1a2b3c4", headers=accept)
             assert runner.status_code == 404
-        closed = json.loads(call(lambda: run(True)))
+        closed_json = call(lambda: run(True))
+        closed = json.loads(closed_json)
         assert closed["outcome"] == "closed"
+        assert github.statuses[ident][-1]["state"] == "inactive"
+        assert "**Previews**: closed at `1a2b3c4`" in github.bodies(pr)[0]
+        printed = capsys.readouterr()
+        for text in (opened, closed_json, printed.out, printed.err):
+            assert GH_TOKEN not in text
         assert "wormhole_pr_46" not in stage.databases()
         assert all(pr not in stage.coolify.apps[u].previews for u in APPS.values())
     finally:
         engine.reset()
         toml.write_text(original)
+
+
+# --- GitHub: the PR's deployment and the comment's previews section --------------------------
+
+GH_TOKEN = "ghs_preview_e2e_T0ken_never_shown_58"
+GH_REPO = "/repos/acme/wormhole"
+RUN_URL = "https://github.com/acme/wormhole/actions/runs/99"
+CHECKS = (
+    "**Checks** at `1a2b3c4`: `check` passed\n\n```\n9 of 9 tasks passed (0 reused), 1.0 s\n```"
+)
+
+
+def gh_environ(github: GitHubServer) -> dict[str, str]:
+    """What the runner sets (GITHUB_API_URL pointed at the contract server)."""
+    return {
+        "GITHUB_API_URL": github.url,
+        "GITHUB_SERVER_URL": "https://github.com",
+        "GITHUB_REPOSITORY": "acme/wormhole",
+        "GITHUB_RUN_ID": "99",
+    }
+
+
+def open_reported(stage: Stage, github: GitHubServer, pr: int, said: list[str]) -> PreviewRecord:
+    secrets = replace(stage.secrets(), github_token=Secret("env:GH_TOKEN", GH_TOKEN))
+    steps = StubPublishSteps(stage.manifest, secrets, SHA1, said)
+    return run_native_preview(
+        stage.manifest, stage.manifest.environment("staging"), secrets, pr=pr, sha=SHA1,
+        close=False, say=said.append, steps=steps, poll_interval=0.05,
+        github_repository="acme/wormhole", environ=gh_environ(github),
+    )  # fmt: skip
+
+
+@pytest.fixture
+def github(monkeypatch: pytest.MonkeyPatch) -> Iterator[GitHubServer]:
+    # a short budget: the outage test must not wait out the production deadline
+    monkeypatch.setattr(
+        notify_status, "COMMENT_RETRY", Retry(deadline=1.5, first_delay=0.05, timeout=1.0)
+    )
+    with run_github(GH_TOKEN) as state:
+        yield state
+
+
+def test_preview_open_and_close_report_to_github(stage: Stage, github: GitHubServer) -> None:
+    pr = 47
+    checks = render_pr_comment(None, SHA1, Section.CHECKS, CHECKS)  # a check run wrote first
+    comment = github.add_comment(pr, checks)
+    github.fail("POST", f"{GH_REPO}/deployments", 502)  # retried within the deadline
+    said: list[str] = []
+    record = open_reported(stage, github, pr, said)
+    assert record.outcome == "verified"
+    (ident,) = github.deployments
+    statuses = f"{GH_REPO}/deployments/{ident}/statuses"
+    calls = github.api()
+    assert [(r.method, r.path) for r in calls] == [
+        ("POST", f"{GH_REPO}/deployments"),  # 502
+        ("POST", f"{GH_REPO}/deployments"),
+        ("POST", statuses),
+        ("GET", f"{GH_REPO}/issues/{pr}/comments"),
+        ("PATCH", f"{GH_REPO}/issues/comments/{comment}"),
+        ("POST", statuses),
+        ("GET", f"{GH_REPO}/issues/{pr}/comments"),
+        ("PATCH", f"{GH_REPO}/issues/comments/{comment}"),
+    ]
+    assert calls[1].body == {
+        "ref": SHA1,
+        "environment": "staging-pr-47",
+        "description": "wormhole-ci preview pr-47-1a2b3c4 of PR #47",
+        "auto_merge": False,
+        "required_contexts": [],
+        "transient_environment": True,
+        "production_environment": False,
+    }
+    base = f"http://127.0.0.1:{stage.health.port}"
+    assert [
+        (s["state"], s.get("environment_url"), s["log_url"]) for s in github.statuses[ident]
+    ] == [
+        ("in_progress", None, RUN_URL),
+        ("success", base, RUN_URL),
+    ]
+    (body,) = github.bodies(pr)
+    assert section_of(body, Section.CHECKS) == section_of(checks, Section.CHECKS)  # kept as is
+    assert section_of(body, Section.PREVIEWS) == (
+        "<!-- wormhole-ci:previews -->\n"
+        f"**Previews** of `1a2b3c4` (images `pr-47-1a2b3c4`): ready ([log]({RUN_URL}))\n\n"
+        "| service | preview | status |\n|---|---|---|\n"
+        f"| api | {base}/pr-47/api/ | verified |\n"
+        f"| web | {base}/pr-47/web/ | verified |\n"
+        "<!-- /wormhole-ci:previews -->"
+    )
+    assert not [line for line in said if "warning" in line]
+    assert all(GH_TOKEN not in line for line in said)
+
+    # close, through the CLI: the PR environment's deployments inactive, the section says so
+    github.requests.clear()
+    out = stage.repo / "close-47.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "wormhole_ci", "preview", "--source", str(stage.repo),
+         "--environment", "staging", "--pr", str(pr), "--tag", SHA1, "--close",
+         "--github-token", "env:GH_TOKEN", "--github-repository", "acme/wormhole",
+         "--output", str(out)],
+        capture_output=True, text=True, timeout=300, check=False,
+        env={**os.environ, **stage.environ(), **gh_environ(github), "GH_TOKEN": GH_TOKEN,
+             "REGISTRY_PASSWORD": ""},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for text in (done.stdout, done.stderr, out.read_text()):
+        assert GH_TOKEN not in text
+    calls = github.api()
+    assert [(r.method, r.path, r.query) for r in calls] == [
+        ("GET", f"{GH_REPO}/deployments", {"environment": "staging-pr-47", "per_page": "100"}),
+        ("POST", statuses, {}),
+        ("GET", f"{GH_REPO}/issues/{pr}/comments", {"per_page": "100", "page": "1"}),
+        ("PATCH", f"{GH_REPO}/issues/comments/{comment}", {}),
+    ]
+    assert calls[1].body == {
+        "state": "inactive",
+        "description": "preview of PR #47 closed",
+        "log_url": RUN_URL,
+    }
+    (body,) = github.bodies(pr)
+    assert section_of(body, Section.CHECKS) == section_of(checks, Section.CHECKS)
+    assert "**Previews**: closed at `1a2b3c4`" in body and "| api |" not in body
+    assert "wormhole_pr_47" not in stage.databases()
+
+
+def test_a_failed_preview_is_a_failure_status(stage: Stage, github: GitHubServer) -> None:
+    pr = 48
+    stage.coolify.script(APPS["web"], "queued", "in_progress", "failed", logs=["pull failed"])
+    said: list[str] = []
+    with pytest.raises(PreviewFailed):
+        open_reported(stage, github, pr, said)
+    (ident,) = github.deployments
+    assert [(s["state"], s.get("environment_url")) for s in github.statuses[ident]] == [
+        ("in_progress", None),
+        ("failure", None),
+    ]
+    assert github.statuses[ident][1]["description"] == "preview pr-48-1a2b3c4 failed"
+    (body,) = github.bodies(pr)
+    assert "(images `pr-48-1a2b3c4`): failed" in body and "| web |" in body and "| failed |" in body
+    assert "wormhole_pr_48" not in stage.databases()
+
+
+def test_github_down_never_fails_a_preview(stage: Stage, github: GitHubServer) -> None:
+    pr = 49
+    github.fail("POST", "/repos/", *([503] * 10_000))
+    github.fail("GET", "/repos/", *([503] * 10_000))
+    said: list[str] = []
+    record = open_reported(stage, github, pr, said)
+    assert record.outcome == "verified"
+    warnings = [line for line in said if "warning" in line]
+    assert len(warnings) == 1, warnings
+    assert "GitHub create deployment: HTTP 503" in warnings[0]
+    assert "the preview goes on without a GitHub deployment" in warnings[0]
+    assert all(GH_TOKEN not in line for line in said)
+    assert len({r.path for r in github.api()}) == 1 and not github.deployments
+    assert close_cli(stage, pr).returncode == 0

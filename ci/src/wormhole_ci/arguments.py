@@ -90,6 +90,19 @@ def parser() -> argparse.ArgumentParser:
             help="live table on a terminal, plain lines otherwise (default auto)",
         )
         _since(cmd)
+        cmd.add_argument(
+            "--pr-comment",
+            type=_pull_request,
+            metavar="N",
+            help="write the check summary into pull request N's wormhole-ci comment (its "
+            "checks section; needs --github-token); a GitHub failure is a warning only",
+        )
+        _github(
+            cmd,
+            "env:NAME or file:PATH of a token that may write PR comments (for --pr-comment; "
+            "API base $GITHUB_API_URL)",
+            "the repository of that pull request (default: $GITHUB_REPOSITORY)",
+        )
     scan = sub.add_parser(
         "scan",
         help="SAST (Semgrep, Trivy secrets/misconfig), dependency audits and SBOMs under one policy",
@@ -468,18 +481,18 @@ def _release_commands(deploy: argparse.ArgumentParser, release: argparse.Argumen
     )
     release.add_argument("--cache-dir", type=Path, metavar="DIR")
     release.add_argument("--jobs", type=_positive, default=2, metavar="N")
-    release.add_argument(
-        "--github-token",
-        metavar="REF",
-        help="env:NAME or file:PATH of a token that may write deployments: the release is "
+    _github(
+        release,
+        "env:NAME or file:PATH of a token that may write deployments: the release is "
         "reported as a GitHub Deployment (API base $GITHUB_API_URL); without it, nothing is",
+        "the repository of that deployment (default: $GITHUB_REPOSITORY)",
     )
-    release.add_argument(
-        "--github-repository",
-        metavar="OWNER/NAME",
-        default="",
-        help="the repository of that deployment (default: $GITHUB_REPOSITORY)",
-    )
+
+
+def _github(cmd: argparse.ArgumentParser, token_help: str, repository_help: str) -> None:
+    """--github-token (a secret reference) and --github-repository, as every command names them."""
+    cmd.add_argument("--github-token", metavar="REF", help=token_help)
+    cmd.add_argument("--github-repository", metavar="OWNER/NAME", default="", help=repository_help)
 
 
 def _preview_command(cmd: argparse.ArgumentParser) -> None:
@@ -515,6 +528,13 @@ def _preview_command(cmd: argparse.ArgumentParser) -> None:
     cmd.add_argument("--cache-dir", type=Path, metavar="DIR")
     cmd.add_argument(
         "--poll-interval", type=float, default=2.0, metavar="SECONDS", help=argparse.SUPPRESS
+    )
+    _github(
+        cmd,
+        "env:NAME or file:PATH of a token that may write deployments and PR comments: the "
+        "preview is reported as a GitHub Deployment (environment NAME-pr-N) and in the PR's "
+        "wormhole-ci comment; without it, nothing is",
+        "the repository of the pull request (default: $GITHUB_REPOSITORY)",
     )
 
 

@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     parser = arguments.parser()
     args = parser.parse_args(argv)
-    if args.command in _CHECKS and args.since is not None:
+    # --pr-comment takes the normal path: even "nothing affected" is written to the PR
+    if args.command in _CHECKS and args.since is not None and not args.pr_comment:
         quick = affected_cli.nothing_to_check(args, _CHECKS[args.command])
         if quick is not None:
             return quick
@@ -396,6 +397,10 @@ def _check(args: argparse.Namespace, err: Console) -> int:
     if args.since is not None:  # --since: only the affected services (affected.py)
         plan = affected_cli.since_plan(manifest, args, _CHECKS[args.command])
         if not plan.services:  # answered before the runtime is even imported
+            if args.pr_comment:
+                from wormhole_ci.results import RunReport
+
+                _pr_comment(args, manifest.root, RunReport(results=()), err)
             return affected_cli.nothing_affected(args.command, plan.notes, args.junit)
     else:
         plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
@@ -431,10 +436,51 @@ def _check(args: argparse.Namespace, err: Console) -> int:
         write_junit(report, args.junit, plan.notes)
     if args.json:
         write_report_json(report, args.json, args.command, plan.notes)
+    if args.pr_comment:
+        _pr_comment(args, manifest.root, report, err)
     if not report.ok:
         err.print(summary(report, args.command), markup=False)
         return EXIT_FAILED
     return 0
+
+
+def _pr_comment(args: argparse.Namespace, root: Path, report: RunReport, err: Console) -> None:
+    """The checks section of PR --pr-comment's comment; every problem (a bad reference, no
+    repository, GitHub failing) is one warning: the check's exit code never depends on it."""
+    from wormhole_ci.images.gitinfo import revision
+    from wormhole_ci.notify.github import github_target
+    from wormhole_ci.notify.status import post_check_summary
+    from wormhole_ci.secretref import redact, resolve_secret
+
+    def warn(line: str) -> None:
+        err.print(line, markup=False)
+
+    if not args.github_token:
+        warn(f"warning: --pr-comment {args.pr_comment} without --github-token: not written")
+        return
+    try:
+        token = resolve_secret(args.github_token, "--github-token")
+        target = github_target(token, args.github_repository, os.environ)
+    except WormholeCiError as exc:
+        warn(f"warning: {exc}; the pull request's comment was not updated")
+        return
+    if target is None:
+        warn(
+            "warning: --pr-comment: no repository (--github-repository or $GITHUB_REPOSITORY): "
+            "not written"
+        )
+        return
+    sha = ""
+    with contextlib.suppress(ImageError):  # no git: the comment names no commit
+        sha = revision(root).sha
+    post_check_summary(
+        target,
+        args.pr_comment,
+        sha=sha,
+        command=args.command,
+        report=report,
+        warn=lambda line: warn(redact(line, token)),
+    )
 
 
 def _run(

@@ -19,14 +19,15 @@ from dagger import DefaultPath, Doc, Ignore, function, object_type
 from dagger import check as dagger_check
 
 from wormhole_ci.dagger_runtime.affected import Since, affected_json
-from wormhole_ci.dagger_runtime.check import check_report_directory, run_checks
+from wormhole_ci.dagger_runtime.check import PrComment, check_report_directory, run_checks
 from wormhole_ci.dagger_runtime.deploy import deploy_commit
 from wormhole_ci.dagger_runtime.environment import apply_hasura, drift_job
+from wormhole_ci.dagger_runtime.github import GitHubInputs
 from wormhole_ci.dagger_runtime.hasura import validate_hasura_metadata
 from wormhole_ci.dagger_runtime.images import build_image, build_images, publish_images
 from wormhole_ci.dagger_runtime.migrate import migrate_job
 from wormhole_ci.dagger_runtime.preview import run_preview
-from wormhole_ci.dagger_runtime.release import GitHubInputs, run_release
+from wormhole_ci.dagger_runtime.release import run_release
 from wormhole_ci.dagger_runtime.scan import scan_image_archive, scan_source
 from wormhole_ci.dagger_runtime.source import SOURCE_IGNORE, DaggerSource
 from wormhole_ci.errors import WormholeCiError
@@ -42,6 +43,11 @@ FRESH = "session"
 always rescans, while calls within one session (scan-report after scan) share the run."""
 PURE = ""
 """Checks and builds of a source Directory: the engine's default (same inputs, same answer)."""
+REPORTED = "session"
+"""check and check-report: pure checks, but with --pr-comment they also write the PR's
+comment, which a result cached for days would skip (a re-run after a GitHub outage must
+write it). A new session (the next CI job, a re-run) runs them again, calls within one
+session share the result, and every unchanged exec is still reused from the engine's cache."""
 Fn = TypeVar("Fn", bound=Callable[..., Awaitable[object]])
 
 
@@ -124,6 +130,29 @@ NotifyUrl: TypeAlias = Annotated[
         "outcome is not announced"
     ),
 ]
+PrCommentArg: TypeAlias = Annotated[
+    int,
+    Doc(
+        "Write the check summary into this pull request's wormhole-ci comment (its checks "
+        "section; needs --github-token and --github-repository); a GitHub failure only warns"
+    ),
+]
+CommentToken: TypeAlias = Annotated[
+    dagger.Secret | None,
+    Doc(
+        "A token that may write PR comments (Actions: GITHUB_TOKEN with pull-requests: write), "
+        "for --pr-comment"
+    ),
+]
+CommentRepository: TypeAlias = Annotated[
+    str, Doc("owner/name of the pull request (Actions: github.repository)")
+]
+GitHubApiUrl: TypeAlias = Annotated[
+    str, Doc("GitHub's API base (Actions: github.api_url; default https://api.github.com)")
+]
+CommentSha: TypeAlias = Annotated[
+    str, Doc("The commit the PR comment names (CI: the pull request's head SHA)")
+]
 ServiceName: TypeAlias = Annotated[
     str | None, Doc("Only this service (a name from wormhole-ci.toml); default: every service")
 ]
@@ -139,19 +168,46 @@ class WormholeCi:
     repo_path: RepoPath = ""
 
     @dagger_check
-    @cached(PURE)
-    async def check(self, explain: Explain = False) -> str:
+    @cached(REPORTED)
+    async def check(
+        self,
+        explain: Explain = False,
+        *,
+        pr_comment: PrCommentArg = 0,
+        pr_sha: CommentSha = "",
+        github_token: CommentToken = None,
+        github_repository: CommentRepository = "",
+        github_api_url: GitHubApiUrl = "",
+    ) -> str:
         """Lint, type-check and test every service concurrently, validate the Hasura
         metadata structurally and the delivery configuration (promtool, amtool, alerts,
         runbooks, dashboards, the Coolify stack); fails once, naming every failed service
         and task."""
-        return await run_checks(self._source(), "check", None, (), explain=explain)
+        comment = PrComment(
+            pr_comment,
+            pr_sha,
+            GitHubInputs(github_token, github_repository, github_api_url),
+        )
+        return await run_checks(self._source(), "check", None, (), explain=explain, comment=comment)
 
-    @cached(PURE)
-    async def check_report(self) -> dagger.Directory:
+    @cached(REPORTED)
+    async def check_report(
+        self,
+        *,
+        pr_comment: PrCommentArg = 0,
+        pr_sha: CommentSha = "",
+        github_token: CommentToken = None,
+        github_repository: CommentRepository = "",
+        github_api_url: GitHubApiUrl = "",
+    ) -> dagger.Directory:
         """The same checks as `check`, returning `junit.xml`, `check.txt` and `status`
         (passed or failed) instead of failing, so CI can upload the report either way."""
-        return await check_report_directory(self._source())
+        comment = PrComment(
+            pr_comment,
+            pr_sha,
+            GitHubInputs(github_token, github_repository, github_api_url),
+        )
+        return await check_report_directory(self._source(), comment)
 
     @cached(PURE)
     async def lint(self, service: ServiceName = None) -> str:
@@ -526,6 +582,16 @@ class WormholeCi:
             str, Doc("Registry user (default: the environment's registry_username)")
         ] = "",
         close: Annotated[bool, Doc("Delete the PR's previews and drop its database")] = False,
+        github_token: Annotated[
+            dagger.Secret | None,
+            Doc(
+                "A token that may write deployments and PR comments (Actions: GITHUB_TOKEN): "
+                "the preview is reported as a GitHub Deployment and in the PR's comment"
+            ),
+        ] = None,
+        github_repository: CommentRepository = "",
+        github_api_url: GitHubApiUrl = "",
+        github_log_url: Annotated[str, Doc("The deployment's log_url (the Actions run)")] = "",
     ) -> str:
         """A pull request's preview: images tagged pr-N-<sha7>, its own database (created,
         migrated), the Coolify preview deployed and verified; --close removes both. A failure
@@ -540,6 +606,7 @@ class WormholeCi:
             registry_password=registry_password,
             registry_username=registry_username,
             close=close,
+            github=GitHubInputs(github_token, github_repository, github_api_url, github_log_url),
         )
 
     def _source(self) -> DaggerSource:

@@ -32,6 +32,13 @@ def preview(args: argparse.Namespace, err: Console) -> int:
     preview_of(env)  # a missing [preview] table fails before anything else
     rev = revision(manifest.root, args.tag)
     secrets = preview_secrets(env, close=args.close)
+    if args.github_token:
+        import dataclasses
+
+        from wormhole_ci.secretref import resolve_secret
+
+        token = resolve_secret(args.github_token, "--github-token")
+        secrets = dataclasses.replace(secrets, github_token=token)
     work = (args.work_dir or manifest.root / ".wormhole-ci" / "preview").resolve()
 
     def say(line: str) -> None:
@@ -70,6 +77,7 @@ def preview(args: argparse.Namespace, err: Console) -> int:
             say=say,
             steps=steps,
             poll_interval=args.poll_interval,
+            github_repository=args.github_repository,
         )
     except PreviewFailed as exc:
         write(exc.record)

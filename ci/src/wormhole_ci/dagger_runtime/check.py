@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
+import anyio
 import dagger
 from dagger import ReturnType, dag
 
@@ -13,10 +16,14 @@ from wormhole_ci.check.container import ContainerSpec, Exec, service_spec
 from wormhole_ci.check.explain import ENGINE_EXPLANATION
 from wormhole_ci.check.junit import junit_xml
 from wormhole_ci.check.scheduler import Ran, Reporter, Silent, schedule
+from wormhole_ci.dagger_runtime.github import GitHubInputs
 from wormhole_ci.dagger_runtime.source import DaggerSource, with_exec
 from wormhole_ci.errors import WormholeCiError
+from wormhole_ci.notify.http import NotifyError
+from wormhole_ci.notify.status import post_check_summary
 from wormhole_ci.plan import Plan, ServicePlan, Task
 from wormhole_ci.results import RunReport, Status, TaskResult, status_lines, summary, tail_of
+from wormhole_ci.secretref import redact
 
 
 class DaggerExecutor:
@@ -86,6 +93,39 @@ async def execute(source: DaggerSource, plan: Plan) -> RunReport:
     return await schedule(plan, DaggerExecutor(source.container), Silent())
 
 
+@dataclass(frozen=True)
+class PrComment:
+    """`--pr-comment=N`: the checks section of PR N's comment (N 0: none)."""
+
+    pr: int = 0
+    sha: str = ""
+    """The commit the comment names (the source Directory has no .git to ask)."""
+    github: GitHubInputs = field(default_factory=GitHubInputs)
+
+    async def post(self, command: str, report: RunReport) -> None:
+        """Write the summary; every problem is one warning on stderr, never an error."""
+        if self.pr <= 0:
+            return
+        token: str | None = None
+
+        def warn(line: str) -> None:  # progress, shown by `dagger call`
+            print(redact(line, token), file=sys.stderr, flush=True)
+
+        try:
+            target, token = await self.github.target()
+        except NotifyError as exc:
+            warn(f"warning: {exc}; the pull request's comment was not updated")
+            return
+        if target is None:
+            warn(f"warning: --pr-comment={self.pr} needs --github-token and --github-repository")
+            return
+        await anyio.to_thread.run_sync(
+            lambda: post_check_summary(
+                target, self.pr, sha=self.sha, command=command, report=report, warn=warn
+            )
+        )
+
+
 async def run_checks(
     source: DaggerSource,
     what: str,
@@ -93,30 +133,39 @@ async def run_checks(
     families: Sequence[str],
     *,
     explain: bool = False,
+    comment: PrComment | None = None,
 ) -> str:
     """`check`, `lint`, `typecheck`, `test`: the status lines, or one error naming every failure.
 
-    `explain` adds what decides reuse in Dagger (the engine, not wormhole-ci's result cache).
+    `explain` adds what decides reuse in Dagger (the engine, not wormhole-ci's result cache);
+    `comment` writes the summary into the PR's comment first (failed or not).
     """
+    comment = comment or PrComment()
     changes = await source.changes()
     services = [service] if service else []
     plan = await source.planned(lambda m: affected_plan(m, changes, services, families))
     if not plan.services and changes is not None:
+        await comment.post(what, RunReport(results=()))
         return "\n".join([*plan.notes, f"{what}: nothing to run (no service is affected)"])
     if not plan.services:
         raise WormholeCiError(f"{what}: nothing to run for {service or 'any service'}")
     report = await execute(source, plan)
+    await comment.post(what, report)
     if not report.ok:
         raise WormholeCiError(summary(report, what))
     lines = status_lines(report, what, plan.notes)
     return "\n".join([*lines, ENGINE_EXPLANATION] if explain else lines)
 
 
-async def check_report_directory(source: DaggerSource) -> dagger.Directory:
-    """`check-report`: junit.xml, check.txt and `status`, whether the checks passed or not."""
+async def check_report_directory(
+    source: DaggerSource, comment: PrComment | None = None
+) -> dagger.Directory:
+    """`check-report`: junit.xml, check.txt and `status`, whether the checks passed or not
+    (and the summary in the PR's comment with `comment`)."""
     changes = await source.changes()
     plan = await source.planned(lambda m: affected_plan(m, changes))
     ran = await execute(source, plan)
+    await (comment or PrComment()).post("check", ran)
     text = "\n".join(status_lines(ran, "check", plan.notes))
     if not ran.ok:
         text += "\n\n" + summary(ran, "check")

@@ -10,6 +10,7 @@ import dagger
 import httpx
 from dagger import dag
 
+from wormhole_ci.dagger_runtime.github import GitHubInputs
 from wormhole_ci.dagger_runtime.images import publish_images
 from wormhole_ci.dagger_runtime.migrate import migrate_job
 from wormhole_ci.dagger_runtime.source import DaggerSource
@@ -17,6 +18,7 @@ from wormhole_ci.errors import MigrateError
 from wormhole_ci.images.spec import Revision, check_sha
 from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
+from wormhole_ci.notify.preview import preview_status
 from wormhole_ci.preview.coolify import PreviewCoolify
 from wormhole_ci.preview.database import PreviewDatabases
 from wormhole_ci.preview.flow import PreviewFailed, PreviewRun, preview_of
@@ -35,15 +37,20 @@ async def run_preview(
     registry_password: dagger.Secret | None,
     registry_username: str,
     close: bool,
+    github: GitHubInputs | None = None,
 ) -> str:
     """Open (or close) the PR's preview; the record as JSON. A failure raises with the
-    record's summary (what was undone) in the message."""
+    record's summary (what was undone) in the message. With a GitHub token and repository
+    the preview is reported to GitHub (the core's reporter, as natively)."""
     rev = Revision(check_sha(tag))
     token = await coolify_token.plaintext()
     admin_raw = await database_url.plaintext()
     admin = DatabaseUrl.parse(admin_raw)
     password = await registry_password.plaintext() if registry_password else None
-    hidden = tuple(v for v in (token, admin_raw, password) if v) + admin.secrets
+    github = github or GitHubInputs()
+    target, github_token = await github.target()
+    values = (token, admin_raw, password, github_token)
+    hidden = tuple(v for v in values if v) + admin.secrets
 
     def plan(m: Manifest) -> tuple[Manifest, Environment]:
         env = m.environment(environment)
@@ -55,6 +62,7 @@ async def run_preview(
     def say(line: str) -> None:  # progress, shown by `dagger call`
         print(redact(line, *hidden), file=sys.stderr, flush=True)
 
+    status = preview_status(target, environment=env.name, pr=pr, warn=say, log_url=github.log_url)
     steps = DaggerPreviewSteps(
         source,
         env,
@@ -73,11 +81,15 @@ async def run_preview(
             databases=PreviewDatabases(admin),
             say=say,
             health=health,
+            status=status,
         )
         try:
             record = await (run.close(pr, rev.sha) if close else run.open(pr, rev.sha, steps))
         except PreviewFailed as exc:
             raise PreviewFailed(redact(str(exc), *hidden), exc.record) from None
+        finally:
+            if status is not None:
+                status.close()
     return redact(json.dumps(record.to_dict(), indent=2), *hidden)
 
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import dagger
 from dagger import dag
 
 from wormhole_ci.dagger_runtime.check import execute
+from wormhole_ci.dagger_runtime.github import GitHubInputs
 from wormhole_ci.dagger_runtime.images import config_digests, image_args, publish_images
 from wormhole_ci.dagger_runtime.migrate import migrate_job
 from wormhole_ci.dagger_runtime.scan import scan_verdict
@@ -40,16 +40,6 @@ from wormhole_ci.results import tail_of
 from wormhole_ci.secretref import Secret, redact
 from wormhole_ci.security.tasks import Family
 from wormhole_ci.security.wrapup import render_reports
-
-
-@dataclass(frozen=True)
-class GitHubInputs:
-    """The release function's GitHub arguments (all optional: no token, no GitHub calls)."""
-
-    token: dagger.Secret | None = None
-    repository: str = ""
-    api_url: str = ""
-    log_url: str = ""
 
 
 async def run_release(

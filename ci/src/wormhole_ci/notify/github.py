@@ -145,17 +145,34 @@ class GitHub:
             body=body,
         )
 
-    def upsert_comment(self, issue: int, marker: str, body: str) -> int:
-        """PATCH the issue's comment holding `marker`, else POST a new one; its id."""
+    def list_deployments(self, environment: str) -> list[int]:
+        """The ids of the environment's deployments (the newest 100: a PR's pushes)."""
+        response = self.http.send(
+            "GET",
+            "/deployments",
+            f"GitHub deployments of {environment}",
+            params={"environment": environment, "per_page": 100},
+        )
+        ids = [(as_dict(item) or {}).get("id") for item in as_list(_json(response)) or []]
+        return [i for i in ids if isinstance(i, int) and not isinstance(i, bool)]
+
+    def upsert_comment(self, issue: int, marker: str, render: Callable[[str | None], str]) -> int:
+        """PATCH the issue's comment holding `marker` with `render(its body)`, else POST
+        `render(None)`; its id. The body is read just before it is rewritten, so a writer
+        keeps what another wrote in the meantime (the sections it does not own)."""
         found = self._find_comment(issue, marker)
         what = f"GitHub comment on #{issue}"
         if found is not None:
-            self.http.send("PATCH", f"/issues/comments/{found}", what, body={"body": body})
-            return found
-        data = self.http.send("POST", f"/issues/{issue}/comments", what, body={"body": body})
+            ident, body = found
+            self.http.send("PATCH", f"/issues/comments/{ident}", what, body={"body": render(body)})
+            return ident
+        data = self.http.send(
+            "POST", f"/issues/{issue}/comments", what, body={"body": render(None)}
+        )
         return _id(data, what)
 
-    def _find_comment(self, issue: int, marker: str) -> int | None:
+    def _find_comment(self, issue: int, marker: str) -> tuple[int, str] | None:
+        """The first comment holding `marker`: its id and body."""
         for page in range(1, _MAX_PAGES + 1):
             response = self.http.send(
                 "GET",
@@ -166,7 +183,7 @@ class GitHub:
             comments = _comments(response)
             for comment_id, text in comments:
                 if marker in text:
-                    return comment_id
+                    return comment_id, text
             if len(comments) < 100:
                 return None
         return None

@@ -4,7 +4,8 @@ Open: publish `pr-N-<sha7>` → create (or reuse) the PR database → migrate it
 preview lock, set each app's preview database URL and deploy the PR with that tag → verify
 every preview URL reports the SHA. A failure undoes what this run created (the database on a
 first open, the variables it created, the previews it started) and says so. Close: delete
-each app's preview, then drop the database.
+each app's preview, then drop the database. Around both, the optional GitHub reports
+(notify/preview.py): the PR's transient Deployment and the comment's previews section.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import anyio
 import httpx
@@ -25,6 +26,9 @@ from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.preview.coolify import EnvSet, PreviewCoolify
 from wormhole_ci.preview.database import PreviewDatabases, database_name
 from wormhole_ci.preview.errors import PreviewError
+
+if TYPE_CHECKING:
+    from wormhole_ci.notify.preview import PreviewStatus
 
 Say = Callable[[str], None]
 
@@ -121,9 +125,12 @@ class PreviewRun:
         say: Say,
         health: httpx.Client,
         timing: PreviewTiming | None = None,
+        status: PreviewStatus | None = None,
     ) -> None:
         self.project, self.env, self.coolify, self.databases = project, env, coolify, databases
         self.say, self.health = say, health
+        self.status = status
+        """GitHub's reports (None: GitHub is not configured); they never raise."""
         self.timing = timing or PreviewTiming(
             deploy_timeout=env.deploy_timeout, verify_timeout=env.verify_timeout
         )
@@ -131,10 +138,22 @@ class PreviewRun:
     async def open(self, pr: int, sha: str, steps: PreviewSteps) -> PreviewRecord:
         """Publish, create/migrate the database, deploy and verify; undo this run's creations
         on failure (and raise PreviewError with the record on `.record`)."""
-        target = preview_of(self.env)
         record = PreviewRecord(pr=pr, sha=sha, action="open", tag=preview_tag(pr, sha))
         record.database = database_name(self.project, pr)
         record.services = _services(self.env, pr)
+        await self._report(lambda status: status.opening(record))
+        try:
+            await self._open(record, steps)
+        except Exception:
+            if record.outcome == "running":  # it stopped before the database (the publish)
+                record.outcome = "failed"
+            await self._report(lambda status: status.finished(record))
+            raise
+        await self._report(lambda status: status.finished(record))
+        return record
+
+    async def _open(self, record: PreviewRecord, steps: PreviewSteps) -> None:
+        target, pr = preview_of(self.env), record.pr
         self.say(f"preview PR {pr}: publishing images tagged {record.tag}")
         self.say(f"preview PR {pr}: published {await steps.publish(record.tag)}")
         created_envs: list[EnvSet] = []
@@ -167,15 +186,26 @@ class PreviewRun:
                 record,
             ) from None
         record.outcome = "verified"
-        return record
 
     async def close(self, pr: int, sha: str) -> PreviewRecord:
         """Delete every app's preview of `pr`, then drop its database (idempotent)."""
         record = PreviewRecord(pr=pr, sha=sha, action="close")
         record.database = database_name(self.project, pr)
         record.services = _services(self.env, pr)
-        await anyio.to_thread.run_sync(lambda: self._close(record))
+        try:
+            await anyio.to_thread.run_sync(lambda: self._close(record))
+        except Exception:
+            record.outcome = "failed"
+            await self._report(lambda status: status.closed(record))
+            raise
+        await self._report(lambda status: status.closed(record))
         return record
+
+    async def _report(self, call: Callable[[PreviewStatus], None]) -> None:
+        """One GitHub report, in a worker thread (the client blocks); it never raises."""
+        status = self.status
+        if status is not None:
+            await anyio.to_thread.run_sync(lambda: call(status))
 
     # -- steps (in a worker thread: the Coolify client and psycopg block) -------------------
 

@@ -18,6 +18,8 @@ from wormhole_ci.manifest import Environment, Manifest
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.job import database_service, run_migrate
 from wormhole_ci.migrate.native import prepare_migrate
+from wormhole_ci.notify.github import actions_run_url, github_target
+from wormhole_ci.notify.preview import preview_status
 from wormhole_ci.preview.coolify import PreviewCoolify
 from wormhole_ci.preview.database import PreviewDatabases
 from wormhole_ci.preview.flow import PreviewRecord, PreviewRun, PreviewSteps, preview_of
@@ -32,12 +34,13 @@ class PreviewSecrets:
     database_url: Secret
     """The preview PostgreSQL (a role that may create databases)."""
     registry_password: Secret | None = None
+    github_token: Secret | None = None
+    """The token for the preview's GitHub reports (--github-token); None: no GitHub calls."""
 
     def values(self) -> tuple[str, ...]:
         out = [self.coolify_token.reveal(), self.database_url.reveal()]
         out.extend(DatabaseUrl.parse(self.database_url.reveal()).secrets)
-        if self.registry_password:
-            out.append(self.registry_password.reveal())
+        out.extend(s.reveal() for s in (self.registry_password, self.github_token) if s)
         return tuple(out)
 
 
@@ -143,14 +146,26 @@ def run_native_preview(
     say: Say,
     steps: PreviewSteps | None = None,
     poll_interval: float = 2.0,
+    github_repository: str = "",
+    environ: Mapping[str, str] | None = None,
 ) -> PreviewRecord:
     """Open (or with `close`, close) the PR's preview; every line said is redacted.
 
-    `steps` is None only for `close` (nothing is built or migrated then)."""
+    `steps` is None only for `close` (nothing is built or migrated then). With a GitHub
+    token (and a repository, default $GITHUB_REPOSITORY) the preview is reported to GitHub."""
     hidden = secrets.values()
 
     def said(line: str) -> None:
         say(redact(line, *hidden))
+
+    source = os.environ if environ is None else environ
+    status = preview_status(
+        github_target(secrets.github_token, github_repository, source),
+        environment=env.name,
+        pr=pr,
+        warn=said,
+        log_url=actions_run_url(source),
+    )
 
     with (
         PreviewCoolify(
@@ -168,9 +183,14 @@ def run_native_preview(
             databases=PreviewDatabases(DatabaseUrl.parse(secrets.database_url.reveal())),
             say=said,
             health=health,
+            status=status,
         )
-        if close:
-            return anyio.run(run.close, pr, sha)
-        if steps is None:
-            raise WormholeCiError("preview: opening a preview needs the publish/migrate steps")
-        return anyio.run(run.open, pr, sha, steps)
+        try:
+            if close:
+                return anyio.run(run.close, pr, sha)
+            if steps is None:
+                raise WormholeCiError("preview: opening a preview needs the publish/migrate steps")
+            return anyio.run(run.open, pr, sha, steps)
+        finally:
+            if status is not None:
+                status.close()
