@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,3 +53,35 @@ def test_redact_plain_and_url_encoded_forms() -> None:
     out = redact(text, secret, None)
     assert VALUE not in out and "s3cr3t-p%40ss%2Fword" not in out
     assert out.count(REDACTED) == 2
+
+
+@pytest.mark.parametrize(
+    ("option", "example"),
+    [
+        ("--database-url", "--database-url=env:DATABASE_URL"),
+        ("--password", "--password=env:REGISTRY_PASSWORD"),
+        ("--coolify-token", "--coolify-token=env:COOLIFY_TOKEN"),
+        ("--github-token", "--github-token=env:GITHUB_TOKEN"),
+    ],
+)
+def test_the_refusal_example_names_a_variable_that_fits_the_option(
+    option: str, example: str
+) -> None:
+    with pytest.raises(SecretError) as info:
+        resolve_secret("postgres://u:p@h/db", option)
+    assert f"(e.g. {example})" in str(info.value)
+
+
+def test_migrate_refuses_a_literal_database_url_with_its_own_example() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "wormhole"
+    argv = ["migrate", "--source", str(example), "--database-url", "postgres://u:pw9@h/db"]
+    done = subprocess.run(
+        [sys.executable, "-m", "wormhole_ci", *argv],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "--database-url=env:DATABASE_URL" in done.stderr
+    assert "REGISTRY_PASSWORD" not in done.stderr and "pw9" not in done.stderr + done.stdout

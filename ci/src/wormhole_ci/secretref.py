@@ -31,6 +31,17 @@ class Secret:
     __str__ = __repr__
 
 
+_EXAMPLE_VARIABLES = {"--password": "REGISTRY_PASSWORD"}
+"""Options whose own name would make a vague variable name (PASSWORD: of what?)."""
+
+
+def example_variable(option: str) -> str:
+    """The variable an error's example names for `option`: `--database-url` -> DATABASE_URL,
+    `--password` -> REGISTRY_PASSWORD (the registry's)."""
+    name = option.lstrip("-").rsplit(".", 1)[-1]  # a manifest field: its last part
+    return _EXAMPLE_VARIABLES.get(option) or name.upper().replace("-", "_")
+
+
 def resolve_secret(ref: str, option: str) -> Secret:
     """Resolve `env:NAME` / `file:PATH`; a bare value is refused so it never reaches
     the process list or shell history (the error never repeats the value)."""
@@ -39,7 +50,7 @@ def resolve_secret(ref: str, option: str) -> Secret:
         raise SecretError(
             f"{option}: expected a secret reference env:NAME or file:PATH; a secret passed "
             "literally would end up in the process list and shell history "
-            f"(e.g. {option}=env:REGISTRY_PASSWORD)"
+            f"(e.g. {option}=env:{example_variable(option)})"
         )
     if kind == "env":
         if not _ENV_NAME.match(target):
