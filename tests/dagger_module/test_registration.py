@@ -260,8 +260,11 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
         "registry_username",
         "no_rollback",
         "pushgateway_auth",
+        "dry_run",
     }
     assert fns["deploy"]["args"]["registry_password"]["optional"] is True
+    assert fns["deploy"]["args"]["dry_run"]["default"] == "false"  # a flag: off unless --dry-run
+    assert fns["deploy"]["cache"] == "Never"  # a dry run reads live state: never cached either
     for name in ("deploy", "migrate", "release"):
         auth = fns[name]["args"]["pushgateway_auth"]
         assert auth["optional"] is True, name

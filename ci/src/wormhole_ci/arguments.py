@@ -452,6 +452,18 @@ def _release_commands(deploy: argparse.ArgumentParser, release: argparse.Argumen
         help="print every step and its targets; build, push, migrate and deploy nothing",
     )
     release.add_argument(
+        "--probe",
+        action="store_true",
+        help="with --dry-run: also check the deploy step's wiring with GET requests only "
+        "(applications, image tags, running deployments, health URLs)",
+    )
+    deploy.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="GET requests only: check the registry, each application, its running "
+        "deployments and health URL, print each tag change; exit 1 if a deploy would be refused",
+    )
+    release.add_argument(
         "--allow-unavailable-scanners",
         action="store_true",
         help="do not stop when a scanner could not run (recorded in the manifest)",

@@ -179,6 +179,10 @@ def _write_result(path: Path | None, text: str, err: Console) -> None:
 
 
 def _deploy(args: argparse.Namespace, err: Console) -> int:
+    if args.dry_run:
+        from wormhole_ci.dryrun_cli import deploy_dry_run
+
+        return deploy_dry_run(args, err)
     from wormhole_ci.deploy.coolify import Coolify
     from wormhole_ci.deploy.published import check_published
     from wormhole_ci.deploy.rollout import (
@@ -252,6 +256,8 @@ def _release(args: argparse.Namespace, err: Console) -> int:
     from wormhole_ci.release.record import ReleaseOutcome
     from wormhole_ci.toolchains import default_cache_dir
 
+    if args.probe and not args.dry_run:
+        raise WormholeCiError("release: --probe goes with --dry-run (a release deploys anyway)")
     manifest = load_manifest(args.source)
     env = manifest.environment(args.environment)
     rev = revision(manifest.root, args.tag)
@@ -269,6 +275,10 @@ def _release(args: argparse.Namespace, err: Console) -> int:
             secrets = None  # a dry run shows what it can without them
         for line in dry_run(manifest, env, rev, secrets):
             print(line)
+        if args.probe:  # the deploy step's read-only checks: GET requests only
+            from wormhole_ci.dryrun_cli import release_probe
+
+            return release_probe(env, rev, err)
         return 0
     secrets = environment_secrets(env)
     if args.github_token:

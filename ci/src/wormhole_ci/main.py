@@ -424,11 +424,20 @@ class WormholeCi:
         ] = "",
         no_rollback: Annotated[bool, Doc("Leave a failed deploy as it is")] = False,
         pushgateway_auth: PushgatewayAuth = None,
+        dry_run: Annotated[
+            bool,
+            Doc(
+                "GET requests only: check the registry, each application and its running "
+                "deployments, and each health URL; list each tag change; change nothing"
+            ),
+        ] = False,
     ) -> dagger.Directory:
         """Deploy an already published commit (also how to roll back to an earlier one): refuse
         unless the registry holds its images, then set each Coolify application's image tag,
         deploy, wait, verify each /healthz reports the SHA, and roll back on failure. Returns
-        deploy.json and `status` (its outcome) whether or not the deploy succeeded."""
+        deploy.json and `status` (its outcome) whether or not the deploy succeeded. With
+        --dry-run: the same read-only probe as `wormhole-ci deploy --dry-run` (status
+        `dry-run`, or `refused` when a deploy would be); live state, never cached."""
         return await deploy_commit(
             self._source(),
             environment=environment,
@@ -438,6 +447,7 @@ class WormholeCi:
             registry_username=registry_username,
             rollback=not no_rollback,
             pushgateway_auth=pushgateway_auth,
+            dry_run=dry_run,
         )
 
     @cached(SIDE_EFFECTS)

@@ -74,6 +74,15 @@ class NotAllQueued(CoolifyError):
         self.queued = list(queued)
 
 
+class CoolifyRefusal(CoolifyError):
+    """Coolify answered a request with a 4xx that says what to fix; `status` is that code
+    (401: the token, 403: the API or the token's abilities, 404: an unknown resource)."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class DeploymentTimeout(CoolifyError):
     """A deployment still queued or running when its deadline passed."""
 
@@ -506,13 +515,18 @@ class Coolify:
             raise self._malformed(what, "no deployments list")
         return [d for d in (as_dict(e) for e in entries) if d is not None]
 
+    def active_deployments(self, app_uuid: str) -> list[tuple[str, str]]:
+        """(deployment uuid, status) of the application's queued or in-progress deployments,
+        among its latest ones (read-only)."""
+        return [
+            (_text(d.get("deployment_uuid")) or "(no uuid)", _text(d.get("status")))
+            for d in self.deployments_of(app_uuid)
+            if _text(d.get("status")) in ACTIVE
+        ]
+
     def busy(self, app_uuids: Sequence[str]) -> list[str]:
         """The applications that have a queued or in-progress deployment right now."""
-        return [
-            uuid
-            for uuid in app_uuids
-            if any(_text(d.get("status")) in ACTIVE for d in self.deployments_of(uuid))
-        ]
+        return [uuid for uuid in app_uuids if self.active_deployments(uuid)]
 
     def rollback(self, app_uuid: str, *, to: str | None = None) -> Deployment | None:
         """Ask Coolify (v4.3+) to redeploy the previous image, or `to` (an image tag/commit).
@@ -733,7 +747,7 @@ class Coolify:
             )
         else:
             text = f"Coolify at {base} answered HTTP {code}{said} to {what}"
-        return self._error(text)
+        return CoolifyRefusal(redact(text, self._token), status=code)
 
     def _malformed(self, what: str, problem: str) -> CoolifyError:
         return self._error(

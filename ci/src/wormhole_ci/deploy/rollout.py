@@ -119,6 +119,11 @@ def reported_version(url: str, client: httpx.Client) -> str | None:
         body = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         return None
+    return version_in(body)
+
+
+def version_in(body: object) -> str | None:
+    """The version a /healthz answer's JSON reports (`version`, `sha` or `build_sha`)."""
     fields = as_dict(body) or {}
     for key in ("version", "sha", "build_sha"):
         value = fields.get(key)
