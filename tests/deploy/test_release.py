@@ -366,6 +366,7 @@ def test_1_dry_run_touches_nothing(stage: Stage) -> None:
     requests_before = len(stage.coolify.requests)
     registry_before = stage.registry.requests_seen()
     applied_before, work_before = stage.applied(), work_dir_listing(stage)
+    hasura_before = len(stage.hasura.calls())
     replaced_before = len(stage.hasura.calls("replace_metadata"))
     would = diff_metadata(stage.hasura.metadata, repo_metadata(stage.repo / "hasura", stage.repo))
     done, _ = stage.release("--dry-run")
@@ -375,13 +376,21 @@ def test_1_dry_run_touches_nothing(stage: Stage) -> None:
     assert f"{stage.registry.address}/wormhole-api:{sha[:7]}" in out
     assert f"on 127.0.0.1:{stage.database.url.port}/{stage.database.url.dbname}" in out
     assert "api -> application app-api" in out and stage.coolify.url in out
-    # the Hasura line names the engine and what would change (read, never written)
-    changes = "; ".join(f"{c.action} {c.object}" for c in would) or "no change"
-    assert f"6. hasura   metadata to {stage.hasura.url}: {changes}" in out
-    assert len(stage.hasura.calls("replace_metadata")) == replaced_before
+    # contact-free: the Hasura line names the engine only
+    assert f"6. hasura   metadata to {stage.hasura.url} (not contacted; --probe" in out
+    assert len(stage.hasura.calls()) == hasura_before
     assert len(stage.coolify.requests) == requests_before  # not even a read
     assert stage.registry.requests_seen() == registry_before
     assert stage.tags_in_registry(sha) == dict.fromkeys(PORTS, False)
+    assert stage.applied() == applied_before
+    assert work_dir_listing(stage) == work_before
+    # --probe reads what would change (never writes), and Coolify only with GETs
+    probed, _ = stage.release("--dry-run", "--probe")
+    changes = "; ".join(f"{c.action} {c.object}" for c in would) or "no change"
+    assert f"6. hasura   metadata to {stage.hasura.url}: {changes}" in probed.stdout
+    assert len(stage.hasura.calls()) > hasura_before
+    assert len(stage.hasura.calls("replace_metadata")) == replaced_before
+    assert {r.method for r in stage.coolify.requests[requests_before:]} == {"GET"}
     assert stage.applied() == applied_before
     assert work_dir_listing(stage) == work_before
 

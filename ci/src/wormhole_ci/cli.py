@@ -273,7 +273,7 @@ def _release(args: argparse.Namespace, err: Console) -> int:
             secrets = environment_secrets(env)
         except WormholeCiError:
             secrets = None  # a dry run shows what it can without them
-        for line in dry_run(manifest, env, rev, secrets):
+        for line in dry_run(manifest, env, rev, secrets, probe=args.probe):
             print(line)
         if args.probe:  # the deploy step's read-only checks: GET requests only
             from wormhole_ci.dryrun_cli import release_probe

@@ -142,10 +142,15 @@ def environment_secrets(env: Environment, environ: dict[str, str] | None = None)
 
 
 def dry_run(
-    manifest: Manifest, env: Environment, rev: Revision, secrets: ReleaseSecrets | None
+    manifest: Manifest,
+    env: Environment,
+    rev: Revision,
+    secrets: ReleaseSecrets | None,
+    *,
+    probe: bool = False,
 ) -> list[str]:
-    """Every step with its targets; reads local files, and only reads the live Hasura
-    metadata to list what would change (no change anywhere)."""
+    """Every step with its targets, from local files only; with `probe`, the live Hasura
+    metadata is also read to list what would change (no change anywhere)."""
     specs = image_specs(manifest)
     plan = build_plan(manifest)
     db_service = database_service(manifest, None)
@@ -160,7 +165,7 @@ def dry_run(
         "4. publish  "
         + ", ".join(reference(env.registry, s, t) for s in specs for t in tags(rev, None)),
         f"5. migrate  {db_service.name}'s pending Prisma migrations on {database} (backup first)",
-        "6. hasura   " + hasura_dry_run(manifest, env, secrets),
+        "6. hasura   " + hasura_dry_run(manifest, env, secrets, probe=probe),
         f"7. deploy   Coolify {env.coolify_url}: "
         + ", ".join(
             f"{t.service} -> {'application ' + t.application if t.application else 'tag ' + (t.tag or '')}"
@@ -171,11 +176,16 @@ def dry_run(
     ]
 
 
-def hasura_dry_run(manifest: Manifest, env: Environment, secrets: ReleaseSecrets | None) -> str:
-    """The hasura step's line of a dry run: the URL and, with the admin secret, the changes."""
+def hasura_dry_run(
+    manifest: Manifest, env: Environment, secrets: ReleaseSecrets | None, *, probe: bool
+) -> str:
+    """The hasura step's line of a dry run: the URL and, when probing with the admin secret,
+    the changes (a plain dry run contacts nothing)."""
     if env.hasura is None:
         return f"skipped (no [environments.{env.name}.hasura])"
     where = f"metadata to {env.hasura.url}"
+    if not probe:
+        return f"{where} (not contacted; --probe lists what would change)"
     admin = secrets.hasura_admin_secret if secrets else None
     if admin is None:
         return f"{where} (set ${env.hasura.admin_secret} to list what would change)"
