@@ -34,6 +34,7 @@ EXPECTED_FUNCTIONS = {
     "drift",
     "affected",
     "preview",
+    "plan",
 }
 
 
@@ -114,6 +115,7 @@ CACHE_POLICIES = {
             "build",
             "build_all",
             "affected",
+            "plan",  # a plan of the source Directory is pure: same files, same document
         ),
         None,
     ),
@@ -336,3 +338,15 @@ def test_registration_of_preview(engine: FakeEngine, tmp_path: Path) -> None:
     assert args["github_token"]["optional"] is True  # no token: no GitHub calls
     assert args["close"]["default"] == "false"  # a flag: off unless --close
     assert "INTEGER_KIND" in str(args["pr"]["type"])
+
+
+def test_registration_of_plan(engine: FakeEngine, tmp_path: Path) -> None:
+    plan = main_functions(engine, tmp_path)["plan"]
+    assert plan["cache"] is None and not plan["check"]
+    assert set(plan["args"]) == {"service"}
+    assert plan["args"]["service"]["optional"] is True
+    assert [(s, a.get("name")) for s, a in plan["returns"]] == [
+        ("typeDef", None),
+        ("withObject", "File"),
+    ]
+    assert "wormhole-ci plan --json" in plan["doc"]
