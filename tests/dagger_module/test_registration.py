@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -350,3 +351,16 @@ def test_registration_of_plan(engine: FakeEngine, tmp_path: Path) -> None:
         ("withObject", "File"),
     ]
     assert "wormhole-ci plan --json" in plan["doc"]
+
+
+def test_the_readme_cache_policy_table_is_the_registered_one() -> None:
+    """README's table of cache policies names every function under the policy it registers."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("**Cache policies**", 1)[1].split("| policy | functions | why |", 1)[1]
+    policies = {"`never`": "Never", "`session`": "PerSession", "default": None}
+    documented: dict[str, str | None] = {}
+    for row in table.strip().split("\n\n", 1)[0].splitlines()[1:]:
+        policy, names = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        for name in re.findall(r"`([a-z-]+)`", names):
+            documented[name.replace("-", "_")] = policies[policy]
+    assert documented == CACHE_POLICIES
