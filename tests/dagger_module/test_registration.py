@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,7 @@ EXPECTED_FUNCTIONS = {
     "drift",
     "affected",
     "preview",
+    "plan",
 }
 
 
@@ -114,6 +116,7 @@ CACHE_POLICIES = {
             "build",
             "build_all",
             "affected",
+            "plan",  # a plan of the source Directory is pure: same files, same document
         ),
         None,
     ),
@@ -339,3 +342,28 @@ def test_registration_of_preview(engine: FakeEngine, tmp_path: Path) -> None:
     assert args["github_token"]["optional"] is True  # no token: no GitHub calls
     assert args["close"]["default"] == "false"  # a flag: off unless --close
     assert "INTEGER_KIND" in str(args["pr"]["type"])
+
+
+def test_registration_of_plan(engine: FakeEngine, tmp_path: Path) -> None:
+    plan = main_functions(engine, tmp_path)["plan"]
+    assert plan["cache"] is None and not plan["check"]
+    assert set(plan["args"]) == {"service"}
+    assert plan["args"]["service"]["optional"] is True
+    assert [(s, a.get("name")) for s, a in plan["returns"]] == [
+        ("typeDef", None),
+        ("withObject", "File"),
+    ]
+    assert "wormhole-ci plan --json" in plan["doc"]
+
+
+def test_the_readme_cache_policy_table_is_the_registered_one() -> None:
+    """README's table of cache policies names every function under the policy it registers."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("**Cache policies**", 1)[1].split("| policy | functions | why |", 1)[1]
+    policies = {"`never`": "Never", "`session`": "PerSession", "default": None}
+    documented: dict[str, str | None] = {}
+    for row in table.strip().split("\n\n", 1)[0].splitlines()[1:]:
+        policy, names = (cell.strip() for cell in row.strip("|").split("|")[:2])
+        for name in re.findall(r"`([a-z-]+)`", names):
+            documented[name.replace("-", "_")] = policies[policy]
+    assert documented == CACHE_POLICIES

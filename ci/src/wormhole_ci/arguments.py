@@ -7,7 +7,7 @@ import os
 import platform as platform_module
 from pathlib import Path
 
-from wormhole_ci import __version__
+from wormhole_ci import __version__, plan_cli
 from wormhole_ci.check import DEFAULT_TASK_TIMEOUT
 
 # security.policy.FailOn and security.tasks.Family, written out so that parsing the command
@@ -152,6 +152,9 @@ def parser() -> argparse.ArgumentParser:
             "or not), plus their dependants, each with the reasons; an unknown REF selects all.",
         )
     )
+    plan = sub.add_parser("plan", help=plan_cli.PLAN_HELP, description=plan_cli.PLAN_DESCRIPTION)
+    _source(plan)
+    plan_cli.plan_arguments(plan)
     _image_commands(
         sub.add_parser(
             "build",

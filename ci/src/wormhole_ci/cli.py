@@ -17,6 +17,7 @@ from wormhole_ci import (
     affected_cli,
     arguments,
     environment_cli,
+    plan_cli,
     preview_cli,
     terminal,
     validate_cli,
@@ -69,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "drift": environment_cli.drift,
         "affected": affected_cli.affected_command,
         "preview": preview_cli.preview,
+        "plan": plan_cli.plan_command,
     }
     try:
         return handlers.get(args.command, _check)(args, err)

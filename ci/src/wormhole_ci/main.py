@@ -26,6 +26,7 @@ from wormhole_ci.dagger_runtime.github import GitHubInputs
 from wormhole_ci.dagger_runtime.hasura import validate_hasura_metadata
 from wormhole_ci.dagger_runtime.images import build_image, build_images, publish_images
 from wormhole_ci.dagger_runtime.migrate import migrate_job
+from wormhole_ci.dagger_runtime.plan import plan_file
 from wormhole_ci.dagger_runtime.preview import run_preview
 from wormhole_ci.dagger_runtime.release import run_release
 from wormhole_ci.dagger_runtime.scan import scan_image_archive, scan_source
@@ -572,6 +573,14 @@ class WormholeCi:
         """The services affected since --since (from --changed) and why, as JSON:
         {"services": [...], "reasons": {name: [...]}, "base": sha, "notes": [...]}."""
         return await affected_json(self._source())
+
+    @cached(PURE)
+    async def plan(self, service: ServiceName = None) -> dagger.File:
+        """What `check` runs for each service, without running it, as plan.json (the same
+        document as `wormhole-ci plan --json`): tasks with command, working directory, env
+        var names, the convention or override behind each and its cache key inputs, skipped
+        conventions with the reason, images, environments (secrets by name only)."""
+        return await plan_file(self._source(), service)
 
     @cached(SIDE_EFFECTS)
     async def preview(

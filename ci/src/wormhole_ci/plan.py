@@ -59,6 +59,42 @@ class Cache:
     """The variable that points the tool at the cache."""
 
 
+CONVENTION = "convention"
+OVERRIDE = "override"
+MANIFEST_FILE = "wormhole-ci.toml"
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a task's command comes from: a convention read from a file, or the manifest."""
+
+    by: str = CONVENTION
+    """`convention` (inferred) or `override` (declared in wormhole-ci.toml)."""
+    file: str = ""
+    """The file it was read from, relative to the monorepo root ("" when the kind decides)."""
+    field: str = ""
+    """The field of that file, e.g. `scripts.lint` or `services.api.tasks.test`."""
+    detail: str = ""
+    """What was found, in words (e.g. "ruff in uv.lock", "a nuxt service")."""
+    replaced: tuple[str, ...] = ()
+    """An override's convention argv it replaced; () when it added a task or kept the argv."""
+    changed: tuple[str, ...] = ()
+    """What an override set: `run`, `env`."""
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A task that is not planned, and why."""
+
+    service: str
+    task: str
+    reason: str
+    by: str = CONVENTION
+    """`convention` (it found nothing to run) or `override` (switched off in wormhole-ci.toml)."""
+    field: str = ""
+    """An override's field in wormhole-ci.toml, e.g. `services.api.tasks.lint`."""
+
+
 @dataclass(frozen=True)
 class Task:
     """One command of one service, with everything needed to run it anywhere."""
@@ -78,6 +114,8 @@ class Task:
     """Other services' tasks (`service:task`) that must have passed first."""
     inputs: tuple[str, ...] = ()
     """Paths (relative to the root) whose content determines the result; () means workdir."""
+    origin: Origin = Origin()
+    """Why the task exists: the convention or the override that made its command."""
 
     @property
     def key(self) -> str:
@@ -108,6 +146,8 @@ class Plan:
     services: tuple[ServicePlan, ...]
     notes: tuple[str, ...] = field(default=())
     """Conventions that found nothing to run (e.g. no lint script), shown to the user."""
+    skipped: tuple[Skip, ...] = field(default=())
+    """Those conventions as data, plus the tasks wormhole-ci.toml switches off."""
 
     @property
     def tasks(self) -> tuple[Task, ...]:
@@ -142,10 +182,10 @@ def build_plan(
     """
     selected = [manifest.service(name) for name in services] or list(manifest.services)
     wanted = frozenset[str]().union(*(FAMILIES[f] for f in families)) if families else None
-    notes: list[str] = []
+    skips: list[Skip] = []
     plans: list[ServicePlan] = []
     for spec in selected:
-        tasks = _service_tasks(manifest, spec, notes)
+        tasks = _service_tasks(manifest, spec, skips)
         if wanted is not None:
             tasks = [t for t in tasks if t.is_setup or t.name in wanted]
         if wanted is not None and all(t.is_setup for t in tasks):
@@ -153,14 +193,16 @@ def build_plan(
         plans.append(ServicePlan(spec.name, spec.kind, spec.path, tuple(tasks)))
     plans = _hasura_after_database(plans, manifest)
     _check_after(plans, manifest)
-    return Plan(project=manifest.project, services=tuple(plans), notes=tuple(notes))
+    # a switched-off task is the team's choice: no note about it (it stays in `skipped`)
+    notes = tuple(f"{s.service}: {s.reason}" for s in skips if s.by == CONVENTION)
+    return Plan(project=manifest.project, services=tuple(plans), notes=notes, skipped=tuple(skips))
 
 
 # (task, note): a convention that found nothing for that task, said once before the run.
 Skipped = list[tuple[str, str]]
 
 
-def _service_tasks(manifest: Manifest, spec: ServiceSpec, notes: list[str]) -> list[Task]:
+def _service_tasks(manifest: Manifest, spec: ServiceSpec, skips: list[Skip]) -> list[Task]:
     directory = manifest.root / spec.path
     skipped: Skipped = []
     match spec.kind:
@@ -173,7 +215,12 @@ def _service_tasks(manifest: Manifest, spec: ServiceSpec, notes: list[str]) -> l
         case ServiceKind.DELIVERY:
             defaults = _delivery_defaults(spec)
     # a task the manifest declares (or switches off) is the team's choice: no note about it
-    notes.extend(f"{spec.name}: {note}" for task, note in skipped if task not in spec.tasks)
+    skips.extend(Skip(spec.name, task, note) for task, note in skipped if task not in spec.tasks)
+    for name, override in spec.tasks.items():
+        if not override.enabled:
+            where = f"services.{spec.name}.tasks.{name}"
+            reason = f"switched off in {MANIFEST_FILE} ({where})"
+            skips.append(Skip(spec.name, name, reason, OVERRIDE, where))
     return _apply_overrides(spec, defaults)
 
 
@@ -189,12 +236,15 @@ def _node_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> list
     package = _read_package_json(directory / "package.json", spec)
     scripts = _str_map(package.get("scripts"))
     deps = {**_str_map(package.get("devDependencies")), **_str_map(package.get("dependencies"))}
+    manifest_file = f"{spec.path}/package.json"
     if (directory / "pnpm-lock.yaml").exists():
+        lock = "pnpm-lock.yaml"
         tool, version = Tool.PNPM, _pnpm_version(package, directory)
         install = ("pnpm", "install", "--frozen-lockfile")
         exec_, run = exec_prefix(Tool.PNPM), ("pnpm", "run")
         caches = PNPM_CACHES
     elif (directory / "package-lock.json").exists():
+        lock = "package-lock.json"
         tool, version = Tool.NPM, ""
         install = ("npm", "ci", "--no-audit", "--no-fund")
         exec_, run = exec_prefix(Tool.NPM), ("npm", "run")
@@ -206,7 +256,9 @@ def _node_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> list
             "(installs run frozen)"
         )
 
-    def task(name: str, argv: tuple[str, ...], outputs: tuple[str, ...] = ()) -> Task:
+    def task(
+        name: str, argv: tuple[str, ...], origin: Origin, outputs: tuple[str, ...] = ()
+    ) -> Task:
         return Task(
             service=spec.name,
             name=name,
@@ -217,21 +269,32 @@ def _node_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> list
             env=NODE_ENV,
             caches=caches,
             outputs=outputs,
+            origin=origin,
         )
 
-    tasks = [task("install", install, ("node_modules",))]
+    locked = Origin(file=f"{spec.path}/{lock}", detail=f"{lock}: a {tool} project")
+    tasks = [task("install", install, locked, ("node_modules",))]
     if spec.kind is ServiceKind.NUXT:
-        tasks.append(task("prepare", (*exec_, "nuxi", "prepare"), (".nuxt",)))
+        nuxt = Origin(detail="a nuxt service")
+        tasks.append(task("prepare", (*exec_, "nuxi", "prepare"), nuxt, (".nuxt",)))
     elif "prisma" in deps and _prisma_schema(package, directory, spec) is not None:
-        tasks.append(task("prepare", (*exec_, "prisma", "generate")))
+        direct = "prisma" in _str_map(package.get("dependencies"))
+        table = "dependencies" if direct else "devDependencies"
+        prisma = Origin(
+            file=manifest_file, field=f"{table}.prisma", detail="prisma and a Prisma schema"
+        )
+        tasks.append(task("prepare", (*exec_, "prisma", "generate"), prisma))
     for name, script, what in _SCRIPT_TASKS:
         if script in scripts:
-            tasks.append(task(name, (*run, script)))
+            origin = Origin(
+                file=manifest_file, field=f"scripts.{script}", detail=f"the `{script}` script"
+            )
+            tasks.append(task(name, (*run, script), origin))
         else:
             skipped.append((name, f"no `{script}` script in package.json, {what} skipped"))
     typecheck = _node_typecheck(spec, directory, scripts, deps, exec_=exec_, run=run)
     if typecheck:
-        tasks.append(task("typecheck", typecheck))
+        tasks.append(task("typecheck", typecheck, _typecheck_origin(spec, scripts, typecheck)))
     else:
         skipped.append(
             (
@@ -240,6 +303,23 @@ def _node_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> list
             )
         )
     return tasks
+
+
+def _typecheck_origin(
+    spec: ServiceSpec, scripts: Mapping[str, str], argv: tuple[str, ...]
+) -> Origin:
+    """Which of `_node_typecheck`'s rules chose `argv`."""
+    if "typecheck" in scripts:
+        return Origin(
+            file=f"{spec.path}/package.json",
+            field="scripts.typecheck",
+            detail="the `typecheck` script",
+        )
+    if "nuxi" in argv:
+        return Origin(detail="a nuxt service")
+    return Origin(
+        file=f"{spec.path}/tsconfig.json", detail="typescript in package.json and a tsconfig.json"
+    )
 
 
 def _node_typecheck(
@@ -291,8 +371,10 @@ def _python_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> li
         if package is not None
     }
     run = ("uv", "run", "--frozen")
+    lock_file = f"{spec.path}/uv.lock"
 
-    def task(name: str, argv: tuple[str, ...], outputs: tuple[str, ...] = ()) -> Task:
+    def task(name: str, argv: tuple[str, ...], found: str, outputs: tuple[str, ...] = ()) -> Task:
+        origin = Origin(file=lock_file, detail=found)
         return Task(
             service=spec.name,
             name=name,
@@ -303,23 +385,24 @@ def _python_defaults(spec: ServiceSpec, directory: Path, skipped: Skipped) -> li
             env=UV_ENV,
             caches=UV_CACHES,
             outputs=outputs,
+            origin=origin,
         )
 
-    tasks = [task("install", ("uv", "sync", "--frozen"), (".venv",))]
+    tasks = [task("install", ("uv", "sync", "--frozen"), "uv.lock: a uv project", (".venv",))]
     if "ruff" in names:
-        tasks.append(task("lint", (*run, "ruff", "check", ".")))
-        tasks.append(task("format", (*run, "ruff", "format", "--check", ".")))
+        tasks.append(task("lint", (*run, "ruff", "check", "."), "ruff in uv.lock"))
+        tasks.append(task("format", (*run, "ruff", "format", "--check", "."), "ruff in uv.lock"))
     else:
         skipped.append(("lint", "ruff is not in uv.lock, lint skipped"))
         skipped.append(("format", "ruff is not in uv.lock, format skipped"))
     if "pyright" in names:
-        tasks.append(task("typecheck", (*run, "pyright")))
+        tasks.append(task("typecheck", (*run, "pyright"), "pyright in uv.lock"))
     elif "mypy" in names:
-        tasks.append(task("typecheck", (*run, "mypy", ".")))
+        tasks.append(task("typecheck", (*run, "mypy", "."), "mypy in uv.lock"))
     else:
         skipped.append(("typecheck", "neither pyright nor mypy is in uv.lock, typecheck skipped"))
     if "pytest" in names:
-        tasks.append(task("test", (*run, "pytest")))
+        tasks.append(task("test", (*run, "pytest"), "pytest in uv.lock"))
     else:
         skipped.append(("test", "pytest is not in uv.lock, tests skipped"))
     return tasks
@@ -344,6 +427,7 @@ def _hasura_defaults(manifest: Manifest, spec: ServiceSpec) -> list[Task]:
             workdir=".",
             argv=("wormhole-ci", "validate-hasura", "--source", ".", "--service", spec.name),
             inputs=inputs,
+            origin=Origin(file=f"{spec.path}/config.yaml", detail="a hasura project"),
         )
     ]
 
@@ -358,6 +442,7 @@ def _delivery_defaults(spec: ServiceSpec) -> list[Task]:
             workdir=".",
             argv=("wormhole-ci", "validate-delivery", "--source", ".", "--service", spec.name),
             inputs=(spec.path, spec.runbooks or DEFAULT_RUNBOOKS),
+            origin=Origin(detail="a delivery service"),
         )
     ]
 
@@ -376,8 +461,8 @@ def _apply_overrides(spec: ServiceSpec, defaults: list[Task]) -> list[Task]:
                     f"services.{spec.name}.tasks.{name}: there is no default {name!r} task "
                     "for this service; give it a `run` command"
                 )
-            base = replace(template, name=name, outputs=(), after=())
-        by_name[name] = _override(base, override)
+            base = replace(template, name=name, outputs=(), after=(), argv=())
+        by_name[name] = _override(base, override, f"services.{spec.name}.tasks.{name}")
     order = {name: i for i, name in enumerate(STANDARD_TASKS)}
     extra_order = {name: i for i, name in enumerate(spec.tasks)}
     return sorted(
@@ -386,10 +471,20 @@ def _apply_overrides(spec: ServiceSpec, defaults: list[Task]) -> list[Task]:
     )
 
 
-def _override(task: Task, override: TaskOverride) -> Task:
+def _override(task: Task, override: TaskOverride, where: str) -> Task:
     env = dict(task.env)
     env.update(override.env)
-    return replace(task, argv=override.run or task.argv, env=tuple(sorted(env.items())))
+    argv = override.run or task.argv
+    changed = (*(("run",) if override.run else ()), *(("env",) if override.env else ()))
+    origin = Origin(
+        by=OVERRIDE,
+        file=MANIFEST_FILE,
+        field=where,
+        detail=task.origin.detail if not override.run else "",
+        replaced=task.argv if argv != task.argv else (),
+        changed=changed,
+    )
+    return replace(task, argv=argv, env=tuple(sorted(env.items())), origin=origin)
 
 
 def _hasura_after_database(plans: list[ServicePlan], manifest: Manifest) -> list[ServicePlan]:
