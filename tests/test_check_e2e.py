@@ -7,7 +7,9 @@ are never cancelled).
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -71,12 +73,41 @@ def planned(root: Path) -> set[tuple[str, str]]:
     return {(t.service, t.name) for t in build_plan(load_manifest(root)).tasks}
 
 
+def shown_plan(root: Path) -> set[tuple[str, str, str]]:
+    """(service, task, command) of every task `wormhole-ci plan --json` shows."""
+    done = subprocess.run(
+        [sys.executable, "-m", "wormhole_ci", "plan", "--source", str(root), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return {
+        (service["name"], task["name"], " ".join(task["command"]))
+        for service in json.loads(done.stdout)["services"]
+        for task in service["tasks"]
+    }
+
+
 def test_clean_example_passes_every_task(example: Path, tmp_path: Path) -> None:
     junit = tmp_path / "junit.xml"
+    shown = shown_plan(example)
     done = run_check(example, junit)
     assert done.returncode == 0, done.stdout + done.stderr
     results = outcomes(junit)
     assert set(results) == planned(example)
+    # `plan` shows exactly the tasks and commands this check then ran: every task that ran
+    # announced its command (`[service] task started: argv`)
+    started = {
+        (m["service"], m["task"], m["argv"])
+        for m in re.finditer(
+            r"^\[(?P<service>[^\]]+)\] (?P<task>\S+) started: (?P<argv>.+)$",
+            done.stdout,
+            re.MULTILINE,
+        )
+    }
+    assert started == shown
     assert set(results.values()) == {"passed"}
     assert results[("delivery", "validate")] == "passed"  # promtool, amtool and the rest
     lines = done.stdout.splitlines()
