@@ -134,7 +134,7 @@ def test_a_skipped_convention_appears_with_its_reason(example: Path) -> None:
     ]
     assert "format" not in {t["name"] for t in service_of(document, "api")["tasks"]}
     shown = plan_cli("--source", str(example), "--service", "api").stdout
-    assert "format skipped: no `format:check` script in package.json, format skipped" in shown
+    assert "format skipped: no `format:check` script in package.json\n" in shown
 
 
 OVERRIDES = """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from typing import TYPE_CHECKING
 
 from wormhole_ci.jsonish import as_dict, as_list
@@ -125,9 +126,9 @@ def _service_tree(service: dict[str, object]) -> Tree:
         if after:
             node.add(escape(f"after {after}"), style="dim")
     for skip in _dicts(service.get("skipped")):
-        tree.add(
-            f"[yellow]{escape(str(skip.get('task')))} skipped[/]: {escape(str(skip.get('reason')))}"
-        )
+        # The reason doubles as check's note ("…, format skipped"): the label says it already.
+        reason = re.sub(r", \w+ skipped$", "", str(skip.get("reason")))
+        tree.add(f"[yellow]{escape(str(skip.get('task')))} skipped[/]: {escape(reason)}")
     return tree
 
 
