@@ -87,6 +87,47 @@ def test_migrate_flags_reach_the_job(engine: FakeEngine, example: Path) -> None:
     assert "--no-backup" in argv and "--backup-dir" not in argv and "--tag" not in argv
 
 
+def test_a_dry_run_is_the_same_job_with_dry_run_and_nothing_else(
+    engine: FakeEngine, example: Path
+) -> None:
+    """`migrate(dry_run=True)`: one container running the native job's `--dry-run` (the code
+    the native tests run against PostgreSQL); no other exec (no pg_dump, no Prisma, no
+    `migrate deploy`), the result directory gets only the log and the status the job names."""
+    engine.file_contents = lambda chain: json.dumps({"outcome": "would-block", "pending": ["x"]})
+    result = run_migrate(example, tag=SHA, dry_run=True)
+    ((chain, _),) = [(c, s) for c, s in engine.leaves if s[1] == "exitCode"]
+    v = view(chain)
+    argvs = [argv for _, argv, _ in v.execs]
+    assert argvs[: len(MIGRATE_TOOLCHAIN)] == [list(a) for a in MIGRATE_TOOLCHAIN]
+    expected = list(
+        migrate_argv(
+            service=None,
+            tag=SHA,
+            lock_timeout=600,
+            allow_destructive=False,
+            no_backup=False,
+            dry_run=True,
+        )
+    )
+    assert argvs[len(MIGRATE_TOOLCHAIN) :] == [expected]  # the job, once, and nothing after
+    assert expected[1] == "migrate" and expected[-1] == "--dry-run"
+    # --backup-dir only names the backup a real run would write; nothing else runs
+    joined = [" ".join(argv) for argv in argvs]
+    assert not any(
+        "pg_dump" in a or "prisma" in a or "migrate deploy" in a or "restore" in a for a in joined
+    )
+    _, out = decode_id(result)
+    (at,) = [i for i, (_, n, a) in enumerate(out) if n == "directory" and a["path"] == OUT_PATH]
+    assert [(n, a["path"]) for _, n, a in out[at + 1 :]] == [
+        ("withNewFile", "migrate.log"),
+        ("withNewFile", "status"),
+    ]
+    assert not any("backups" in json.dumps(a) for _, n, a in out if n != "withExec")
+    assert written_files(result)["status"] == "would-block\n"
+    # still never answered from the cache: a dry run reads the live database
+    assert len(v.env["WORMHOLE_CI_JOB"]) == 16
+
+
 def test_a_failed_job_returns_its_result_log_and_status(engine: FakeEngine, example: Path) -> None:
     """A blocked or failed job still returns its directory (result, backup, log): the
     status file says what happened, so nothing it wrote is lost."""

@@ -242,7 +242,9 @@ def test_registration_of_the_image_functions(engine: FakeEngine, tmp_path: Path)
         "no_backup",
         "environment",
         "pushgateway_auth",
+        "dry_run",
     }
+    assert migrate["dry_run"]["default"] == "false"
     assert migrate["database_url"]["optional"] is False
     assert [a["name"] for s, a in migrate["database_url"]["type"] if s == "withObject"] == [
         "Secret"

@@ -425,3 +425,14 @@ def test_the_migrate_cli_pushes_when_told_its_environment(
     captured = capsys.readouterr()
     assert DB_PASSWORD not in captured.out + captured.err + gateway.exposition()
     assert json.loads((tmp_path / "migrate.json").read_text())["outcome"] == "applied"
+
+    # a dry run pushes nothing, even told its environment: nothing ran
+    def dry(url: object, options: object, say: object) -> MigrateResult:
+        result = MigrateResult(database="127.0.0.1:5432/wormhole", service="api")
+        result.outcome = "would-block"
+        return result
+
+    monkeypatch.setattr(wormhole_ci.migrate.job, "dry_run_migrate", dry)
+    assert main([*argv, "--environment", "staging", "--dry-run"]) == 1
+    assert gateway.samples() == []
+    assert json.loads((tmp_path / "migrate.json").read_text())["outcome"] == "would-block"

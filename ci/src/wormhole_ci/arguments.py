@@ -413,6 +413,13 @@ def _migrate_commands(migrate: argparse.ArgumentParser, restore: argparse.Argume
         help="the [environments.NAME] this database belongs to: the run's outcome is pushed to "
         "its Pushgateway ([observability]); it does not choose the database",
     )
+    migrate.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="change nothing: show the pending migrations, each statement's gate verdict, the "
+        "lock's holder and the backup a real run would take (one read-only transaction); "
+        "exit 1 when a real run would stop",
+    )
     migrate.add_argument("--output", type=Path, metavar="FILE", help="write the result as JSON")
     migrate.add_argument("--cache-dir", type=Path, metavar="DIR")
     restore.add_argument(

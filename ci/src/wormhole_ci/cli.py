@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from rich.console import Console
 
     from wormhole_ci.check.native import NativeOptions
+    from wormhole_ci.migrate.dburl import DatabaseUrl
+    from wormhole_ci.migrate.job import MigrateOptions
     from wormhole_ci.plan import Plan
     from wormhole_ci.results import RunReport
 
@@ -120,11 +122,15 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
         allow_destructive=args.allow_destructive,
         backup_dir=backup_dir,
         sha=sha,
+        dry_run=args.dry_run,
     )
     err.print(f"migrate {spec.name} on {url.display}", markup=False)
 
     def say(line: str) -> None:
         err.print(redact(line, *url.secrets), markup=False)
+
+    if args.dry_run:  # reads only; pushes no metrics (nothing ran)
+        return _migrate_dry_run(url, options, args.output, say, err)
 
     gateway = environment_pushgateway(env, os.environ, say) if env else None
     started = time.monotonic()
@@ -154,6 +160,34 @@ def _migrate(args: argparse.Namespace, err: Console) -> int:
     for warning in result.warnings:
         err.print(f"warning: {warning}", markup=False)
     return 0
+
+
+def _migrate_dry_run(
+    url: DatabaseUrl,
+    options: MigrateOptions,
+    output: Path | None,
+    say: Callable[[str], None],
+    err: Console,
+) -> int:
+    """Exit 0 when a real run would proceed (or find nothing to do), 1 when it would stop."""
+    from wormhole_ci.migrate.job import MigrateFailed, dry_run_lines, dry_run_migrate
+    from wormhole_ci.secretref import redact
+
+    try:
+        result = dry_run_migrate(url, options, say)
+    except MigrateFailed as exc:
+        _write_result(output, exc.result.to_json(), err)
+        err.print(
+            "[bold red]migrate dry run failed:[/] "
+            + terminal.escape(redact(str(exc), *url.secrets))
+        )
+        return EXIT_FAILED
+    _write_result(output, result.to_json(), err)
+    for line in dry_run_lines(result):
+        print(redact(line, *url.secrets))
+    for warning in result.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    return EXIT_FAILED if result.outcome in ("would-block", "would-fail") else 0
 
 
 def _restore(args: argparse.Namespace, err: Console) -> int:

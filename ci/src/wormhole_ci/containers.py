@@ -162,8 +162,10 @@ def migrate_argv(
     lock_timeout: int,
     allow_destructive: bool,
     no_backup: bool,
+    dry_run: bool = False,
 ) -> tuple[str, ...]:
-    """The native CLI run inside the job container; the URL only ever as `env:DATABASE_URL`."""
+    """The native CLI run inside the job container; the URL only ever as `env:DATABASE_URL`.
+    A dry run keeps `--backup-dir` only to name the backup a real run would write there."""
     argv = [
         f"{MIGRATE_VENV}/bin/wormhole-ci",
         "migrate",
@@ -185,6 +187,8 @@ def migrate_argv(
     if allow_destructive:
         argv.append("--allow-destructive")
     argv += ["--no-backup"] if no_backup else ["--backup-dir", f"{OUT_PATH}/backups"]
+    if dry_run:
+        argv.append("--dry-run")
     return tuple(argv)
 
 

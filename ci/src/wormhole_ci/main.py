@@ -391,11 +391,20 @@ class WormholeCi:
             ),
         ] = "",
         pushgateway_auth: PushgatewayAuth = None,
+        dry_run: Annotated[
+            bool,
+            Doc(
+                "Change nothing: pending migrations, each statement's gate verdict, the lock's "
+                "holder and the backup's name, read in one read-only transaction (no lock, no "
+                "backup, no Prisma); status would-apply, up-to-date, would-block or would-fail"
+            ),
+        ] = False,
     ) -> dagger.Directory:
         """Apply pending Prisma migrations exactly once: advisory lock, squawk and the
         destructive-change gate, pg_dump backup, `prisma migrate deploy`, clean `migrate
         status`. Returns migrate.json, backups/<db>-<time>-<sha7>.dump, migrate.log and
-        `status` (its outcome) whether the job succeeded or not: the backup is never lost."""
+        `status` (its outcome) whether the job succeeded or not: the backup is never lost.
+        Never cached, a dry run included: it reads the database's live state."""
         return await migrate_job(
             self._source(),
             database_url,
@@ -406,6 +415,7 @@ class WormholeCi:
             no_backup=no_backup,
             environment=environment,
             pushgateway_auth=pushgateway_auth,
+            dry_run=dry_run,
         )
 
     @cached(SIDE_EFFECTS)

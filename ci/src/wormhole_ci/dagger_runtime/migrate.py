@@ -36,10 +36,13 @@ async def migrate_job(
     no_backup: bool = False,
     environment: str = "",
     pushgateway_auth: dagger.Secret | None = None,
+    dry_run: bool = False,
 ) -> dagger.Directory:
     """Run the migration job once (never from the engine's cache); its result directory.
     With `environment`, its outcome is pushed to that environment's Pushgateway from the
-    module (the job container itself never pushes: inside a release, the release does)."""
+    module (the job container itself never pushes: inside a release, the release does).
+    `dry_run`: the same job's `--dry-run` (migrate/job.py `dry_run_migrate`): read-only, no
+    lock, no backup, no Prisma; nothing is pushed, since nothing ran."""
     env = await source.planned(lambda m: m.environment(environment)) if environment else None
     started = time.monotonic()
     argv = migrate_argv(
@@ -48,6 +51,7 @@ async def migrate_job(
         lock_timeout=lock_timeout,
         allow_destructive=allow_destructive,
         no_backup=no_backup,
+        dry_run=dry_run,
     )
     ctr = (
         dag.container()
@@ -66,7 +70,7 @@ async def migrate_job(
         .with_exec(list(argv), expect=ReturnType.ANY)
     )
     result, outcome = await job_outcome(ctr, "migrate.json")
-    if env is not None:
+    if env is not None and not dry_run:
         auth = await pushgateway_auth.plaintext() if pushgateway_auth else None
         gateway = pushgateway_with(env, auth, shown, "no --pushgateway-auth was given")
         signal = migrate_signal(env.name, outcome, tag, time.monotonic() - started)

@@ -35,10 +35,18 @@ class Held:
     contended: bool = False
 
 
-def connect(url: DatabaseUrl, what: str) -> psycopg.Connection[tuple[object, ...]]:
+def connect(
+    url: DatabaseUrl,
+    what: str,
+    *,
+    application_name: str = APPLICATION_NAME,
+    autocommit: bool = True,
+) -> psycopg.Connection[tuple[object, ...]]:
     """A psycopg connection with a bounded connect timeout; errors say what to check."""
     try:
-        return psycopg.connect(url.conninfo(), autocommit=True, application_name=APPLICATION_NAME)
+        return psycopg.connect(
+            url.conninfo(), autocommit=autocommit, application_name=application_name
+        )
     except psycopg.OperationalError as exc:
         detail = redact(str(exc).strip().splitlines()[0] if str(exc).strip() else "", *url.secrets)
         hint = (
@@ -49,22 +57,49 @@ def connect(url: DatabaseUrl, what: str) -> psycopg.Connection[tuple[object, ...
         raise MigrateError(f"{what}: cannot connect to {url.display}: {detail}; {hint}") from None
 
 
-def _holder(conn: psycopg.Connection[tuple[object, ...]], key: int) -> str:
-    """Who holds the lock, for the waiting message (pid, application, since)."""
+@dataclass(frozen=True)
+class LockHolder:
+    """The session holding a project's migration lock, as pg_locks/pg_stat_activity show it
+    (another role's application, address and start are hidden without pg_read_all_stats)."""
+
+    pid: int
+    application_name: str | None
+    client_addr: str | None
+    since: dt.datetime | None
+    """When that session connected (a session lock is held from then at the latest)."""
+
+    def describe(self) -> str:
+        since = self.since
+        when = f", connected {since:%Y-%m-%d %H:%M:%S %Z}" if since is not None else ""
+        origin = f" from {self.client_addr}" if self.client_addr else ""
+        return f"pid {self.pid} ({self.application_name or 'unknown application'}{origin}{when})"
+
+
+def lock_holder(conn: psycopg.Connection[tuple[object, ...]], key: int) -> LockHolder | None:
+    """Who holds the advisory lock `key` (read from pg_locks; never takes or waits for it)."""
     unsigned = key & 0xFFFFFFFFFFFFFFFF
     row = conn.execute(
-        "SELECT a.pid, a.application_name, a.backend_start, a.client_addr::text "
+        "SELECT a.pid, a.application_name, a.backend_start, host(a.client_addr) "
         "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
         "WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objid = %s "
         "AND l.objsubid = 1",
         (unsigned >> 32, unsigned & 0xFFFFFFFF),
     ).fetchone()
     if row is None:
-        return "a session that just released it"
+        return None
     pid, app, since, addr = row
-    when = f", connected {since:%Y-%m-%d %H:%M:%S %Z}" if isinstance(since, dt.datetime) else ""
-    origin = f" from {addr}" if addr else ""
-    return f"pid {pid} ({app or 'unknown application'}{origin}{when})"
+    return LockHolder(
+        pid=int(str(pid)),
+        application_name=str(app) if app else None,
+        client_addr=str(addr) if addr else None,
+        since=since if isinstance(since, dt.datetime) else None,
+    )
+
+
+def _holder(conn: psycopg.Connection[tuple[object, ...]], key: int) -> str:
+    """Who holds the lock, for the waiting message (pid, application, since)."""
+    holder = lock_holder(conn, key)
+    return "a session that just released it" if holder is None else holder.describe()
 
 
 @contextlib.contextmanager

@@ -163,12 +163,15 @@ def prepare_migrate(
     allow_destructive: bool,
     backup_dir: Path | None,
     sha: str | None,
+    dry_run: bool = False,
 ) -> MigrateOptions:
-    """Install the service (for its Prisma CLI) and squawk; the job's options."""
-    setup_service(manifest, spec.name, cache_dir, say)
+    """Install the service (for its Prisma CLI) and squawk; the job's options. A dry run
+    runs no Prisma, so it installs only squawk (no pnpm install, no registry)."""
+    if not dry_run:
+        setup_service(manifest, spec.name, cache_dir, say)
     service_dir = manifest.root / spec.path
     prisma = service_dir / "node_modules" / ".bin" / "prisma"
-    if not prisma.exists():
+    if not dry_run and not prisma.exists():
         raise MigrateError(
             f"{spec.name}: {prisma} is missing after the install; add prisma to its devDependencies"
         )

@@ -60,18 +60,26 @@ def read_state(url: DatabaseUrl, service_dir: Path) -> MigrationState:
     """Read `_prisma_migrations` directly: exact, and no Prisma start-up per question."""
     on_disk = migrations_on_disk(service_dir)
     with connect(url, "reading the migration history") as conn:
-        exists = conn.execute("SELECT to_regclass('_prisma_migrations') IS NOT NULL").fetchone()
-        rows: list[tuple[object, ...]] = []
-        if exists is not None and exists[0] is True:
-            try:
-                rows = conn.execute(
-                    "SELECT migration_name, finished_at IS NOT NULL, rolled_back_at IS NOT NULL "
-                    "FROM _prisma_migrations ORDER BY started_at"
-                ).fetchall()
-            except psycopg.Error as exc:
-                raise MigrateError(
-                    f"{url.display}: cannot read _prisma_migrations: {exc.diag.message_primary}"
-                ) from None
+        return query_state(conn, url, on_disk)
+
+
+def query_state(
+    conn: psycopg.Connection[tuple[object, ...]], url: DatabaseUrl, on_disk: tuple[str, ...]
+) -> MigrationState:
+    """`_prisma_migrations` (plain SELECTs, also inside a read-only transaction) compared with
+    the migrations `on_disk`; no such table means nothing was ever applied."""
+    exists = conn.execute("SELECT to_regclass('_prisma_migrations') IS NOT NULL").fetchone()
+    rows: list[tuple[object, ...]] = []
+    if exists is not None and exists[0] is True:
+        try:
+            rows = conn.execute(
+                "SELECT migration_name, finished_at IS NOT NULL, rolled_back_at IS NOT NULL "
+                "FROM _prisma_migrations ORDER BY started_at"
+            ).fetchall()
+        except psycopg.Error as exc:
+            raise MigrateError(
+                f"{url.display}: cannot read _prisma_migrations: {exc.diag.message_primary}"
+            ) from None
     applied = tuple(str(r[0]) for r in rows if r[1] is True and r[2] is not True)
     failed = tuple(
         str(r[0])
