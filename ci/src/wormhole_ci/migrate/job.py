@@ -21,8 +21,10 @@ from wormhole_ci.migrate.backup import ServerInfo, backup_name, dump, find_clien
 from wormhole_ci.migrate.dburl import DatabaseUrl
 from wormhole_ci.migrate.lock import connect, lock_holder, lock_key, migration_lock
 from wormhole_ci.migrate.prisma import (
+    DEPLOY_DONE,
     DEPLOY_TIMEOUT,
     MIGRATIONS_DIR,
+    STATUS_DONE,
     STATUS_TIMEOUT,
     MigrationState,
     migrations_on_disk,
@@ -196,7 +198,12 @@ def _run(url: DatabaseUrl, options: MigrateOptions, result: MigrateResult, say: 
 
         timer = _Timer(result, "deploy", say)
         deployed = run_prisma(
-            options.prisma, ("migrate", "deploy"), options.service_dir, url, DEPLOY_TIMEOUT
+            options.prisma,
+            ("migrate", "deploy"),
+            options.service_dir,
+            url,
+            DEPLOY_TIMEOUT,
+            done=DEPLOY_DONE,
         )
         after = read_state(url, options.service_dir)
         result.applied = [m for m in state.pending if m in after.applied]
@@ -214,7 +221,12 @@ def _run(url: DatabaseUrl, options: MigrateOptions, result: MigrateResult, say: 
 
         timer = _Timer(result, "verify", say)
         status = run_prisma(
-            options.prisma, ("migrate", "status"), options.service_dir, url, STATUS_TIMEOUT
+            options.prisma,
+            ("migrate", "status"),
+            options.service_dir,
+            url,
+            STATUS_TIMEOUT,
+            done=STATUS_DONE,
         )
         if status.exit_code != 0 or "up to date" not in status.output:
             timer.done("failed", "prisma migrate status is not clean")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +22,14 @@ from wormhole_ci.secretref import redact
 MIGRATIONS_DIR = Path("prisma") / "migrations"
 DEPLOY_TIMEOUT = 1800.0
 STATUS_TIMEOUT = 300.0
+DEPLOY_DONE = ("All migrations have been successfully applied.", "No pending migrations to apply.")
+STATUS_DONE = ("Database schema is up to date!",)
+"""The last line each command prints when it succeeded (Prisma 6.19's wording)."""
+LINGER_GRACE = 2.0
+"""How long a CLI that printed its last line may take to exit before it is ended. Prisma
+6.19.3's Wasm schema engine leaves a 10 s timer behind (a `setTimeout` from its Rust side,
+never cleared), which kept every `migrate deploy` and `migrate status` alive 10 s after its
+work. The job never trusts the exit alone: it reads `_prisma_migrations` afterwards."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,9 @@ class Run:
     exit_code: int
     output: str
     seconds: float
+    ended_after_done: bool = False
+    """The CLI printed its success line but had not exited `LINGER_GRACE` s later, so it was
+    ended (SIGTERM): `exit_code` is then 0."""
 
 
 def migrations_on_disk(service_dir: Path) -> tuple[str, ...]:
@@ -101,11 +113,15 @@ def run_prisma(
     service_dir: Path,
     url: DatabaseUrl,
     timeout: float,
+    *,
+    done: Sequence[str] = (),
 ) -> Run:
     """`prisma ARGS` in the service directory with DATABASE_URL in its environment only.
 
     The output is returned with every form of the URL and password redacted. The process
     group is killed at the deadline, so a hung CLI never holds the job (or the lock) forever.
+    Once it printed one of the `done` lines (its own success line), it gets `LINGER_GRACE`
+    seconds to exit before it is ended (see LINGER_GRACE).
     """
     argv = (*prisma, *args)
     env = {
@@ -129,16 +145,66 @@ def run_prisma(
         )
     except FileNotFoundError:
         raise MigrateError(f"{argv[0]} not found: install the service's dependencies") from None
+    lines: list[str] = []
+    finished = threading.Event()
+    reader = threading.Thread(
+        target=_read_lines, args=(process, lines, frozenset(done), finished), daemon=True
+    )
+    reader.start()
+    deadline = started + timeout
+    ended_after_done = False
     try:
-        output, _ = process.communicate(timeout=timeout)
+        while process.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                reader.join(timeout=5)
+                raise MigrateError(
+                    f"`prisma {' '.join(args)}` did not finish within {timeout:.0f} s and was "
+                    "killed:\n" + _tail(redact("".join(lines), *url.secrets))
+                )
+            if finished.wait(min(remaining, 0.1)):
+                ended_after_done = _end_lingering(process)
+        reader.join(timeout=5)
+    finally:
+        if process.stdout is not None:
+            process.stdout.close()
+    code = 0 if ended_after_done else process.returncode
+    output = redact("".join(lines), *url.secrets)
+    return Run(argv, code, output, time.monotonic() - started, ended_after_done)
+
+
+def _end_lingering(process: subprocess.Popen[str]) -> bool:
+    """Give a CLI that printed its success line LINGER_GRACE s to exit, then end it; whether
+    it had to be ended."""
+    try:
+        process.wait(timeout=LINGER_GRACE)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        raise MigrateError(
-            f"`prisma {' '.join(args)}` did not finish within {timeout:.0f} s and was killed:\n"
-            + _tail(redact(output, *url.secrets))
-        ) from None
-    return Run(argv, process.returncode, redact(output, *url.secrets), time.monotonic() - started)
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        return True
+    return False
+
+
+def _read_lines(
+    process: subprocess.Popen[str],
+    lines: list[str],
+    done: frozenset[str],
+    finished: threading.Event,
+) -> None:
+    """Collect the CLI's output; set `finished` when it prints one of its `done` lines."""
+    stream = process.stdout
+    if stream is None:
+        return
+    for line in stream:
+        lines.append(line)
+        if line.strip() in done:
+            finished.set()
 
 
 def recovery_steps(migration: str, backup: str | None, service: str) -> str:
