@@ -22,7 +22,7 @@ from tests.dagger_module.test_release import (
     staged,
     written_files,
 )
-from tests.deploy.coolify_server import CoolifyServer, run_coolify
+from tests.deploy.coolify_server import CoolifyServer, run_coolify_apps
 from tests.deploy.healthz import Health, run_health
 from tests.images.registry_server import RegistryServer
 from wormhole_ci.main import WormholeCi
@@ -38,9 +38,7 @@ def health() -> Iterator[Health]:
 
 @pytest.fixture
 def coolify() -> Iterator[CoolifyServer]:
-    with run_coolify({TOKEN: ("read", "write", "deploy", "read:sensitive")}) as server:
-        for service in SERVICES:
-            server.add_app(f"app-{service}", f"wormhole-{service}", image_tag="0000000")
+    with run_coolify_apps(TOKEN, SERVICES, "0000000") as server:
         yield server
 
 

@@ -17,7 +17,7 @@ from dagger import dag
 from tests.dagger_module.conftest import PASSWORD, USER, call
 from tests.dagger_module.fake_engine import ExecOutcome, FakeEngine, decode_id, readable
 from tests.dagger_module.test_images import pushes_to, write_archive
-from tests.deploy.coolify_server import CoolifyServer, run_coolify
+from tests.deploy.coolify_server import CoolifyServer, run_coolify_apps
 from tests.deploy.healthz import Health, run_health
 from tests.images.registry_server import Platform, RegistryServer, make_image, push_image
 from tests.notify.github_server import run_github
@@ -46,9 +46,7 @@ def health() -> Iterator[Health]:
 
 @pytest.fixture
 def coolify() -> Iterator[CoolifyServer]:
-    with run_coolify({TOKEN: ("read", "write", "deploy", "read:sensitive")}) as server:
-        for service in SERVICES:
-            server.add_app(f"app-{service}", f"wormhole-{service}", image_tag="0000000")
+    with run_coolify_apps(TOKEN, SERVICES, "0000000") as server:
         yield server
 
 

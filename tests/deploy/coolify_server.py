@@ -97,8 +97,10 @@ from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback import serve_loopback
 
 ALL_ABILITIES = frozenset({"read", "write", "deploy", "read:sensitive"})
 SKIPPED = "Deployment already queued for this commit."
@@ -1017,16 +1019,18 @@ class _Handler(BaseHTTPRequestHandler):
 def run_coolify(tokens: Mapping[str, Iterable[str]]) -> Generator[CoolifyServer]:
     """A contract server on 127.0.0.1:<free port>, stopped on exit."""
     state = CoolifyServer(tokens)
-    handler = type("Handler", (_Handler,), {"state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{int(httpd.server_address[1])}"
-    # A short poll so that shutdown() returns at once instead of after the default 0.5 s.
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
+    with serve_loopback(type("Handler", (_Handler,), {"state": state})) as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)
+
+
+@contextmanager
+def run_coolify_apps(
+    token: str, services: Iterable[str], image_tag: str
+) -> Generator[CoolifyServer]:
+    """`run_coolify` with one full-ability token and an application `app-<service>` per
+    service, each at `image_tag`: the staging environment the deploy tests point at."""
+    with run_coolify({token: ("read", "write", "deploy", "read:sensitive")}) as server:
+        for service in services:
+            server.add_app(f"app-{service}", f"wormhole-{service}", image_tag=image_tag)
+        yield server

@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 
 from tests.conftest import copy_example
-from tests.deploy.coolify_server import CoolifyServer, Logged, run_coolify
+from tests.deploy.coolify_server import CoolifyServer, Logged, run_coolify_apps
 from tests.deploy.healthz import Health, run_health
 from wormhole_ci.cli import main
 
@@ -39,9 +39,7 @@ def health() -> Iterator[Health]:
 
 @pytest.fixture
 def coolify() -> Iterator[CoolifyServer]:
-    with run_coolify({TOKEN: ("read", "write", "deploy", "read:sensitive")}) as server:
-        for service in SERVICES:
-            server.add_app(f"app-{service}", f"wormhole-{service}", image_tag=PREVIOUS[:7])
+    with run_coolify_apps(TOKEN, SERVICES, PREVIOUS[:7]) as server:
         server.apps["app-web"].image_tag = SHA[:7]  # already configured: unchanged
         yield server
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.coolify_server import CoolifyServer, run_coolify
+from tests.deploy.coolify_server import CoolifyServer, run_coolify_apps
 from tests.deploy.healthz import Health, run_health
 from tests.deploy.test_coolify import FakeTime
 from wormhole_ci.deploy.coolify import Coolify
@@ -42,9 +42,7 @@ def health() -> Iterator[Health]:
 
 @pytest.fixture
 def coolify() -> Iterator[CoolifyServer]:
-    with run_coolify({TOKEN: ("read", "write", "deploy", "read:sensitive")}) as server:
-        for service in SERVICES:
-            server.add_app(f"app-{service}", f"wormhole-{service}", image_tag=PREVIOUS[:7])
+    with run_coolify_apps(TOKEN, SERVICES, PREVIOUS[:7]) as server:
         yield server
 
 

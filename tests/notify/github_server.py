@@ -30,9 +30,11 @@ import threading
 from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.loopback import serve_loopback
 
 STATES = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
 
@@ -220,15 +222,6 @@ class _Handler(BaseHTTPRequestHandler):
 def run_github(token: str) -> Generator[GitHubServer]:
     """The server on 127.0.0.1:<free port>, stopped on exit."""
     state = GitHubServer(token)
-    handler = type("Handler", (_Handler,), {"state": state})
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    httpd.daemon_threads = True
-    state.url = f"http://127.0.0.1:{int(httpd.server_address[1])}"
-    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
+    with serve_loopback(type("Handler", (_Handler,), {"state": state})) as url:
+        state.url = url
         yield state
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=10)

@@ -18,6 +18,7 @@ from wormhole_ci import (
     arguments,
     environment_cli,
     plan_cli,
+    pr_comment_cli,
     preview_cli,
     terminal,
     validate_cli,
@@ -446,7 +447,7 @@ def _check(args: argparse.Namespace, err: Console) -> int:
             if args.pr_comment:
                 from wormhole_ci.results import RunReport
 
-                _pr_comment(args, manifest.root, RunReport(results=()), err)
+                pr_comment_cli.write_check_summary(args, manifest.root, RunReport(results=()), err)
             return affected_cli.nothing_affected(args.command, plan.notes, args.junit)
     else:
         plan = build_plan(manifest, services=args.service, families=_CHECKS[args.command])
@@ -483,50 +484,11 @@ def _check(args: argparse.Namespace, err: Console) -> int:
     if args.json:
         write_report_json(report, args.json, args.command, plan.notes)
     if args.pr_comment:
-        _pr_comment(args, manifest.root, report, err)
+        pr_comment_cli.write_check_summary(args, manifest.root, report, err)
     if not report.ok:
         err.print(summary(report, args.command), markup=False)
         return EXIT_FAILED
     return 0
-
-
-def _pr_comment(args: argparse.Namespace, root: Path, report: RunReport, err: Console) -> None:
-    """The checks section of PR --pr-comment's comment; every problem (a bad reference, no
-    repository, GitHub failing) is one warning: the check's exit code never depends on it."""
-    from wormhole_ci.images.gitinfo import revision
-    from wormhole_ci.notify.github import github_target
-    from wormhole_ci.notify.status import post_check_summary
-    from wormhole_ci.secretref import redact, resolve_secret
-
-    def warn(line: str) -> None:
-        err.print(line, markup=False)
-
-    if not args.github_token:
-        warn(f"warning: --pr-comment {args.pr_comment} without --github-token: not written")
-        return
-    try:
-        token = resolve_secret(args.github_token, "--github-token")
-        target = github_target(token, args.github_repository, os.environ)
-    except WormholeCiError as exc:
-        warn(f"warning: {exc}; the pull request's comment was not updated")
-        return
-    if target is None:
-        warn(
-            "warning: --pr-comment: no repository (--github-repository or $GITHUB_REPOSITORY): "
-            "not written"
-        )
-        return
-    sha = ""
-    with contextlib.suppress(ImageError):  # no git: the comment names no commit
-        sha = revision(root).sha
-    post_check_summary(
-        target,
-        args.pr_comment,
-        sha=sha,
-        command=args.command,
-        report=report,
-        warn=lambda line: warn(redact(line, token)),
-    )
 
 
 def _run(
